@@ -1,0 +1,291 @@
+//! `/api/v1/sessions`: an organization's WhatsApp sessions.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use super::cursor::{CursorScope, ListKind};
+use super::{nullable, ListPage};
+use crate::app::App;
+use crate::auth::{OrgAccess, Permission};
+use crate::http::response::{self, Resp};
+use crate::http::{ApiError, ErrorCode, Req};
+use crate::store::records::{Session, SessionStatus};
+use crate::store::sessions::{walk_org, Page};
+use crate::store::now_ms;
+
+/// Rows a filtered page may read before it returns (with a cursor) anyway.
+pub const SCAN_FACTOR: usize = 20;
+
+/// A session as the API shows it: exactly the seed's fields.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView<'a> {
+    id: String,
+    organization_id: &'a str,
+    created_by_user_id: &'a str,
+    gateway_id: &'a str,
+    label: &'a str,
+    phone_number: Option<&'a str>,
+    status: &'static str,
+    auto_read: bool,
+    presence_typing: bool,
+    rate_per_min: u32,
+    rate_per_hour: u32,
+    is_admin_session: bool,
+    wa_jid: Option<&'a str>,
+    wa_lid: Option<&'a str>,
+    last_connected_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl<'a> SessionView<'a> {
+    /// Views a stored session.
+    pub fn new(id: Ulid, s: &'a Session) -> SessionView<'a> {
+        SessionView {
+            id: id.to_string(),
+            organization_id: &s.organization_id,
+            created_by_user_id: &s.created_by_user_id,
+            gateway_id: &s.gateway_id,
+            label: &s.label,
+            phone_number: s.phone_number.as_deref(),
+            status: s.status.as_str(),
+            auto_read: s.auto_read,
+            presence_typing: s.presence_typing,
+            rate_per_min: s.rate_per_min,
+            rate_per_hour: s.rate_per_hour,
+            is_admin_session: s.is_admin_session,
+            wa_jid: s.wa_jid.as_deref(),
+            wa_lid: s.wa_lid.as_deref(),
+            last_connected_at: s.last_connected_at,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// Serializes one page of sessions.
+pub fn page_response(page: &Page<u128, Session>, scope: &CursorScope) -> Resp {
+    let body = ListPage {
+        data: page.items.iter().map(|(id, s)| SessionView::new(Ulid::from(*id), s)).collect(),
+        next_cursor: page.next_after.map(|k| scope.encode(&k.to_be_bytes())),
+    };
+    response::json(200, &body)
+}
+
+/// Body of `POST /api/v1/sessions` and `POST /api/v1/admin/sessions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateSession {
+    pub organization_id: Option<String>,
+    pub label: Option<String>,
+    pub phone_number: Option<String>,
+    pub auto_read: Option<bool>,
+    pub presence_typing: Option<bool>,
+    pub rate_per_min: Option<u32>,
+    pub rate_per_hour: Option<u32>,
+    /// Accepted for forward compatibility; sessions start once the engine exists.
+    pub start: Option<bool>,
+}
+
+/// Body of `PATCH /api/v1/sessions/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchSession {
+    label: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    phone_number: Option<Option<String>>,
+    auto_read: Option<bool>,
+    presence_typing: Option<bool>,
+    rate_per_min: Option<u32>,
+    rate_per_hour: Option<u32>,
+}
+
+fn check_label(label: &str) -> Result<(), ApiError> {
+    if label.chars().count() > 128 {
+        return Err(ApiError::invalid("label", "label must be at most 128 characters"));
+    }
+    Ok(())
+}
+
+fn check_phone(phone: &str) -> Result<(), ApiError> {
+    if !(6..=20).contains(&phone.len()) || !phone.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("phoneNumber", "phoneNumber must be 6 to 20 digits"));
+    }
+    Ok(())
+}
+
+fn check_rate(field: &str, v: u32) -> Result<u32, ApiError> {
+    if !(1..=100_000).contains(&v) {
+        return Err(ApiError::invalid(field, format!("{field} must be between 1 and 100000")));
+    }
+    Ok(v)
+}
+
+/// Validates a create body into a new, stopped session.
+pub fn new_session(
+    body: CreateSession,
+    organization_id: String,
+    created_by_user_id: String,
+    gateway_id: String,
+    is_admin_session: bool,
+) -> Result<Session, ApiError> {
+    let label = body.label.unwrap_or_default();
+    check_label(&label)?;
+    if let Some(p) = &body.phone_number {
+        check_phone(p)?;
+    }
+    let now = now_ms();
+    Ok(Session {
+        organization_id,
+        created_by_user_id,
+        gateway_id,
+        label,
+        phone_number: body.phone_number,
+        status: SessionStatus::Stopped,
+        auto_read: body.auto_read.unwrap_or(false),
+        presence_typing: body.presence_typing.unwrap_or(true),
+        rate_per_min: check_rate("ratePerMin", body.rate_per_min.unwrap_or(20))?,
+        rate_per_hour: check_rate("ratePerHour", body.rate_per_hour.unwrap_or(600))?,
+        is_admin_session,
+        wa_jid: None,
+        wa_lid: None,
+        last_connected_at: None,
+        desired_running: false,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Stores a new session and answers 201 with it.
+pub async fn insert(app: &App, session: Session) -> Result<Resp, ApiError> {
+    let id = crate::new_id();
+    let stored = session.clone();
+    app.blocking(move |s| s.create_session(id, &stored)).await?;
+    let mut resp = response::json(201, &SessionView::new(id, &session));
+    if let Ok(v) = format!("/api/v1/sessions/{id}").parse() {
+        resp.headers_mut().insert("location", v);
+    }
+    Ok(resp)
+}
+
+/// Parses a `status` filter value.
+pub fn parse_status(v: Option<String>) -> Result<Option<SessionStatus>, ApiError> {
+    v.map(|s| {
+        SessionStatus::parse(&s).ok_or_else(|| {
+            ApiError::invalid("status", format!("unknown status {s:?}"))
+                .detail("allowed", SessionStatus::ALL.map(SessionStatus::as_str).to_vec())
+        })
+    })
+    .transpose()
+}
+
+/// `GET /api/v1/sessions` [sessions:read]: this organization's sessions, `status` filter.
+pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::SessionsRead).await?;
+    let mut q = req.query()?;
+    let (limit, cursor) = q.page()?;
+    let status = parse_status(q.take("status"))?;
+    q.finish()?;
+    let scope = CursorScope {
+        meta: app.store.meta(),
+        list: ListKind::OrgSessions,
+        filters: format!("org={}&status={}", access.org_id, status.map_or("", SessionStatus::as_str)),
+    };
+    let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
+    let txn = app.store.read()?;
+    let page = walk_org(&txn, &access.org_id, after, limit, limit * SCAN_FACTOR, |s| {
+        status.is_none_or(|st| s.status == st)
+    })?;
+    Ok(page_response(&page, &scope))
+}
+
+/// `POST /api/v1/sessions` [sessions:write]: creates a stopped session.
+pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::SessionsWrite).await?;
+    let body: CreateSession = req.json()?;
+    if body.organization_id.is_some() {
+        return Err(ApiError::invalid(
+            "organizationId",
+            "organizationId comes from your credentials; only the admin API takes it",
+        ));
+    }
+    let session = new_session(body, access.org_id, access.user_id, app.config.gateway_id.clone(), false)?;
+    insert(&app, session).await
+}
+
+/// `GET /api/v1/sessions/{id}` [sessions:read].
+pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::SessionsRead).await?;
+    let id = req.ulid("session")?;
+    let session = app.store.get_session(id, Some(&access.org_id))?;
+    Ok(response::json(200, &SessionView::new(id, &session)))
+}
+
+/// Refuses changes to an admin-created session unless the caller is a super_admin.
+fn guard_admin_session(access: &OrgAccess, session: &Session) -> Result<(), ApiError> {
+    if session.is_admin_session && !access.super_admin {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this session was created by a platform admin; only a super_admin may change it",
+        ));
+    }
+    Ok(())
+}
+
+/// `PATCH /api/v1/sessions/{id}` [sessions:write].
+pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::SessionsWrite).await?;
+    let id = req.ulid("session")?;
+    let patch: PatchSession = req.json()?;
+    if let Some(l) = &patch.label {
+        check_label(l)?;
+    }
+    if let Some(Some(p)) = &patch.phone_number {
+        check_phone(p)?;
+    }
+    let rate_per_min = patch.rate_per_min.map(|v| check_rate("ratePerMin", v)).transpose()?;
+    let rate_per_hour = patch.rate_per_hour.map(|v| check_rate("ratePerHour", v)).transpose()?;
+    guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
+    let org = access.org_id.clone();
+    let session = app
+        .blocking(move |s| {
+            s.update_session(id, Some(&org), |sess| {
+                if let Some(l) = patch.label {
+                    sess.label = l;
+                }
+                if let Some(p) = patch.phone_number {
+                    sess.phone_number = p;
+                }
+                if let Some(v) = patch.auto_read {
+                    sess.auto_read = v;
+                }
+                if let Some(v) = patch.presence_typing {
+                    sess.presence_typing = v;
+                }
+                if let Some(v) = rate_per_min {
+                    sess.rate_per_min = v;
+                }
+                if let Some(v) = rate_per_hour {
+                    sess.rate_per_hour = v;
+                }
+                sess.updated_at = now_ms();
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(response::json(200, &SessionView::new(id, &session)))
+}
+
+/// `DELETE /api/v1/sessions/{id}` [sessions:write] → 204.
+pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::SessionsWrite).await?;
+    let id = req.ulid("session")?;
+    guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
+    let org = access.org_id.clone();
+    app.blocking(move |s| s.delete_session(id, Some(&org), |_| Ok(()))).await?;
+    Ok(response::empty(204))
+}

@@ -1,0 +1,176 @@
+//! The application: the open store, the authenticator and the metrics that
+//! every handler shares, and the `serve` lifecycle (start, signal, drain, close).
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{HeaderValue, ORIGIN};
+use hyper::HeaderMap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::issuer::{Issuer, IssuerError, DEFAULT_ISSUER};
+use crate::auth::jwks::{JwksError, JwksSource};
+use crate::auth::jwt::{VerifyOptions, Verifier, DEFAULT_LEEWAY_SECS};
+use crate::auth::{Authenticator, OrgAccess, Permission, Principal};
+use crate::config::ServeConfig;
+use crate::http::server::{self, RunningServer};
+use crate::http::{ApiError, Req};
+use crate::ops::metrics::Metrics;
+use crate::store::{data_file, Store, StoreError, StoreResult};
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    Store(StoreError),
+    Issuer(IssuerError),
+    Jwks(JwksError),
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Store(e) => write!(f, "{e}"),
+            StartError::Issuer(e) => write!(f, "{e}"),
+            StartError::Jwks(e) => write!(f, "--jwks-url: {e}"),
+            StartError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// State shared by every request.
+pub struct App {
+    pub store: Arc<Store>,
+    pub auth: Authenticator,
+    pub config: ServeConfig,
+    pub metrics: Metrics,
+    /// Present when the gateway is its own issuer.
+    pub issuer: Option<Issuer>,
+    /// Fixed responses mounted by benchmarks (never by `serve`).
+    pub extra_static: Vec<(String, Bytes)>,
+}
+
+impl App {
+    /// Opens the data file and sets up auth. Does no network I/O.
+    pub fn build(config: ServeConfig) -> Result<App, StartError> {
+        let store = Arc::new(Store::open(&data_file(&config.data_dir), config.cache_bytes).map_err(StartError::Store)?);
+        let (source, issuer) = match &config.jwks_url {
+            Some(url) => (JwksSource::remote(url, config.jwks.clone()).map_err(StartError::Jwks)?, None),
+            None => {
+                let issuer = Issuer::load_or_create(&config.data_dir).map_err(StartError::Issuer)?;
+                (JwksSource::fixed(issuer.key_set()), Some(issuer))
+            }
+        };
+        let opts = VerifyOptions {
+            issuer: config
+                .jwt_issuer
+                .clone()
+                .or_else(|| issuer.as_ref().map(|_| DEFAULT_ISSUER.to_string())),
+            audience: config.jwt_audience.clone(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+        };
+        let verifier = Verifier::new(Arc::new(source), opts, config.token_cache);
+        let auth = Authenticator::new(verifier, config.claims.clone(), store.clone());
+        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, extra_static: Vec::new() })
+    }
+
+    /// Authenticates the request (and notes its organization for the log).
+    pub async fn principal(&self, req: &Req) -> Result<Principal, ApiError> {
+        let p = self.auth.authenticate(&req.headers).await;
+        if p.is_err() {
+            self.metrics.auth_failures.inc();
+        }
+        let p = p?;
+        if let Some(org) = p.org_id() {
+            let _ = req.log_org.set(org.to_string());
+        }
+        Ok(p)
+    }
+
+    /// Authenticates and clears the caller for `perm` in its organization.
+    pub async fn org(&self, req: &Req, perm: Permission) -> Result<OrgAccess, ApiError> {
+        let p = self.principal(req).await?;
+        Ok(self.auth.org_access(&p, perm)?)
+    }
+
+    /// Authenticates and clears the caller as a platform super_admin.
+    pub async fn admin(&self, req: &Req) -> Result<String, ApiError> {
+        let p = self.principal(req).await?;
+        Ok(self.auth.super_admin(&p)?)
+    }
+
+    /// Runs a (durable, blocking) store operation off the async workers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(ApiError::internal(format!("store task failed: {e}"))),
+        }
+    }
+
+    /// The `Origin` to echo, if CORS is configured for it.
+    pub fn cors_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        if self.config.cors_origins.is_empty() {
+            return None;
+        }
+        let origin = headers.get(ORIGIN)?;
+        let s = origin.to_str().ok()?;
+        self.config
+            .cors_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(s))
+            .then(|| origin.clone())
+    }
+
+    /// A benchmark's fixed response for `path`, if mounted.
+    pub fn extra_static(&self, path: &str) -> Option<Bytes> {
+        self.extra_static.iter().find(|(p, _)| p == path).map(|(_, b)| b.clone())
+    }
+}
+
+/// A started gateway: the server, the JWKS refresher, and what closes them.
+pub struct Gateway {
+    pub app: Arc<App>,
+    server: RunningServer,
+    stop_refresh: watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// Starts serving `app` on `listener`; fetches the JWKS in the background.
+    pub fn start(app: App, listener: TcpListener) -> Result<Gateway, StartError> {
+        let app = Arc::new(app);
+        let (stop_refresh, rx) = watch::channel(false);
+        let source = app.auth.verifier().source().clone();
+        if source.is_remote() {
+            source.spawn_refresher(rx);
+        }
+        let server = server::start(app.clone(), listener).map_err(StartError::Io)?;
+        Ok(Gateway { app, server, stop_refresh })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
+    }
+
+    /// Drains in-flight requests, stops background work, closes the data file.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        let _ = self.stop_refresh.send(true);
+        self.server.shutdown().await;
+        let store = self.app.store.clone();
+        drop(self.app);
+        // Other holders (finished tasks) are gone once the server has drained.
+        match Arc::try_unwrap(store) {
+            Ok(store) => store.close().map_err(StartError::Store),
+            Err(_) => Ok(()),
+        }
+    }
+}

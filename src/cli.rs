@@ -1,0 +1,317 @@
+//! The command line (CONTRACT §7): `serve`, `token`, `backup`, `check`.
+//! Every flag can also come from `WAG_<FLAG>` in the environment.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+use crate::app::{App, Gateway};
+use crate::auth::issuer::{Issuer, DEFAULT_ISSUER};
+use crate::auth::ClaimPaths;
+use crate::config::{parse_duration, LogFormat, ServeConfig};
+use crate::store::{self, backup, check, data_file};
+
+/// wa-gateway: a self-hosted, multi-tenant WhatsApp gateway.
+#[derive(Parser, Debug)]
+#[command(name = "wa-gateway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Print a login JWT from the embedded issuer (works while `serve` runs).
+    Token(TokenArgs),
+    /// Write a consistent snapshot of the data file (works while `serve` runs).
+    Backup(BackupArgs),
+    /// Verify a data file or backup read-only; exit 1 if inconsistent.
+    Check(CheckArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WAG_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Data directory (holds gateway.redb and issuer.pk8).
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// This node's id, reported as each session's gatewayId.
+    #[arg(long, env = "WAG_GATEWAY_ID", default_value = "gw-local-1")]
+    pub gateway_id: String,
+    /// The frontend's JWKS URL; without it the gateway is its own issuer.
+    #[arg(long, env = "WAG_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` of login JWTs.
+    #[arg(long, env = "WAG_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of login JWTs.
+    #[arg(long, env = "WAG_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Claim path of the organization id (dotted for nested, e.g. `o.id`).
+    #[arg(long, env = "WAG_CLAIM_ORG", default_value = "org_id")]
+    pub claim_org: String,
+    /// Claim path of the organization role.
+    #[arg(long, env = "WAG_CLAIM_ROLE", default_value = "org_role")]
+    pub claim_role: String,
+    /// Claim path of the platform role.
+    #[arg(long, env = "WAG_CLAIM_PLATFORM_ROLE", default_value = "platform_role")]
+    pub claim_platform_role: String,
+    /// Log line format.
+    #[arg(long, env = "WAG_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Origins allowed by CORS (comma-separated); none by default.
+    #[arg(long, env = "WAG_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+    /// Cap on open client connections.
+    #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// How often the JWKS is refreshed.
+    #[arg(long, env = "WAG_JWKS_REFRESH", default_value = "10m", value_parser = parse_duration)]
+    pub jwks_refresh: Duration,
+}
+
+/// Flags of `token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// The user id (`sub`).
+    #[arg(long, env = "WAG_SUB")]
+    pub sub: String,
+    /// Organization id.
+    #[arg(long, env = "WAG_ORG")]
+    pub org: Option<String>,
+    /// Role in the organization.
+    #[arg(long, env = "WAG_ROLE", value_parser = ["owner", "admin", "member"])]
+    pub role: Option<String>,
+    /// Add the platform super_admin role.
+    #[arg(long, env = "WAG_SUPER_ADMIN")]
+    pub super_admin: bool,
+    /// Lifetime (30s, 15m, 1h, 7d).
+    #[arg(long, env = "WAG_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// `iss` to put in the token (must match the server's --jwt-issuer).
+    #[arg(long, env = "WAG_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// `aud` to put in the token.
+    #[arg(long, env = "WAG_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    #[arg(long, env = "WAG_CLAIM_ORG", default_value = "org_id")]
+    pub claim_org: String,
+    #[arg(long, env = "WAG_CLAIM_ROLE", default_value = "org_role")]
+    pub claim_role: String,
+    #[arg(long, env = "WAG_CLAIM_PLATFORM_ROLE", default_value = "platform_role")]
+    pub claim_platform_role: String,
+}
+
+/// Flags of `backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// The snapshot file to create (must not exist).
+    #[arg(long, env = "WAG_OUT")]
+    pub out: PathBuf,
+}
+
+/// Flags of `check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// A data file or backup to check instead of `--data`.
+    pub file: Option<PathBuf>,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+        Command::Backup(args) => backup_cmd(args),
+        Command::Check(args) => check_cmd(args),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("wa-gateway: {msg}");
+    ExitCode::from(2)
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logs(args.log_format);
+    let mut config = ServeConfig::new(&args.data);
+    config.gateway_id = args.gateway_id;
+    config.jwks_url = args.jwks_url;
+    config.jwt_issuer = args.jwt_issuer;
+    config.jwt_audience = args.jwt_audience;
+    config.claims = ClaimPaths { org: args.claim_org, role: args.claim_role, platform_role: args.claim_platform_role };
+    config.cors_origins = args.cors_origin.into_iter().filter(|o| !o.is_empty()).collect();
+    config.max_connections = args.max_connections;
+    config.jwks.refresh_every = args.jwks_refresh;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
+        };
+        let app = match App::build(config) {
+            Ok(app) => app,
+            Err(e) => return fail(e),
+        };
+        let mode = if app.issuer.is_some() { "embedded" } else { "jwks" };
+        let gateway = match Gateway::start(app, listener) {
+            Ok(g) => g,
+            Err(e) => return fail(e),
+        };
+        let cfg = &gateway.app.config;
+        tracing::info!(
+            address = %gateway.addr(),
+            data_file = %data_file(&cfg.data_dir).display(),
+            issuer = mode,
+            jwks_url = cfg.jwks_url.as_deref().unwrap_or("-"),
+            gateway_id = %cfg.gateway_id,
+            "wa-gateway listening on http://{}", gateway.addr()
+        );
+        if mode == "embedded" {
+            tracing::warn!(
+                key = %crate::auth::issuer::key_path(&cfg.data_dir).display(),
+                "EMBEDDED ISSUER IS ON: anyone who can read the data directory can mint login tokens \
+                 (`wa-gateway token`). Use --jwks-url to trust your frontend instead."
+            );
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests and closing the data file");
+        match gateway.shutdown().await {
+            Ok(()) => {
+                tracing::info!("data file closed cleanly");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Sets a dotted claim path (`o.id`) in a claims object.
+fn set_claim(claims: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut cur = claims;
+    for p in parts {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| json!({}));
+        if !entry.is_object() {
+            *entry = json!({});
+        }
+        match entry.as_object_mut() {
+            Some(m) => cur = m,
+            None => return,
+        }
+    }
+    cur.insert(last.to_string(), value);
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let issuer = match Issuer::load_or_create(&args.data) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    let now = store::now_ms() / 1000;
+    let mut claims = Map::new();
+    claims.insert("sub".into(), json!(args.sub));
+    claims.insert("iss".into(), json!(args.jwt_issuer.as_deref().unwrap_or(DEFAULT_ISSUER)));
+    if let Some(aud) = args.jwt_audience {
+        claims.insert("aud".into(), json!(aud));
+    }
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + args.ttl.as_secs() as i64));
+    if let Some(org) = args.org {
+        set_claim(&mut claims, &args.claim_org, json!(org));
+    }
+    if let Some(role) = args.role {
+        set_claim(&mut claims, &args.claim_role, json!(role));
+    }
+    if args.super_admin {
+        set_claim(&mut claims, &args.claim_platform_role, json!("super_admin"));
+    }
+    println!("{}", issuer.mint(&Value::Object(claims)));
+    ExitCode::SUCCESS
+}
+
+fn backup_cmd(args: BackupArgs) -> ExitCode {
+    let result = store::open_read_only(&data_file(&args.data))
+        .and_then(|db| {
+            use redb::ReadableDatabase;
+            let txn = db.begin_read()?;
+            backup::snapshot(&txn, &args.out)
+        });
+    match result {
+        Ok(r) => {
+            println!("wrote {} ({} bytes, {} sessions)", r.path.display(), r.size_bytes, r.sessions);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn check_cmd(args: CheckArgs) -> ExitCode {
+    let path = match &args.file {
+        Some(f) if f.is_dir() => data_file(f),
+        Some(f) => f.clone(),
+        None => data_file(&args.data),
+    };
+    let result = store::open_read_only(Path::new(&path)).and_then(|db| {
+        use redb::ReadableDatabase;
+        check::check(&db.begin_read()?)
+    });
+    match result {
+        Ok(report) => {
+            println!("{}: {report}", path.display());
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("wa-gateway: check {}: {e}", path.display());
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! HTTP: a hand-built router on hyper 1 (HTTP/1.1), request/response helpers,
+//! the error envelope, and the server loop (limits, timeouts, shutdown, logs).
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+
+pub use error::{ApiError, ErrorCode};
+pub use request::{Query, Req};
+pub use response::Resp;

@@ -1,0 +1,126 @@
+//! A request as handlers see it: method, path parameters, query, headers and a
+//! body already read under the size limit; plus strict parsing helpers.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use hyper::header::CONTENT_TYPE;
+use hyper::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use ulid::Ulid;
+
+use super::error::{ApiError, ErrorCode};
+
+/// A buffered request.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The `{id}` path segment, if the route has one.
+    pub id: Option<String>,
+    pub request_id: String,
+    /// The caller's organization, once known, for the access log.
+    pub log_org: Arc<OnceLock<String>>,
+}
+
+impl Req {
+    /// Parses the JSON body strictly: `application/json` only, unknown fields
+    /// and wrong types refused with the offending field named. An empty body is `{}`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        if !self.body.is_empty() {
+            let ct = self.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            if !mime.eq_ignore_ascii_case("application/json") {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "request body must be application/json",
+                ));
+            }
+        }
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." { String::new() } else { path };
+            let msg = inner.to_string();
+            // serde reports unknown fields at the parent: name the field itself.
+            let field = match (field.is_empty(), msg.strip_prefix("unknown field `")) {
+                (true, Some(rest)) => rest.split('`').next().unwrap_or("").to_string(),
+                _ => field,
+            };
+            let msg = match msg.find(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            if field.is_empty() {
+                ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {msg}"))
+            } else {
+                ApiError::invalid(&field, format!("{field}: {msg}"))
+            }
+        })?;
+        Ok(value)
+    }
+
+    /// The `{id}` path segment as a ULID; anything else is 404 for `what`.
+    pub fn ulid(&self, what: &str) -> Result<Ulid, ApiError> {
+        self.id
+            .as_deref()
+            .filter(|s| s.len() == 26)
+            .and_then(|s| Ulid::from_string(s).ok())
+            .ok_or_else(|| ApiError::not_found(what))
+    }
+
+    /// The query string, parsed.
+    pub fn query(&self) -> Result<Query, ApiError> {
+        Query::parse(self.query.as_deref().unwrap_or(""))
+    }
+}
+
+/// Query parameters; every one must be consumed, so unknown ones are refused.
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses `a=1&b=2`, refusing repeated names.
+    pub fn parse(raw: &str) -> Result<Query, ApiError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            if pairs.iter().any(|(n, _)| *n == k) {
+                return Err(ApiError::invalid(&k, format!("query parameter {k} given twice")));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Query { pairs })
+    }
+
+    /// Takes a parameter out.
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == name)?;
+        Some(self.pairs.swap_remove(i).1)
+    }
+
+    /// Refuses whatever was not taken.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.pairs.first() {
+            Some((k, _)) => Err(ApiError::invalid(k, format!("unknown query parameter {k}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// `limit` (default 50, 1..=200) and `cursor`.
+    pub fn page(&mut self) -> Result<(usize, Option<String>), ApiError> {
+        let limit = match self.take("limit") {
+            None => 50,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=200).contains(&n) => n,
+                _ => return Err(ApiError::invalid("limit", "limit must be an integer from 1 to 200")),
+            },
+        };
+        let cursor = self.take("cursor").filter(|c| !c.is_empty());
+        Ok((limit, cursor))
+    }
+}

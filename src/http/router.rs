@@ -1,0 +1,123 @@
+//! The route table: every endpoint the gateway serves, in one place.
+//! `/openapi.json` is checked against this table by a test.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use hyper::Method;
+
+use super::error::ApiError;
+use super::request::Req;
+use super::response::Resp;
+use crate::api::{admin, api_keys, me, orgs, sessions};
+use crate::app::App;
+use crate::ops::{health, metrics, openapi};
+
+/// What a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Resp, ApiError>> + Send>>;
+/// A handler: the app and the buffered request.
+pub type Handler = fn(Arc<App>, Req) -> HandlerFuture;
+
+/// One method on one path pattern (`{id}` matches one segment).
+pub struct Route {
+    pub method: Method,
+    pub pattern: &'static str,
+    pub handler: Handler,
+}
+
+macro_rules! route {
+    ($method:ident $pattern:literal => $handler:path) => {
+        Route {
+            method: Method::$method,
+            pattern: $pattern,
+            handler: |app, req| Box::pin($handler(app, req)),
+        }
+    };
+}
+
+/// Every route, in the order the README lists them.
+pub fn routes() -> &'static [Route] {
+    static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        vec![
+            route!(GET "/api/v1/admin/sessions" => admin::list_sessions),
+            route!(POST "/api/v1/admin/sessions" => admin::create_session),
+            route!(GET "/api/v1/admin/organizations" => orgs::list),
+            route!(POST "/api/v1/admin/organizations" => orgs::create),
+            route!(PATCH "/api/v1/admin/organizations/{id}" => orgs::update),
+            route!(POST "/api/v1/admin/backup" => admin::backup),
+            route!(GET "/api/v1/sessions" => sessions::list),
+            route!(POST "/api/v1/sessions" => sessions::create),
+            route!(GET "/api/v1/sessions/{id}" => sessions::get),
+            route!(PATCH "/api/v1/sessions/{id}" => sessions::update),
+            route!(DELETE "/api/v1/sessions/{id}" => sessions::delete),
+            route!(POST "/api/v1/api-keys" => api_keys::create),
+            route!(GET "/api/v1/api-keys" => api_keys::list),
+            route!(DELETE "/api/v1/api-keys/{id}" => api_keys::revoke),
+            route!(GET "/api/v1/me" => me::me),
+            route!(GET "/healthz" => health::healthz),
+            route!(GET "/readyz" => health::readyz),
+            route!(GET "/metrics" => metrics::render),
+            route!(GET "/openapi.json" => openapi::serve),
+            route!(GET "/.well-known/jwks.json" => health::jwks),
+        ]
+    })
+}
+
+/// The result of matching a request against the table.
+pub enum Match {
+    /// A route, with its `{id}` segment if any.
+    Found(&'static Route, Option<String>),
+    /// The path exists, but not with this method.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    let mut id = None;
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for a method and path.
+pub fn find(method: &Method, path: &str) -> Match {
+    let mut allowed = Vec::new();
+    for route in routes() {
+        if let Some(id) = matches(route.pattern, path) {
+            if route.method == method {
+                return Match::Found(route, id);
+            }
+            allowed.push(route.method.clone());
+        }
+    }
+    if allowed.is_empty() {
+        Match::NotFound
+    } else {
+        Match::MethodNotAllowed(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/abc"), Some(Some("abc".into())));
+        assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/"), None);
+        assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/a/b"), None);
+        assert_eq!(matches("/api/v1/sessions", "/api/v1/sessions/"), None);
+        assert_eq!(matches("/healthz", "/healthz"), Some(None));
+        assert!(matches!(find(&Method::PUT, "/api/v1/sessions"), Match::MethodNotAllowed(m) if m.len() == 2));
+        assert!(matches!(find(&Method::GET, "/nope"), Match::NotFound));
+    }
+}

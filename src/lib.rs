@@ -1,0 +1,38 @@
+//! wa-gateway: a self-hosted, multi-tenant WhatsApp gateway in one binary and
+//! one redb data file.
+//!
+//! A map of the crate:
+//!
+//! - [`cli`] — `serve | token | backup | check` (clap; every flag also `WAG_*`).
+//! - [`config`] — what `serve` runs with, however it was given.
+//! - [`app`] — shared state (store, auth, metrics) and the serve lifecycle.
+//! - [`http`] — hyper 1 server loop, the route table ([`http::router`]: every
+//!   endpoint in one hop), request/response helpers, the error envelope.
+//! - [`api`] — one file per resource: sessions, admin, orgs, api-keys, me; and
+//!   the HMAC-protected list cursors.
+//! - [`auth`] — api-keys, login JWTs (ring, JWKS fetch/cache), the embedded
+//!   issuer, principals and permissions.
+//! - [`store`] — the redb data file: tables, versioned postcard records,
+//!   migrations, backup and consistency check.
+//! - [`ops`] — health, readiness, Prometheus metrics, the OpenAPI document.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ops;
+pub mod store;
+
+use std::sync::Mutex;
+
+/// A new ULID, monotonic within this process (ids made in the same
+/// millisecond still sort in creation order).
+pub fn new_id() -> ulid::Ulid {
+    static GEN: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    match GEN.lock() {
+        Ok(mut g) => g.generate().unwrap_or_else(|_| ulid::Ulid::generate()),
+        Err(_) => ulid::Ulid::generate(),
+    }
+}

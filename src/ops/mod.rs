@@ -1,0 +1,5 @@
+//! Operations endpoints: health, readiness, Prometheus metrics, OpenAPI.
+
+pub mod health;
+pub mod metrics;
+pub mod openapi;

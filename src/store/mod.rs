@@ -1,0 +1,215 @@
+//! The data file: one redb database holding everything the gateway must not lose.
+//!
+//! Layout (schema version 1; see [`tables`] for the key and value types):
+//!
+//! | table            | key                    | value                         |
+//! |------------------|------------------------|-------------------------------|
+//! | `meta`           | name                   | raw bytes (schema version, cursor secret, data-file id) |
+//! | `organizations`  | organization id        | [`records::Organization`] envelope |
+//! | `sessions`       | session ULID (u128)    | [`records::Session`] envelope — the global index the admin listing walks |
+//! | `org_sessions`   | (organization id, ULID)| `()` — per-organization index of sessions |
+//! | `api_keys`       | key ULID (u128)        | [`records::ApiKey`] envelope |
+//! | `api_key_hashes` | SHA-256 of the key     | key ULID |
+//! | `org_api_keys`   | (organization id, ULID)| `()` |
+//!
+//! The server opens the file in redb's `SingleWriter` mode so that `backup`,
+//! `check` (and any reader) can open it read-only from another process while it
+//! runs. Every write uses `Durability::Immediate`: a commit that returned is on disk.
+
+pub mod api_keys;
+pub mod backup;
+pub mod check;
+pub mod orgs;
+pub mod records;
+pub mod sessions;
+pub mod tables;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase};
+
+use tables::META;
+
+/// The schema version this build writes; older files are upgraded at open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default redb page cache: small enough for a 100 MiB resident budget.
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a store operation failed. The HTTP layer maps these once.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist (or is not visible to the caller).
+    NotFound(&'static str),
+    /// The operation conflicts with current state.
+    Conflict(String),
+    /// redb failed.
+    Db(redb::Error),
+    /// A stored value could not be decoded, or the file is inconsistent.
+    Corrupt(String),
+    /// The file was written by a newer gateway.
+    NewerSchema(u32),
+    /// Filesystem error around the data file.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound(what) => write!(f, "{what} not found"),
+            StoreError::Conflict(m) => write!(f, "conflict: {m}"),
+            StoreError::Db(e) => write!(f, "data file error: {e}"),
+            StoreError::Corrupt(m) => write!(f, "data file is corrupt: {m}"),
+            StoreError::NewerSchema(v) => write!(
+                f,
+                "data file has schema version {v}, this gateway knows up to {SCHEMA_VERSION}: upgrade the gateway"
+            ),
+            StoreError::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Values from the `meta` table that the process keeps in memory.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub schema_version: u32,
+    /// Random id of this data file; cursors are bound to it.
+    pub data_file_id: [u8; 16],
+    /// HMAC key for list cursors.
+    pub cursor_secret: [u8; 32],
+}
+
+/// The open data file, for the server (the only writer).
+pub struct Store {
+    db: Database,
+    meta: Meta,
+    path: PathBuf,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The data file's path inside a data directory.
+pub fn data_file(dir: &Path) -> PathBuf {
+    dir.join("gateway.redb")
+}
+
+impl Store {
+    /// Opens (creating if needed) the data file for writing, and runs any
+    /// schema upgrade inside one write transaction.
+    pub fn open(path: &Path, cache_bytes: usize) -> StoreResult<Store> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let db = redb::Builder::new()
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let meta = tables::migrate(&db)?;
+        Ok(Store { db, meta, path: path.to_path_buf() })
+    }
+
+    /// The redb database.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// In-memory copy of the meta table.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The data file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a read transaction (a consistent snapshot).
+    pub fn read(&self) -> StoreResult<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Starts a durable write transaction.
+    pub fn write(&self) -> StoreResult<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(txn)
+    }
+
+    /// Closes the file cleanly, reporting any error.
+    pub fn close(self) -> StoreResult<()> {
+        Ok(self.db.close()?)
+    }
+}
+
+/// Opens a data file read-only, alongside a running server or on its own.
+pub fn open_read_only(path: &Path) -> StoreResult<ReadOnlyDatabase> {
+    if !path.is_file() {
+        return Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no data file at {}", path.display()),
+        )));
+    }
+    Ok(redb::Builder::new()
+        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+        .set_cache_size(DEFAULT_CACHE_BYTES)
+        .open_read_only(path)?)
+}
+
+/// Reads the meta values from any snapshot.
+pub fn read_meta(txn: &ReadTransaction) -> StoreResult<Meta> {
+    let table = txn.open_table(META)?;
+    let get = |name: &str| -> StoreResult<Vec<u8>> {
+        table
+            .get(name)?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("meta.{name} missing")))
+    };
+    let version: [u8; 4] = get(tables::META_SCHEMA_VERSION)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("meta.schema_version".into()))?;
+    let data_file_id: [u8; 16] = get(tables::META_DATA_FILE_ID)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("meta.data_file_id".into()))?;
+    let cursor_secret: [u8; 32] = get(tables::META_CURSOR_SECRET)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("meta.cursor_secret".into()))?;
+    Ok(Meta { schema_version: u32::from_be_bytes(version), data_file_id, cursor_secret })
+}

@@ -1,0 +1,107 @@
+//! Organizations: created on first sight of a login JWT naming them, or by a
+//! super_admin; suspended by a super_admin.
+
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use super::records::{OrgStatus, Organization, Record};
+use super::sessions::{collect_page, Page};
+use super::tables::ORGS;
+use super::{Store, StoreError, StoreResult};
+
+/// Returns the organization, creating it (active, named after its id) if new.
+pub fn ensure(txn: &WriteTransaction, id: &str, now: i64) -> StoreResult<Organization> {
+    let mut table = txn.open_table(ORGS)?;
+    if let Some(v) = table.get(id)? {
+        return Organization::decode(v.value());
+    }
+    let org = Organization {
+        name: id.to_string(),
+        status: OrgStatus::Active,
+        max_sessions: None,
+        created_at: now,
+        updated_at: now,
+    };
+    table.insert(id, org.encode().as_slice())?;
+    Ok(org)
+}
+
+/// Reads one organization from a snapshot.
+pub fn get(txn: &ReadTransaction, id: &str) -> StoreResult<Option<Organization>> {
+    let table = txn.open_table(ORGS)?;
+    match table.get(id)? {
+        Some(v) => Ok(Some(Organization::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    /// Reads an organization.
+    pub fn get_org(&self, id: &str) -> StoreResult<Option<Organization>> {
+        get(&self.read()?, id)
+    }
+
+    /// Returns the organization, creating it on first sight (one durable write
+    /// the first time, a read afterwards).
+    pub fn ensure_org(&self, id: &str) -> StoreResult<Organization> {
+        if let Some(org) = self.get_org(id)? {
+            return Ok(org);
+        }
+        let txn = self.write()?;
+        let org = ensure(&txn, id, super::now_ms())?;
+        txn.commit()?;
+        Ok(org)
+    }
+
+    /// Creates an organization; 409 if the id is taken.
+    pub fn create_org(&self, id: &str, org: &Organization) -> StoreResult<()> {
+        let txn = self.write()?;
+        {
+            let mut table = txn.open_table(ORGS)?;
+            if table.get(id)?.is_some() {
+                return Err(StoreError::Conflict(format!("organization {id} already exists")));
+            }
+            table.insert(id, org.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Read-modify-write of one organization.
+    pub fn update_org(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Organization),
+    ) -> StoreResult<Organization> {
+        let txn = self.write()?;
+        let org = {
+            let mut table = txn.open_table(ORGS)?;
+            let mut org = match table.get(id)? {
+                Some(v) => Organization::decode(v.value())?,
+                None => return Err(StoreError::NotFound("organization")),
+            };
+            change(&mut org);
+            table.insert(id, org.encode().as_slice())?;
+            org
+        };
+        txn.commit()?;
+        Ok(org)
+    }
+
+    /// One page of organizations in id order.
+    pub fn list_orgs(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<String, Organization>> {
+        let txn = self.read()?;
+        let table = txn.open_table(ORGS)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = table.range::<&str>((start, Bound::Unbounded))?.map(|row| {
+            let (k, v) = row?;
+            Ok((k.value().to_string(), Organization::decode(v.value())?))
+        });
+        collect_page(rows, limit, limit, |_| true)
+    }
+}

@@ -1,0 +1,270 @@
+//! Records as they are stored: serde structs encoded with postcard inside a
+//! versioned envelope.
+//!
+//! Every value written to the data file is an enum whose variant index is the
+//! record's version (postcard writes it as a leading varint). A newer gateway
+//! adds a `V2` variant and upgrades `V1` values on read, so old files keep
+//! opening; an older gateway meeting a `V2` value refuses it instead of
+//! misreading it. The golden-bytes tests at the bottom pin every version.
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Lifecycle state of a WhatsApp session, as the API reports it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionStatus {
+    Stopped,
+    Starting,
+    ScanQrCode,
+    Working,
+    Failed,
+    LoggedOut,
+}
+
+impl SessionStatus {
+    /// Every status, in API order.
+    pub const ALL: [SessionStatus; 6] = [
+        SessionStatus::Stopped,
+        SessionStatus::Starting,
+        SessionStatus::ScanQrCode,
+        SessionStatus::Working,
+        SessionStatus::Failed,
+        SessionStatus::LoggedOut,
+    ];
+
+    /// The wire name (`scan_qr_code`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Stopped => "stopped",
+            SessionStatus::Starting => "starting",
+            SessionStatus::ScanQrCode => "scan_qr_code",
+            SessionStatus::Working => "working",
+            SessionStatus::Failed => "failed",
+            SessionStatus::LoggedOut => "logged_out",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<SessionStatus> {
+        SessionStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A WhatsApp session (a linked number) belonging to one organization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SessionV1 {
+    pub organization_id: String,
+    pub created_by_user_id: String,
+    pub gateway_id: String,
+    pub label: String,
+    pub phone_number: Option<String>,
+    pub status: SessionStatus,
+    pub auto_read: bool,
+    pub presence_typing: bool,
+    pub rate_per_min: u32,
+    pub rate_per_hour: u32,
+    pub is_admin_session: bool,
+    pub wa_jid: Option<String>,
+    pub wa_lid: Option<String>,
+    pub last_connected_at: Option<i64>,
+    /// Whether the session should be running; the engine restarts these on boot.
+    pub desired_running: bool,
+    /// Last engine error, kept for the `failed` status.
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The current session record.
+pub type Session = SessionV1;
+
+/// Whether an organization may use the gateway.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgStatus {
+    Active,
+    Suspended,
+}
+
+impl OrgStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgStatus::Active => "active",
+            OrgStatus::Suspended => "suspended",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<OrgStatus> {
+        match s {
+            "active" => Some(OrgStatus::Active),
+            "suspended" => Some(OrgStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant. Its id is chosen by the frontend (e.g. a Clerk `org_...` id).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OrganizationV1 {
+    pub name: String,
+    pub status: OrgStatus,
+    pub max_sessions: Option<u32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The current organization record.
+pub type Organization = OrganizationV1;
+
+/// An api-key: only its SHA-256 hash is kept, never the key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyV1 {
+    pub organization_id: String,
+    pub name: String,
+    pub prefix: String,
+    /// Bit set of [`crate::auth::Permission`].
+    pub permissions: u32,
+    pub hash: [u8; 32],
+    pub created_by_user_id: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// The current api-key record.
+pub type ApiKey = ApiKeyV1;
+
+#[derive(Serialize, Deserialize)]
+enum SessionEnvelope {
+    V1(SessionV1),
+}
+
+#[derive(Serialize, Deserialize)]
+enum OrganizationEnvelope {
+    V1(OrganizationV1),
+}
+
+#[derive(Serialize, Deserialize)]
+enum ApiKeyEnvelope {
+    V1(ApiKeyV1),
+}
+
+/// A record type that has a versioned envelope on disk.
+pub trait Record: Sized {
+    /// Table name, for error messages.
+    const KIND: &'static str;
+    /// Encodes as the newest envelope version.
+    fn encode(&self) -> Vec<u8>;
+    /// Decodes any known envelope version, upgrading it to the newest.
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError>;
+}
+
+macro_rules! record {
+    ($ty:ty, $env:ident, $kind:literal) => {
+        impl Record for $ty {
+            const KIND: &'static str = $kind;
+            fn encode(&self) -> Vec<u8> {
+                // Serializing these plain structs into a Vec cannot fail.
+                postcard::to_stdvec(&$env::V1(self.clone())).unwrap_or_default()
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+                match postcard::from_bytes::<$env>(bytes) {
+                    Ok($env::V1(v)) => Ok(v),
+                    Err(e) => Err(StoreError::Corrupt(format!("{} record: {e}", $kind))),
+                }
+            }
+        }
+    };
+}
+
+record!(SessionV1, SessionEnvelope, "session");
+record!(OrganizationV1, OrganizationEnvelope, "organization");
+record!(ApiKeyV1, ApiKeyEnvelope, "api-key");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> SessionV1 {
+        SessionV1 {
+            organization_id: "org_1".into(),
+            created_by_user_id: "u".into(),
+            gateway_id: "gw".into(),
+            label: "L".into(),
+            phone_number: Some("62".into()),
+            status: SessionStatus::Working,
+            auto_read: false,
+            presence_typing: true,
+            rate_per_min: 20,
+            rate_per_hour: 600,
+            is_admin_session: false,
+            wa_jid: None,
+            wa_lid: None,
+            last_connected_at: Some(1),
+            desired_running: true,
+            last_error: None,
+            created_at: 1719662400000,
+            updated_at: 1719662400001,
+        }
+    }
+
+    #[test]
+    fn session_v1_golden_bytes() {
+        let bytes = session().encode();
+        let golden: &[u8] = &[
+            0, // envelope V1
+            5, b'o', b'r', b'g', b'_', b'1', 1, b'u', 2, b'g', b'w', 1, b'L', 1, 2, b'6', b'2',
+            3, // Working
+            0, 1, 20, 216, 4, 0, 0, 0, 1, 2, 1, 0, //
+            128, 200, 151, 252, 226, 99, 130, 200, 151, 252, 226, 99,
+        ];
+        assert_eq!(bytes, golden);
+        assert_eq!(SessionV1::decode(golden).ok(), Some(session()));
+    }
+
+    #[test]
+    fn organization_v1_golden_bytes() {
+        let org = OrganizationV1 {
+            name: "Acme".into(),
+            status: OrgStatus::Suspended,
+            max_sessions: Some(3),
+            created_at: 5,
+            updated_at: 6,
+        };
+        let golden: &[u8] = &[0, 4, b'A', b'c', b'm', b'e', 1, 1, 3, 10, 12];
+        assert_eq!(org.encode(), golden);
+        assert_eq!(OrganizationV1::decode(golden).ok(), Some(org));
+    }
+
+    #[test]
+    fn api_key_v1_golden_bytes() {
+        let key = ApiKeyV1 {
+            organization_id: "o".into(),
+            name: "n".into(),
+            prefix: "wa_x".into(),
+            permissions: 3,
+            hash: [7; 32],
+            created_by_user_id: "u".into(),
+            created_at: 1,
+            last_used_at: None,
+            expires_at: Some(2),
+            revoked_at: None,
+        };
+        let mut golden = vec![0, 1, b'o', 1, b'n', 4, b'w', b'a', b'_', b'x', 3];
+        golden.extend([7u8; 32]);
+        golden.extend([1, b'u', 2, 0, 1, 4, 0]);
+        assert_eq!(key.encode(), golden);
+        assert_eq!(ApiKeyV1::decode(&golden).ok(), Some(key));
+    }
+
+    #[test]
+    fn unknown_envelope_version_is_refused() {
+        let mut bytes = session().encode();
+        bytes[0] = 1; // a V2 this build does not know
+        assert!(matches!(SessionV1::decode(&bytes), Err(StoreError::Corrupt(_))));
+        assert!(SessionV1::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Session records: create, read, update, delete, and id-ordered walks of the
+//! global index (`sessions`) and the per-organization index (`org_sessions`).
+
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use ulid::Ulid;
+
+use super::records::{Record, Session};
+use super::tables::{ORG_SESSIONS, SESSIONS};
+use super::{orgs, Store, StoreError, StoreResult};
+
+/// One page of an id-ordered walk.
+#[derive(Debug)]
+pub struct Page<K, T> {
+    /// Matching rows, in key order.
+    pub items: Vec<(K, T)>,
+    /// Where the next page starts (exclusive); `None` when the walk is done.
+    pub next_after: Option<K>,
+}
+
+/// Collects up to `limit` rows for which `keep` holds, reading at most `budget`
+/// rows, so a filtered page costs O(budget) however sparse the matches are.
+/// A cursor is only returned when at least one further row exists.
+pub fn collect_page<K: Clone, T>(
+    rows: impl Iterator<Item = StoreResult<(K, T)>>,
+    limit: usize,
+    budget: usize,
+    mut keep: impl FnMut(&T) -> bool,
+) -> StoreResult<Page<K, T>> {
+    let mut items = Vec::with_capacity(limit.min(256));
+    let mut scanned = 0usize;
+    let mut last: Option<K> = None;
+    for row in rows {
+        if items.len() >= limit || scanned >= budget {
+            return Ok(Page { items, next_after: last });
+        }
+        let (k, v) = row?;
+        scanned += 1;
+        last = Some(k.clone());
+        if keep(&v) {
+            items.push((k, v));
+        }
+    }
+    Ok(Page { items, next_after: None })
+}
+
+/// Reads one session from a snapshot.
+pub fn get(txn: &ReadTransaction, id: Ulid) -> StoreResult<Option<Session>> {
+    let table = txn.open_table(SESSIONS)?;
+    match table.get(u128::from(id))? {
+        Some(v) => Ok(Some(Session::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Walks the global index after `after`, in id order.
+pub fn walk_all(
+    txn: &ReadTransaction,
+    after: Option<u128>,
+    limit: usize,
+    budget: usize,
+    keep: impl FnMut(&Session) -> bool,
+) -> StoreResult<Page<u128, Session>> {
+    let table = txn.open_table(SESSIONS)?;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let rows = table.range::<u128>((start, Bound::Unbounded))?.map(|row| {
+        let (k, v) = row?;
+        Ok((k.value(), Session::decode(v.value())?))
+    });
+    collect_page(rows, limit, budget, keep)
+}
+
+/// Walks one organization's sessions after `after`, in id order.
+pub fn walk_org(
+    txn: &ReadTransaction,
+    org: &str,
+    after: Option<u128>,
+    limit: usize,
+    budget: usize,
+    keep: impl FnMut(&Session) -> bool,
+) -> StoreResult<Page<u128, Session>> {
+    let index = txn.open_table(ORG_SESSIONS)?;
+    let sessions = txn.open_table(SESSIONS)?;
+    let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
+    let rows = index
+        .range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?
+        .map(|row| {
+            let (k, _) = row?;
+            let id = k.value().1;
+            let v = sessions.get(id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("org_sessions names missing session {}", Ulid::from(id)))
+            })?;
+            Ok((id, Session::decode(v.value())?))
+        });
+    collect_page(rows, limit, budget, keep)
+}
+
+/// Counts one organization's sessions.
+pub fn count_org(index: &impl ReadableTable<(&'static str, u128), ()>, org: &str) -> StoreResult<u64> {
+    let mut n = 0;
+    for row in index.range::<(&str, u128)>((org, 0)..=(org, u128::MAX))? {
+        row?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl Store {
+    /// Inserts a new session (and its organization on first sight), enforcing
+    /// the organization's `maxSessions`. Durable when it returns.
+    pub fn create_session(&self, id: Ulid, session: &Session) -> StoreResult<()> {
+        let txn = self.write()?;
+        {
+            let org = orgs::ensure(&txn, &session.organization_id, session.created_at)?;
+            let mut index = txn.open_table(ORG_SESSIONS)?;
+            if let Some(max) = org.max_sessions {
+                if count_org(&index, &session.organization_id)? >= u64::from(max) {
+                    return Err(StoreError::Conflict(format!(
+                        "organization has reached its limit of {max} sessions"
+                    )));
+                }
+            }
+            let mut table = txn.open_table(SESSIONS)?;
+            let key = u128::from(id);
+            if table.get(key)?.is_some() {
+                return Err(StoreError::Conflict("session id already exists".into()));
+            }
+            table.insert(key, session.encode().as_slice())?;
+            index.insert((session.organization_id.as_str(), key), ())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Reads a session; with `org`, only if it belongs to that organization.
+    pub fn get_session(&self, id: Ulid, org: Option<&str>) -> StoreResult<Session> {
+        let txn = self.read()?;
+        match get(&txn, id)? {
+            Some(s) if org.is_none_or(|o| o == s.organization_id) => Ok(s),
+            _ => Err(StoreError::NotFound("session")),
+        }
+    }
+
+    /// Read-modify-write of one session in one durable transaction.
+    pub fn update_session(
+        &self,
+        id: Ulid,
+        org: Option<&str>,
+        change: impl FnOnce(&mut Session) -> StoreResult<()>,
+    ) -> StoreResult<Session> {
+        let txn = self.write()?;
+        let updated = {
+            let mut table = txn.open_table(SESSIONS)?;
+            let key = u128::from(id);
+            let mut session = match table.get(key)? {
+                Some(v) => Session::decode(v.value())?,
+                None => return Err(StoreError::NotFound("session")),
+            };
+            if org.is_some_and(|o| o != session.organization_id) {
+                return Err(StoreError::NotFound("session"));
+            }
+            change(&mut session)?;
+            table.insert(key, session.encode().as_slice())?;
+            session
+        };
+        txn.commit()?;
+        Ok(updated)
+    }
+
+    /// Deletes a session and its index entry; `guard` may veto after reading it.
+    pub fn delete_session(
+        &self,
+        id: Ulid,
+        org: Option<&str>,
+        guard: impl FnOnce(&Session) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let txn = self.write()?;
+        {
+            let mut table = txn.open_table(SESSIONS)?;
+            let key = u128::from(id);
+            let session = match table.get(key)? {
+                Some(v) => Session::decode(v.value())?,
+                None => return Err(StoreError::NotFound("session")),
+            };
+            if org.is_some_and(|o| o != session.organization_id) {
+                return Err(StoreError::NotFound("session"));
+            }
+            guard(&session)?;
+            table.remove(key)?;
+            txn.open_table(ORG_SESSIONS)?
+                .remove((session.organization_id.as_str(), key))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Number of sessions in the file (O(1): redb keeps the count).
+    pub fn session_count(&self) -> StoreResult<u64> {
+        Ok(self.read()?.open_table(SESSIONS)?.len()?)
+    }
+}
