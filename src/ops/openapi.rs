@@ -1,7 +1,462 @@
-//! STUB
-use std::sync::Arc;
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every route in
+//! [`crate::http::router::routes`], and nothing else.
+//!
+//! The document is built from small helpers ([`Op`], [`list_params`], the
+//! schema builders) rather than one literal, so each operation reads as one
+//! line of intent. `tests/openapi.rs` keeps it true: the (method, path) set
+//! must equal the route table, every `$ref` must resolve, and real responses
+//! must match the schemas.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
 use crate::app::App;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
-pub fn document() -> serde_json::Value { serde_json::json!({}) }
-pub async fn serve(_app: Arc<App>, _req: Req) -> Result<Resp, ApiError> { Ok(response::json(200, &document())) }
+
+/// Session statuses (CONTRACT §4).
+const SESSION_STATUSES: [&str; 6] = ["stopped", "starting", "scan_qr_code", "working", "failed", "logged_out"];
+/// Every permission; an api-key may carry all but `api_keys:write`.
+const PERMISSIONS: [&str; 7] = [
+    "sessions:read",
+    "sessions:write",
+    "sessions:control",
+    "messages:send",
+    "messages:read",
+    "webhooks:write",
+    "api_keys:write",
+];
+/// The error envelope's codes (CONTRACT §3).
+const ERROR_CODES: [&str; 12] = [
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "invalid_request",
+    "invalid_cursor",
+    "conflict",
+    "method_not_allowed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "internal",
+    "unavailable",
+];
+
+const AUTH: bool = true;
+const PUBLIC: bool = false;
+
+/// A `$ref` to a component of `kind` (`schemas`, `responses`, `parameters`).
+fn r(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn schema(name: &str) -> Value {
+    r("schemas", name)
+}
+
+/// A JSON response with a schema.
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// One operation, built step by step.
+struct Op(Map<String, Value>);
+
+/// Starts an operation: id, summary, tag, whether it needs a bearer token,
+/// and its success response (`status`, response object).
+fn op(id: &str, summary: &str, tag: &str, auth: bool, ok: (u16, Value)) -> Op {
+    let mut responses = Map::new();
+    responses.insert(ok.0.to_string(), ok.1);
+    let security = if auth { json!([{"bearerAuth": []}]) } else { json!([]) };
+    let mut m = Map::new();
+    m.insert("operationId".into(), json!(id));
+    m.insert("summary".into(), json!(summary));
+    m.insert("tags".into(), json!([tag]));
+    m.insert("security".into(), security);
+    m.insert("responses".into(), Value::Object(responses));
+    // Every authenticated operation can refuse the token, and reads the store.
+    if auth { Op(m).errors(&[401, 500]) } else { Op(m) }
+}
+
+impl Op {
+    fn describe(mut self, text: &str) -> Op {
+        self.0.insert("description".into(), json!(text));
+        self
+    }
+
+    fn params(mut self, params: Vec<Value>) -> Op {
+        self.0.insert("parameters".into(), Value::Array(params));
+        self
+    }
+
+    /// A JSON request body of component schema `name`.
+    fn body(mut self, name: &str, required: bool) -> Op {
+        let body = json!({
+            "required": required,
+            "content": {"application/json": {"schema": schema(name)}},
+        });
+        self.0.insert("requestBody".into(), body);
+        self
+    }
+
+    /// Adds the shared error responses for these statuses.
+    fn errors(mut self, statuses: &[u16]) -> Op {
+        if let Some(Value::Object(responses)) = self.0.get_mut("responses") {
+            for s in statuses {
+                responses.insert(s.to_string(), r("responses", error_response_name(*s)));
+            }
+        }
+        self
+    }
+
+    /// Adds a response of its own.
+    fn response(mut self, status: u16, response: Value) -> Op {
+        if let Some(Value::Object(responses)) = self.0.get_mut("responses") {
+            responses.insert(status.to_string(), response);
+        }
+        self
+    }
+}
+
+/// The component name of the shared response for an error status.
+fn error_response_name(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        413 => "PayloadTooLarge",
+        415 => "UnsupportedMediaType",
+        503 => "Unavailable",
+        _ => "Internal",
+    }
+}
+
+/// `limit` and `cursor`, then the list's filters (parameter component names).
+fn list_params(extra: &[&str]) -> Vec<Value> {
+    ["limit", "cursor"].iter().chain(extra).map(|p| r("parameters", p)).collect()
+}
+
+fn id_param() -> Vec<Value> {
+    vec![r("parameters", "id")]
+}
+
+/// The statuses a JSON-body operation can add: bad body, too large, not JSON.
+const BODY_ERRORS: [u16; 3] = [400, 413, 415];
+
+/// Every operation, as (method, path, operation).
+fn operations() -> Vec<(&'static str, &'static str, Op)> {
+    let ok = |name: &str, what: &str| (200, json_response(what, schema(name)));
+    let created = |name: &str, what: &str| (201, json_response(what, schema(name)));
+    let gone = |what: &str| (204, json!({"description": what}));
+    vec![
+        ("get", "/api/v1/admin/sessions",
+            op("adminListSessions", "List sessions across all organizations (super_admin)", "admin", AUTH,
+                ok("SessionList", "One page of sessions, in id order"))
+            .describe("List WhatsApp sessions across every organization, for platform oversight. Restricted to a \
+                platform super_admin login JWT; api-keys and org roles get 403 `forbidden`. Read-only.")
+            .params(list_params(&["organizationId", "status", "gatewayId"])).errors(&[400, 403])),
+        ("post", "/api/v1/admin/sessions",
+            op("adminCreateSession", "Create a session in any organization (super_admin)", "admin", AUTH,
+                created("Session", "The new session, with isAdminSession true"))
+            .describe("The organization is created on first sight. Only a super_admin may change or delete it later.")
+            .body("AdminCreateSession", true).errors(&BODY_ERRORS).errors(&[403, 409])),
+        ("get", "/api/v1/admin/organizations",
+            op("adminListOrganizations", "List organizations (super_admin)", "admin", AUTH,
+                ok("OrganizationList", "One page of organizations, in id order"))
+            .params(list_params(&[])).errors(&[400, 403])),
+        ("post", "/api/v1/admin/organizations",
+            op("adminCreateOrganization", "Create an organization (super_admin)", "admin", AUTH,
+                created("Organization", "The new organization"))
+            .body("CreateOrganization", false).errors(&BODY_ERRORS).errors(&[403, 409])),
+        ("patch", "/api/v1/admin/organizations/{id}",
+            op("adminUpdateOrganization", "Update or suspend an organization (super_admin)", "admin", AUTH,
+                ok("Organization", "The updated organization"))
+            .describe("A suspended organization's api-keys and members get 403 `forbidden`.")
+            .params(id_param()).body("PatchOrganization", false).errors(&BODY_ERRORS).errors(&[403, 404])),
+        ("post", "/api/v1/admin/backup",
+            op("adminBackup", "Snapshot the data file into data/backups/ (super_admin)", "admin", AUTH,
+                created("Backup", "The snapshot written"))
+            .errors(&[403, 409])),
+        ("get", "/api/v1/sessions",
+            op("listSessions", "List this organization's sessions [sessions:read]", "sessions", AUTH,
+                ok("SessionList", "One page of sessions, in id order"))
+            .params(list_params(&["status"])).errors(&[400, 403])),
+        ("post", "/api/v1/sessions",
+            op("createSession", "Create a session [sessions:write]", "sessions", AUTH,
+                created("Session", "The new, stopped session"))
+            .body("CreateSession", false).errors(&BODY_ERRORS).errors(&[403, 409])),
+        ("get", "/api/v1/sessions/{id}",
+            op("getSession", "Get a session [sessions:read]", "sessions", AUTH, ok("Session", "The session"))
+            .params(id_param()).errors(&[403, 404])),
+        ("patch", "/api/v1/sessions/{id}",
+            op("updateSession", "Update a session [sessions:write]", "sessions", AUTH,
+                ok("Session", "The updated session"))
+            .params(id_param()).body("PatchSession", false).errors(&BODY_ERRORS).errors(&[403, 404])),
+        ("delete", "/api/v1/sessions/{id}",
+            op("deleteSession", "Delete a session [sessions:write]", "sessions", AUTH, gone("Deleted"))
+            .params(id_param()).errors(&[403, 404])),
+        ("post", "/api/v1/api-keys",
+            op("createApiKey", "Create an api-key [api_keys:write, login JWT only]", "api-keys", AUTH,
+                created("ApiKeyCreated", "The key; `key` is shown only this once"))
+            .body("CreateApiKey", true).errors(&BODY_ERRORS).errors(&[403])),
+        ("get", "/api/v1/api-keys",
+            op("listApiKeys", "List this organization's api-keys [api_keys:write]", "api-keys", AUTH,
+                ok("ApiKeyList", "One page of api-keys, revoked ones included"))
+            .params(list_params(&[])).errors(&[400, 403])),
+        ("delete", "/api/v1/api-keys/{id}",
+            op("revokeApiKey", "Revoke an api-key (idempotent) [api_keys:write]", "api-keys", AUTH,
+                gone("Revoked"))
+            .params(id_param()).errors(&[403, 404])),
+        ("get", "/api/v1/me",
+            op("getMe", "Who the token says the caller is", "me", AUTH, ok("Me", "The caller"))),
+        ("get", "/healthz",
+            op("healthz", "Liveness", "ops", PUBLIC, ok("Health", "The process answers"))),
+        ("get", "/readyz",
+            op("readyz", "Readiness: store open, login keys loaded", "ops", PUBLIC, ok("Ready", "Ready"))
+            .errors(&[503])),
+        ("get", "/metrics",
+            op("metrics", "Prometheus metrics", "ops", PUBLIC, (200, json!({
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            })))),
+        ("get", "/openapi.json",
+            op("openapi", "This document", "ops", PUBLIC, (200, json_response("OpenAPI 3.1", json!({"type": "object"}))))),
+        ("get", "/.well-known/jwks.json",
+            op("jwks", "The embedded issuer's public keys", "ops", PUBLIC, ok("Jwks", "A JWK set"))
+            .response(404, json_response("The embedded issuer is off (--jwks-url is set)", schema("Error")))),
+    ]
+}
+
+/// An object schema: `required` names, `properties`, no other members.
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+}
+
+fn string_enum(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+fn list_of(item: &str) -> Value {
+    object(
+        &["data", "nextCursor"],
+        json!({
+            "data": {"type": "array", "items": schema(item)},
+            "nextCursor": {"type": ["string", "null"], "description": "Opaque; null on the last page"},
+        }),
+    )
+}
+
+const MILLIS: &str = "Unix milliseconds";
+
+/// The writable session fields shared by both create bodies and the patch.
+fn session_inputs(nullable_phone: bool) -> Map<String, Value> {
+    let phone = if nullable_phone { json!(["string", "null"]) } else { json!("string") };
+    let rate = |d: u32| json!({"type": "integer", "minimum": 1, "maximum": 100_000, "default": d});
+    let props = json!({
+        "label": {"type": "string", "maxLength": 128},
+        "phoneNumber": {"type": phone, "pattern": "^[0-9]{6,20}$", "description": "Digits only"},
+        "autoRead": {"type": "boolean", "default": false},
+        "presenceTyping": {"type": "boolean", "default": true},
+        "ratePerMin": rate(20),
+        "ratePerHour": rate(600),
+    });
+    match props {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn schemas() -> Value {
+    let ts = json!({"type": "integer", "description": MILLIS});
+    let ts_or_null = json!({"type": ["integer", "null"], "description": MILLIS});
+    let string_or_null = json!({"type": ["string", "null"]});
+    let session = object(
+        &[
+            "id", "organizationId", "createdByUserId", "gatewayId", "label", "phoneNumber", "status",
+            "autoRead", "presenceTyping", "ratePerMin", "ratePerHour", "isAdminSession", "waJid", "waLid",
+            "lastConnectedAt", "createdAt", "updatedAt",
+        ],
+        json!({
+            "id": {"type": "string", "description": "ULID"},
+            "organizationId": {"type": "string"},
+            "createdByUserId": {"type": "string", "description": "JWT sub, or the user who created the api-key"},
+            "gatewayId": {"type": "string"},
+            "label": {"type": "string"},
+            "phoneNumber": {"type": ["string", "null"], "description": "Digits only"},
+            "status": string_enum(&SESSION_STATUSES),
+            "autoRead": {"type": "boolean"},
+            "presenceTyping": {"type": "boolean"},
+            "ratePerMin": {"type": "integer"},
+            "ratePerHour": {"type": "integer"},
+            "isAdminSession": {"type": "boolean"},
+            "waJid": string_or_null,
+            "waLid": string_or_null,
+            "lastConnectedAt": ts_or_null,
+            "createdAt": ts,
+            "updatedAt": ts,
+        }),
+    );
+    let mut create = session_inputs(false);
+    create.insert("start".into(), json!({"type": "boolean", "description": "Accepted; not acted on yet"}));
+    let mut admin_create = create.clone();
+    admin_create.insert("organizationId".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}));
+    let org_status = string_enum(&["active", "suspended"]);
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 128});
+    let key_permissions = json!({"type": "array", "items": string_enum(&PERMISSIONS[..6])});
+    json!({
+        "Session": session,
+        "SessionList": list_of("Session"),
+        "Organization": object(&["id", "name", "status", "maxSessions", "createdAt", "updatedAt"], json!({
+            "id": {"type": "string"}, "name": {"type": "string"}, "status": org_status,
+            "maxSessions": {"type": ["integer", "null"], "description": "null = unlimited"},
+            "createdAt": ts, "updatedAt": ts,
+        })),
+        "OrganizationList": list_of("Organization"),
+        "ApiKey": object(
+            &["id", "organizationId", "name", "prefix", "permissions", "createdByUserId", "createdAt",
+              "lastUsedAt", "expiresAt", "revokedAt"],
+            json!({
+                "id": {"type": "string", "description": "ULID"}, "organizationId": {"type": "string"},
+                "name": {"type": "string"},
+                "prefix": {"type": "string", "description": "The key's first 12 characters"},
+                "permissions": key_permissions, "createdByUserId": {"type": "string"}, "createdAt": ts,
+                "lastUsedAt": ts_or_null, "expiresAt": ts_or_null, "revokedAt": ts_or_null,
+            }),
+        ),
+        "ApiKeyList": list_of("ApiKey"),
+        "ApiKeyCreated": object(&["apiKey", "key"], json!({
+            "apiKey": schema("ApiKey"),
+            "key": {"type": "string", "pattern": "^wa_", "description": "The secret; returned only once"},
+        })),
+        "CreateSession": object(&[], Value::Object(create)),
+        "AdminCreateSession": object(&["organizationId"], Value::Object(admin_create)),
+        "PatchSession": object(&[], Value::Object(session_inputs(true))),
+        "CreateOrganization": object(&[], json!({
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$", "description": "Default org_<ULID>"},
+            "name": name, "status": org_status,
+            "maxSessions": {"type": "integer", "minimum": 0},
+        })),
+        "PatchOrganization": object(&[], json!({
+            "name": name, "status": org_status,
+            "maxSessions": {"type": ["integer", "null"], "minimum": 0, "description": "null = unlimited"},
+        })),
+        "CreateApiKey": object(&["name"], json!({
+            "name": name,
+            "permissions": {"type": "array", "items": string_enum(&PERMISSIONS[..6]),
+                "description": "Default: every permission an api-key may carry"},
+            "expiresAt": {"type": "integer", "description": "Unix milliseconds, in the future"},
+        })),
+        "Me": object(&["kind", "userId", "organizationId", "role", "platformRole", "permissions"], json!({
+            "kind": string_enum(&["user", "api_key"]),
+            "apiKeyId": {"type": "string", "description": "Present for an api-key"},
+            "userId": {"type": "string"},
+            "organizationId": string_or_null,
+            "role": {"type": ["string", "null"], "enum": ["owner", "admin", "member", null]},
+            "platformRole": {"type": ["string", "null"], "enum": ["super_admin", null]},
+            "permissions": {"type": "array", "items": string_enum(&PERMISSIONS)},
+        })),
+        "Backup": object(&["file", "path", "sizeBytes", "sessions", "createdAt"], json!({
+            "file": {"type": "string"}, "path": {"type": "string"},
+            "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,
+        })),
+        "Health": object(&["status"], json!({"status": string_enum(&["ok"])})),
+        "Ready": object(&["status", "store", "jwksKeys"], json!({
+            "status": string_enum(&["ready"]), "store": {"type": "string"}, "jwksKeys": {"type": "integer"},
+        })),
+        "Jwks": {"type": "object", "required": ["keys"], "properties": {
+            "keys": {"type": "array", "items": {"type": "object"}},
+        }},
+        "Error": object(&["error"], json!({"error": object(&["code", "message", "details"], json!({
+            "code": string_enum(&ERROR_CODES),
+            "message": {"type": "string"},
+            "details": {"type": "object", "description": "Names the field for invalid_request; may be {}"},
+        }))})),
+    })
+}
+
+fn error_responses() -> Value {
+    let e = |d: &str| json_response(d, schema("Error"));
+    let mut unauthorized = e("Missing, malformed or invalid token (unauthorized)");
+    unauthorized["headers"] = json!({"WWW-Authenticate": {
+        "description": "Bearer challenge", "schema": {"type": "string", "example": "Bearer realm=\"wa-gateway\""},
+    }});
+    json!({
+        "BadRequest": e("Bad JSON, unknown or bad field, bad query parameter (invalid_request), or bad cursor \
+            (invalid_cursor); details.field names the culprit"),
+        "Unauthorized": unauthorized,
+        "Forbidden": e("Authenticated but not allowed: missing permission, wrong kind of token, or suspended \
+            organization (forbidden)"),
+        "NotFound": e("No such object in the caller's organization (not_found)"),
+        "Conflict": e("Conflicts with the current state, e.g. an organization's session limit (conflict)"),
+        "PayloadTooLarge": e("Request body over 1 MiB (payload_too_large)"),
+        "UnsupportedMediaType": e("Request body is not application/json (unsupported_media_type)"),
+        "Unavailable": e("Not ready (unavailable)"),
+        "Internal": e("Internal error; details.requestId identifies it in the log (internal)"),
+    })
+}
+
+fn parameters() -> Value {
+    let q = |name: &str, description: &str, schema: Value| {
+        json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+    };
+    json!({
+        "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string"},
+            "description": "The object's id (a ULID for sessions and api-keys)"},
+        "limit": q("limit", "Page size", json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})),
+        "cursor": q("cursor", "nextCursor from the previous page of the same list and filters",
+            json!({"type": "string"})),
+        "status": q("status", "Only sessions in this status", string_enum(&SESSION_STATUSES)),
+        "organizationId": q("organizationId", "Only this organization's sessions", json!({"type": "string"})),
+        "gatewayId": q("gatewayId", "Only sessions on this gateway node", json!({"type": "string"})),
+    })
+}
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, op) in operations() {
+        if let Value::Object(item) = paths.entry(path).or_insert_with(|| json!({})) {
+            item.insert(method.to_string(), Value::Object(op.0));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wa-gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Self-hosted, multi-tenant WhatsApp gateway. Errors are always \
+                {\"error\": {\"code\", \"message\", \"details\"}}; lists are {\"data\", \"nextCursor\"}.",
+        },
+        "tags": [
+            {"name": "admin", "description": "Platform oversight; super_admin login JWT only"},
+            {"name": "sessions", "description": "An organization's WhatsApp sessions"},
+            {"name": "api-keys", "description": "Keys for scripts and services"},
+            {"name": "me", "description": "The caller"},
+            {"name": "ops", "description": "Health, readiness, metrics, this document; no auth"},
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "Authorization: Bearer <token>. Either a login JWT for a person (minted by the \
+                    frontend or the embedded issuer; org, role and platform role come from its claims), or an \
+                    api-key for a script or service (starts with `wa_`, carries a fixed set of permissions). \
+                    bearerFormat JWT describes the person-login case.",
+            }},
+            "schemas": schemas(),
+            "responses": error_responses(),
+            "parameters": parameters(),
+        },
+    })
+}
+
+/// `GET /openapi.json`: the document, serialized once.
+pub async fn serve(_app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
+    static BODY: OnceLock<Bytes> = OnceLock::new();
+    let body = BODY.get_or_init(|| Bytes::from(serde_json::to_vec(&document()).unwrap_or_default()));
+    Ok(response::bytes(200, "application/json", body.clone()))
+}

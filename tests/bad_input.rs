@@ -1,0 +1,117 @@
+//! A corpus of malformed requests: each gets the right 4xx envelope, never a
+//! 5xx, nothing stored is lost, and the server keeps serving. Also the
+//! connection-level limits: header read timeout and the open-connection cap.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{create_session, TestGateway};
+use hyper::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_4xx_envelopes() {
+    let gw = TestGateway::start().await;
+    let t = gw.owner("org_a");
+    let kept = create_session(&gw.http, &t, "keep me").await;
+    let kept_id = kept["id"].as_str().expect("id").to_string();
+    let json = "application/json";
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let corpus: Vec<(Method, String, Option<Vec<u8>>, &str, u16, &str)> = vec![
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"[]".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"\"x\"".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"null".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{} {}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{\"label\":5}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{\"label\":\"a\",\"label\":\"b\"}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{\"label\":\"\xff\xfe\"}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(deep.into_bytes()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{\"ratePerMin\":1e3}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{\"ratePerMin\":99999999999}".to_vec()), json, 400, "invalid_request"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"{}".to_vec()), "text/plain", 415, "unsupported_media_type"),
+        (Method::POST, "/api/v1/sessions".into(), Some(b"label=x".to_vec()), "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (Method::POST, "/api/v1/sessions".into(), Some(huge), json, 413, "payload_too_large"),
+        (Method::PATCH, format!("/api/v1/sessions/{kept_id}"), Some(b"{\"label\":null}".to_vec()), json, 400, "invalid_request"),
+        (Method::PATCH, format!("/api/v1/sessions/{kept_id}"), Some(b"{\"status\":\"working\"}".to_vec()), json, 400, "invalid_request"),
+        (Method::PATCH, format!("/api/v1/sessions/{kept_id}"), Some(b"{\"id\":\"x\"}".to_vec()), json, 400, "invalid_request"),
+        (Method::GET, "/api/v1/sessions/not-a-ulid".into(), None, json, 404, "not_found"),
+        (Method::GET, "/api/v1/sessions/01J9ZX8K2QHV0M3T6R7P4N5W8".into(), None, json, 404, "not_found"),
+        (Method::GET, "/api/v1/sessions/81J9ZX8K2QHV0M3T6R7P4N5W8C".into(), None, json, 404, "not_found"),
+        (Method::GET, format!("/api/v1/sessions/{}", "A".repeat(5000)), None, json, 404, "not_found"),
+        (Method::GET, "/api/v1/sessions/%00%ff".into(), None, json, 404, "not_found"),
+        (Method::DELETE, "/api/v1/api-keys/../../etc".into(), None, json, 404, "not_found"),
+        (Method::GET, "/api/v1/sessions?limit=999".into(), None, json, 400, "invalid_request"),
+        (Method::PUT, "/api/v1/sessions".into(), None, json, 405, "method_not_allowed"),
+        (Method::GET, "/api/v2/sessions".into(), None, json, 404, "not_found"),
+        (Method::GET, "/".into(), None, json, 404, "not_found"),
+    ];
+    for (method, path, body, ct, status, code) in corpus {
+        let body = body.map(Bytes::from);
+        let r = gw.http.send(method.clone(), &path, Some(&t), body, &[("content-type", ct)]).await;
+        let short: String = path.chars().take(60).collect();
+        assert_eq!(r.status.as_u16(), status, "{method} {short}: {:?}", r.json);
+        assert_eq!(r.code(), code, "{method} {short}");
+        assert!(r.json["error"]["message"].is_string());
+        assert!(r.json["error"]["details"].is_object());
+    }
+    // The 405 names what is allowed.
+    let r = gw.http.send(Method::PUT, "/api/v1/sessions", Some(&t), None, &[]).await;
+    assert_eq!(r.headers["allow"], "GET, POST");
+
+    // Nothing stored was lost or changed, and the server still serves.
+    let after = gw.http.get(&format!("/api/v1/sessions/{kept_id}"), Some(&t)).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json, kept);
+    assert_eq!(gw.http.get("/healthz", None).await.status, 200);
+}
+
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_http_is_refused_and_the_server_survives() {
+    let gw = TestGateway::start_with(|c| c.header_timeout = Duration::from_millis(500)).await;
+    let addr = gw.addr();
+    let r = raw(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 4"), "{r}");
+    let big_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100 * 1024));
+    let r = raw(addr, big_header.as_bytes()).await;
+    assert!(r.starts_with("HTTP/1.1 431") || r.starts_with("HTTP/1.1 4") || r.is_empty(), "{r}");
+    let r = raw(addr, b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 413") || r.starts_with("HTTP/1.1 401"), "{r}");
+
+    // A client that never finishes its headers is cut off by the header timeout.
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection closed by the header read timeout");
+    assert_eq!(gw.http.get("/healthz", None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_connections_are_capped() {
+    let gw = TestGateway::start_with(|c| c.max_connections = 2).await;
+    let addr = gw.addr();
+    // Two idle connections fill the cap.
+    let a = TcpStream::connect(addr).await.expect("a");
+    let b = TcpStream::connect(addr).await.expect("b");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = tokio::spawn(async move { raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "third connection waits while two are open");
+    drop(a);
+    let r = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served").expect("task");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    drop(b);
+}
