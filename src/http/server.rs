@@ -154,7 +154,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallibl
         method = %method,
         path = %path,
         status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = %format_args!("{:.3}", latency.as_secs_f64() * 1000.0),
         org = log_org.get().map(String::as_str).unwrap_or("-"),
         request_id = %request_id,
     );

@@ -141,7 +141,7 @@ fn list_params(extra: &[&str]) -> Vec<Value> {
 }
 
 fn id_param() -> Vec<Value> {
-    vec![r("parameters", "id")]
+    vec![r("parameters", "idx")]
 }
 
 /// The statuses a JSON-body operation can add: bad body, too large, not JSON.
@@ -214,11 +214,11 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("get", "/api/v1/me",
             op("getMe", "Who the token says the caller is", "me", AUTH, ok("Me", "The caller"))),
         ("get", "/healthz",
-            op("healthz", "Liveness", "ops", PUBLIC, ok("Health", "The process answers"))),
+            op("healthz", "Liveness", "ops", AUTH, ok("Health", "The process answers"))),
         ("get", "/readyz",
             op("readyz", "Readiness: store open, login keys loaded", "ops", PUBLIC, ok("Ready", "Ready"))
             .errors(&[503])),
-        ("get", "/metrics",
+        ("get", "/metricz",
             op("metrics", "Prometheus metrics", "ops", PUBLIC, (200, json!({
                 "description": "Prometheus text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},

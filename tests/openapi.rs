@@ -1,0 +1,403 @@
+//! Keeps `/openapi.json` true (CONTRACT §6): the document is served, its
+//! (method, path) set is exactly the route table's, every route is really
+//! served and answers only what its operation documents, unknown paths and
+//! wrong methods get the router's 404/405, every `$ref` resolves, and real
+//! objects match their schemas key for key.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{json, Value};
+use wa_gateway::http::router::routes;
+
+/// HTTP methods an OpenAPI path item may hold, as its keys.
+const METHOD_KEYS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+/// Routes that need no token.
+const PUBLIC: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json"];
+
+type Ops = BTreeSet<(String, String)>;
+
+async fn fetch_doc(gw: &common::TestGateway) -> Value {
+    let r = gw.http.get("/openapi.json", None).await;
+    assert_eq!(r.status, 200, "GET /openapi.json: {:?}", r.body);
+    r.json
+}
+
+/// (METHOD, path) of every operation in the document.
+fn doc_ops(doc: &Value) -> Ops {
+    let paths = doc["paths"].as_object().expect("paths is an object");
+    let mut out = Ops::new();
+    for (path, item) in paths {
+        for key in item.as_object().expect("path item is an object").keys() {
+            if METHOD_KEYS.contains(&key.as_str()) {
+                out.insert((key.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// (METHOD, path) of every route the router serves.
+fn route_ops() -> Ops {
+    routes().iter().map(|r| (r.method.as_str().to_string(), r.pattern.to_string())).collect()
+}
+
+/// The document's methods for one path, uppercase.
+fn doc_methods(doc: &Value, path: &str) -> BTreeSet<String> {
+    doc_ops(doc).into_iter().filter(|(_, p)| p == path).map(|(m, _)| m).collect()
+}
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    &doc["paths"][path][method.to_lowercase()]
+}
+
+/// Follows a local `$ref` (or returns the value itself).
+fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap_or(&Value::Null),
+        None => v,
+    }
+}
+
+fn type_matches(t: &str, v: &Value) -> bool {
+    match t {
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        _ => false,
+    }
+}
+
+/// A small JSON Schema check: `$ref`, `type`, `enum`, `required`,
+/// `additionalProperties: false`, `properties`, `items`.
+fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        match doc.pointer(r.trim_start_matches('#')) {
+            Some(s) => validate(doc, s, v, at, errs),
+            None => errs.push(format!("{at}: unresolved $ref {r}")),
+        }
+        return;
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !types.iter().any(|t| type_matches(t, v)) {
+            errs.push(format!("{at}: {v} is not of type {t}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(v) {
+            errs.push(format!("{at}: {v} is not one of {allowed:?}"));
+        }
+    }
+    if let Value::Object(obj) = v {
+        let props = schema.get("properties").and_then(Value::as_object);
+        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let name = name.as_str().unwrap_or("");
+            if !obj.contains_key(name) {
+                errs.push(format!("{at}: missing required {name:?}"));
+            }
+        }
+        if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+            for k in obj.keys() {
+                if !props.is_some_and(|p| p.contains_key(k)) {
+                    errs.push(format!("{at}: {k:?} is not in the schema"));
+                }
+            }
+        }
+        for (k, s) in props.into_iter().flatten() {
+            if let Some(x) = obj.get(k) {
+                validate(doc, s, x, &format!("{at}.{k}"), errs);
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (v, schema.get("items")) {
+        for (i, x) in items.iter().enumerate() {
+            validate(doc, s, x, &format!("{at}[{i}]"), errs);
+        }
+    }
+}
+
+fn assert_valid(doc: &Value, schema_name: &str, v: &Value) {
+    let mut errs = Vec::new();
+    validate(doc, &json!({"$ref": format!("#/components/schemas/{schema_name}")}), v, schema_name, &mut errs);
+    assert!(errs.is_empty(), "{schema_name} does not match {v}:\n{}", errs.join("\n"));
+}
+
+/// A concrete path for a pattern: `{id}` becomes a fresh ULID.
+fn concrete(pattern: &str) -> String {
+    pattern.replace("{id}", &ulid::Ulid::generate().to_string())
+}
+
+fn diff(name: &str, a: &Ops, b: &Ops) -> String {
+    let missing: Vec<_> = a.difference(b).map(|(m, p)| format!("{m} {p}")).collect();
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!("\n  {name}: {}", missing.join(", "))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_json_is_served() {
+    let gw = common::TestGateway::start().await;
+    let r = gw.http.get("/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    let doc = &r.json;
+    let version = doc["openapi"].as_str().unwrap_or("");
+    assert!(version.starts_with("3.1"), "openapi {version:?}");
+    assert_eq!(doc["info"]["title"], "wa-gateway");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc, &wa_gateway::ops::openapi::document(), "served document differs from document()");
+    let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!((&scheme["type"], &scheme["scheme"], &scheme["bearerFormat"]), (&json!("http"), &json!("bearer"), &json!("JWT")));
+    // Served twice, byte for byte the same (built once).
+    assert_eq!(gw.http.get("/openapi.json", None).await.body, r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn document_paths_equal_route_table() {
+    let doc = wa_gateway::ops::openapi::document();
+    let (documented, served) = (doc_ops(&doc), route_ops());
+    assert!(!served.is_empty(), "the route table is empty");
+    assert!(
+        documented == served,
+        "/openapi.json and routes() disagree:{}{}",
+        diff("in routes() but not documented", &served, &documented),
+        diff("documented but not in routes()", &documented, &served),
+    );
+    assert_eq!(routes().len(), served.len(), "routes() lists a (method, path) twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_operation_is_complete() {
+    let doc = wa_gateway::ops::openapi::document();
+    let tags = ["admin", "sessions", "api-keys", "me", "ops"];
+    let mut ids = BTreeSet::new();
+    for (method, path) in doc_ops(&doc) {
+        let op = operation(&doc, &method, &path);
+        let id = op["operationId"].as_str().unwrap_or("");
+        assert!(!id.is_empty() && ids.insert(id.to_string()), "{method} {path}: missing or repeated operationId {id:?}");
+        assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}: no summary");
+        let tag = op["tags"][0].as_str().unwrap_or("");
+        assert!(tags.contains(&tag), "{method} {path}: tag {tag:?}");
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}: no success response");
+        let security = op["security"].as_array().expect("security is explicit on every operation");
+        if PUBLIC.contains(&path.as_str()) {
+            assert!(security.is_empty(), "{method} {path} is public but documents security");
+        } else {
+            assert_eq!(security, &vec![json!({"bearerAuth": []})], "{method} {path}");
+            let unauthorized = deref(&doc, &responses["401"]);
+            assert!(unauthorized["headers"]["WWW-Authenticate"].is_object(), "{method} {path}: 401 without WWW-Authenticate");
+        }
+        let path_params: Vec<String> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| deref(&doc, p))
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        let expected: Vec<String> = if path.contains("{id}") { vec!["id".into()] } else { vec![] };
+        assert_eq!(path_params, expected, "{method} {path}: path parameters");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_is_served_and_answers_as_documented() {
+    let gw = common::TestGateway::start().await;
+    let doc = fetch_doc(&gw).await;
+    for route in routes() {
+        let (method, pattern) = (route.method.as_str(), route.pattern);
+        let path = concrete(pattern);
+        let r = gw.http.send(route.method.clone(), &path, None, None, &[]).await;
+        let what = format!("{method} {path} (no token) → {} {:?}", r.status, r.body);
+        assert!(!(r.status == 404 && r.json["error"]["message"] == "no such route"), "not routed: {what}");
+        assert_ne!(r.status, 405, "method refused: {what}");
+        let documented = &operation(&doc, method, pattern)["responses"][r.status.as_str()];
+        assert!(documented.is_object(), "status not documented: {what}");
+        let documented = deref(&doc, documented);
+        let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        match documented.get("content").and_then(Value::as_object) {
+            Some(content) => {
+                let media = content.get(mime).unwrap_or_else(|| panic!("content-type {ct:?} not documented: {what}"));
+                if mime == "application/json" {
+                    let mut errs = Vec::new();
+                    validate(&doc, &media["schema"], &r.json, &format!("{method} {pattern}"), &mut errs);
+                    assert!(errs.is_empty(), "{what}:\n{}", errs.join("\n"));
+                }
+            }
+            None => assert!(r.body.is_empty(), "body not documented: {what}"),
+        }
+        if r.status == 401 {
+            assert!(r.headers.contains_key("www-authenticate"), "401 without WWW-Authenticate: {what}");
+        }
+        assert_eq!(r.status == 401, !PUBLIC.contains(&pattern), "auth differs from the document: {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_paths_are_404_no_such_route() {
+    let gw = common::TestGateway::start().await;
+    let doc = fetch_doc(&gw).await;
+    let id = ulid::Ulid::generate().to_string();
+    let unknown = [
+        "/api/v1/nope".to_string(),
+        "/api/v1/sessions/".to_string(),
+        "/api/v1/admin/organizations/".to_string(),
+        format!("/api/v1/sessions/{id}/extra"),
+        "/API/v1/sessions".to_string(),
+        "/healthz/".to_string(),
+        "/".to_string(),
+    ];
+    for path in &unknown {
+        assert!(doc["paths"].get(path.as_str()).is_none(), "{path} is documented");
+        let r = gw.http.get(path, None).await;
+        assert_eq!(r.status, 404, "GET {path}: {:?}", r.body);
+        assert_eq!(r.code(), "not_found", "GET {path}");
+        assert_eq!(r.json["error"]["message"], "no such route", "GET {path}");
+        assert_valid(&doc, "Error", &r.json);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_method_is_405_with_allow_from_document() {
+    let gw = common::TestGateway::start().await;
+    let doc = fetch_doc(&gw).await;
+    let paths: BTreeMap<String, BTreeSet<String>> =
+        doc_ops(&doc).into_iter().map(|(_, p)| (p.clone(), doc_methods(&doc, &p))).collect();
+    let candidates = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+    let mut checked = 0;
+    for (pattern, methods) in &paths {
+        for m in candidates.iter().filter(|m| !methods.contains(m.as_str())) {
+            let path = concrete(pattern);
+            let body = (*m == Method::POST || *m == Method::PATCH).then(|| Bytes::from_static(b"{}"));
+            let r = gw.http.send(m.clone(), &path, None, body, &[]).await;
+            let what = format!("{m} {path} → {} {:?}", r.status, r.body);
+            assert_eq!(r.status, 405, "{what}");
+            assert_eq!(r.code(), "method_not_allowed", "{what}");
+            assert_valid(&doc, "Error", &r.json);
+            let allow: BTreeSet<String> = r
+                .headers
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("no Allow header: {what}"))
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            assert_eq!(&allow, methods, "Allow header vs the document: {what}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= paths.len(), "only {checked} wrong-method requests sent");
+}
+
+/// Every `$ref` string in `v`, with where it was found.
+fn refs(v: &Value, at: String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push((at.clone(), r.clone())),
+                    _ => refs(x, format!("{at}/{k}"), out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| refs(x, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_ref_resolves_and_every_component_is_used() {
+    let doc = wa_gateway::ops::openapi::document();
+    let mut found = Vec::new();
+    refs(&doc, String::new(), &mut found);
+    assert!(!found.is_empty(), "the document uses no $ref at all");
+    let mut used = BTreeSet::new();
+    for (at, r) in &found {
+        assert!(r.starts_with("#/components/"), "{at}: non-local $ref {r}");
+        assert!(doc.pointer(&r[1..]).is_some_and(|t| !t.is_null()), "{at}: $ref {r} does not resolve");
+        used.insert(r[1..].to_string());
+    }
+    for kind in ["schemas", "responses", "parameters"] {
+        for name in doc["components"][kind].as_object().expect("component kind").keys() {
+            let pointer = format!("/components/{kind}/{name}");
+            assert!(used.contains(&pointer), "{pointer} is defined but never referenced");
+        }
+    }
+    let codes = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+    for code in ["unauthorized", "forbidden", "not_found", "invalid_request", "invalid_cursor", "conflict",
+        "method_not_allowed", "payload_too_large", "unsupported_media_type", "rate_limited", "internal", "unavailable"]
+    {
+        assert!(codes.as_array().is_some_and(|c| c.contains(&json!(code))), "Error.code lacks {code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_check_itself_catches_mismatches() {
+    let doc = wa_gateway::ops::openapi::document();
+    let good = json!({"error": {"code": "not_found", "message": "x", "details": {}}});
+    assert_valid(&doc, "Error", &good);
+    let bad = [
+        json!({"error": {"code": "not_found", "message": "x"}}),
+        json!({"error": {"code": "not_found", "message": "x", "details": {}, "extra": 1}}),
+        json!({"error": {"code": "nope", "message": "x", "details": {}}}),
+        json!({"error": {"code": "not_found", "message": 1, "details": {}}}),
+    ];
+    let schema = json!({"$ref": "#/components/schemas/Error"});
+    for b in &bad {
+        let mut errs = Vec::new();
+        validate(&doc, &schema, b, "Error", &mut errs);
+        assert!(!errs.is_empty(), "accepted {b}");
+    }
+    let mut errs = Vec::new();
+    validate(&doc, &json!({"$ref": "#/components/schemas/Nope"}), &good, "x", &mut errs);
+    assert!(!errs.is_empty(), "accepted an unresolved $ref");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_session_matches_the_session_schema_exactly() {
+    let gw = common::TestGateway::start().await;
+    let doc = fetch_doc(&gw).await;
+    let admin = gw.super_admin();
+    let r = gw.http.post("/api/v1/admin/sessions", Some(&admin), json!({"organizationId": "org_a", "label": "x"})).await;
+    assert_eq!(r.status, 201, "create admin session (needs login-JWT verification): {:?}", r.json);
+
+    let schema = &doc["components"]["schemas"]["Session"];
+    let required: BTreeSet<&str> =
+        schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    let properties: BTreeSet<&str> =
+        schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    let actual: BTreeSet<&str> = r.json.as_object().expect("session object").keys().map(String::as_str).collect();
+    assert_eq!(required.len(), 17, "the seed's Session has 17 fields");
+    assert_eq!(required, properties, "Session: required vs properties");
+    assert_eq!(actual, required, "real Session keys vs the schema");
+    assert_valid(&doc, "Session", &r.json);
+    assert_eq!(r.json["isAdminSession"], true);
+
+    let list = gw.http.get("/api/v1/admin/sessions?organizationId=org_a", Some(&admin)).await;
+    assert_eq!(list.status, 200, "{:?}", list.json);
+    assert_valid(&doc, "SessionList", &list.json);
+    assert_eq!(list.json["data"][0], r.json);
+
+    let me = gw.http.get("/api/v1/me", Some(&admin)).await;
+    assert_eq!(me.status, 200, "{:?}", me.json);
+    assert_valid(&doc, "Me", &me.json);
+}
