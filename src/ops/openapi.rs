@@ -20,28 +20,13 @@ use crate::http::{ApiError, Req};
 const SESSION_STATUSES: [&str; 6] = ["stopped", "starting", "scan_qr_code", "working", "failed", "logged_out"];
 /// Every permission; an api-key may carry all but `api_keys:write`.
 const PERMISSIONS: [&str; 7] = [
-    "sessions:read",
-    "sessions:write",
-    "sessions:control",
-    "messages:send",
-    "messages:read",
-    "webhooks:write",
+    "sessions:read", "sessions:write", "sessions:control", "messages:send", "messages:read", "webhooks:write",
     "api_keys:write",
 ];
 /// The error envelope's codes (CONTRACT §3).
 const ERROR_CODES: [&str; 12] = [
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "invalid_request",
-    "invalid_cursor",
-    "conflict",
-    "method_not_allowed",
-    "payload_too_large",
-    "unsupported_media_type",
-    "rate_limited",
-    "internal",
-    "unavailable",
+    "unauthorized", "forbidden", "not_found", "invalid_request", "invalid_cursor", "conflict", "method_not_allowed",
+    "payload_too_large", "unsupported_media_type", "rate_limited", "internal", "unavailable",
 ];
 
 const AUTH: bool = true;
@@ -67,56 +52,43 @@ struct Op(Map<String, Value>);
 /// Starts an operation: id, summary, tag, whether it needs a bearer token,
 /// and its success response (`status`, response object).
 fn op(id: &str, summary: &str, tag: &str, auth: bool, ok: (u16, Value)) -> Op {
-    let mut responses = Map::new();
-    responses.insert(ok.0.to_string(), ok.1);
     let security = if auth { json!([{"bearerAuth": []}]) } else { json!([]) };
-    let mut m = Map::new();
-    m.insert("operationId".into(), json!(id));
-    m.insert("summary".into(), json!(summary));
-    m.insert("tags".into(), json!([tag]));
-    m.insert("security".into(), security);
-    m.insert("responses".into(), Value::Object(responses));
+    let m = json!({"operationId": id, "summary": summary, "tags": [tag], "security": security, "responses": {}});
+    let op = Op(m.as_object().cloned().unwrap_or_default()).response(ok.0, ok.1);
     // Every authenticated operation can refuse the token, and reads the store.
-    if auth { Op(m).errors(&[401, 500]) } else { Op(m) }
+    if auth { op.errors(&[401, 500]) } else { op }
 }
 
 impl Op {
-    fn describe(mut self, text: &str) -> Op {
-        self.0.insert("description".into(), json!(text));
+    fn set(mut self, key: &str, value: Value) -> Op {
+        self.0.insert(key.into(), value);
         self
     }
 
-    fn params(mut self, params: Vec<Value>) -> Op {
-        self.0.insert("parameters".into(), Value::Array(params));
-        self
+    fn describe(self, text: &str) -> Op {
+        self.set("description", json!(text))
+    }
+
+    fn params(self, params: Vec<Value>) -> Op {
+        self.set("parameters", Value::Array(params))
     }
 
     /// A JSON request body of component schema `name`.
-    fn body(mut self, name: &str, required: bool) -> Op {
-        let body = json!({
-            "required": required,
-            "content": {"application/json": {"schema": schema(name)}},
-        });
-        self.0.insert("requestBody".into(), body);
-        self
+    fn body(self, name: &str, required: bool) -> Op {
+        self.set("requestBody", json!({"required": required, "content": {"application/json": {"schema": schema(name)}}}))
     }
 
-    /// Adds the shared error responses for these statuses.
-    fn errors(mut self, statuses: &[u16]) -> Op {
-        if let Some(Value::Object(responses)) = self.0.get_mut("responses") {
-            for s in statuses {
-                responses.insert(s.to_string(), r("responses", error_response_name(*s)));
-            }
-        }
-        self
-    }
-
-    /// Adds a response of its own.
+    /// Adds a response.
     fn response(mut self, status: u16, response: Value) -> Op {
         if let Some(Value::Object(responses)) = self.0.get_mut("responses") {
             responses.insert(status.to_string(), response);
         }
         self
+    }
+
+    /// Adds the shared error responses for these statuses.
+    fn errors(self, statuses: &[u16]) -> Op {
+        statuses.iter().fold(self, |op, s| op.response(*s, r("responses", error_response_name(*s))))
     }
 }
 
@@ -141,7 +113,7 @@ fn list_params(extra: &[&str]) -> Vec<Value> {
 }
 
 fn id_param() -> Vec<Value> {
-    vec![r("parameters", "idx")]
+    vec![r("parameters", "id")]
 }
 
 /// The statuses a JSON-body operation can add: bad body, too large, not JSON.
@@ -214,11 +186,11 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("get", "/api/v1/me",
             op("getMe", "Who the token says the caller is", "me", AUTH, ok("Me", "The caller"))),
         ("get", "/healthz",
-            op("healthz", "Liveness", "ops", AUTH, ok("Health", "The process answers"))),
+            op("healthz", "Liveness", "ops", PUBLIC, ok("Health", "The process answers"))),
         ("get", "/readyz",
             op("readyz", "Readiness: store open, login keys loaded", "ops", PUBLIC, ok("Ready", "Ready"))
             .errors(&[503])),
-        ("get", "/metricz",
+        ("get", "/metrics",
             op("metrics", "Prometheus metrics", "ops", PUBLIC, (200, json!({
                 "description": "Prometheus text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
@@ -264,10 +236,7 @@ fn session_inputs(nullable_phone: bool) -> Map<String, Value> {
         "ratePerMin": rate(20),
         "ratePerHour": rate(600),
     });
-    match props {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    props.as_object().cloned().unwrap_or_default()
 }
 
 fn schemas() -> Value {
