@@ -22,7 +22,7 @@ type Ops = BTreeSet<(String, String)>;
 
 async fn fetch_doc(gw: &common::TestGateway) -> Value {
     let r = gw.http.get("/openapi.json", None).await;
-    assert_eq!(r.status, 200, "GET /openapi.json: {:?}", r.body);
+    assert_eq!(r.status, 200, "GET /openapi.json: {}", preview(&r.body));
     r.json
 }
 
@@ -135,6 +135,11 @@ fn assert_valid(doc: &Value, schema_name: &str, v: &Value) {
     assert!(errs.is_empty(), "{schema_name} does not match {v}:\n{}", errs.join("\n"));
 }
 
+/// The start of a body, for failure messages.
+fn preview(body: &Bytes) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
+}
+
 /// A concrete path for a pattern: `{id}` becomes a fresh ULID.
 fn concrete(pattern: &str) -> String {
     pattern.replace("{id}", &ulid::Ulid::generate().to_string())
@@ -217,6 +222,27 @@ async fn every_operation_is_complete() {
     }
 }
 
+/// The response's status is documented for the operation, with its content
+/// type, and a JSON body matches the documented schema.
+fn assert_documented(doc: &Value, method: &str, pattern: &str, r: &common::Res, what: &str) {
+    let documented = &operation(doc, method, pattern)["responses"][r.status.as_str()];
+    assert!(documented.is_object(), "status not documented: {what}");
+    let documented = deref(doc, documented);
+    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    match documented.get("content").and_then(Value::as_object) {
+        Some(content) => {
+            let media = content.get(mime).unwrap_or_else(|| panic!("content-type {ct:?} not documented: {what}"));
+            if mime == "application/json" {
+                let mut errs = Vec::new();
+                validate(doc, &media["schema"], &r.json, &format!("{method} {pattern}"), &mut errs);
+                assert!(errs.is_empty(), "{what}:\n{}", errs.join("\n"));
+            }
+        }
+        None => assert!(r.body.is_empty(), "body not documented: {what}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_is_served_and_answers_as_documented() {
     let gw = common::TestGateway::start().await;
@@ -225,25 +251,10 @@ async fn every_route_is_served_and_answers_as_documented() {
         let (method, pattern) = (route.method.as_str(), route.pattern);
         let path = concrete(pattern);
         let r = gw.http.send(route.method.clone(), &path, None, None, &[]).await;
-        let what = format!("{method} {path} (no token) → {} {:?}", r.status, r.body);
+        let what = format!("{method} {path} (no token) → {} {}", r.status, preview(&r.body));
         assert!(!(r.status == 404 && r.json["error"]["message"] == "no such route"), "not routed: {what}");
         assert_ne!(r.status, 405, "method refused: {what}");
-        let documented = &operation(&doc, method, pattern)["responses"][r.status.as_str()];
-        assert!(documented.is_object(), "status not documented: {what}");
-        let documented = deref(&doc, documented);
-        let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        match documented.get("content").and_then(Value::as_object) {
-            Some(content) => {
-                let media = content.get(mime).unwrap_or_else(|| panic!("content-type {ct:?} not documented: {what}"));
-                if mime == "application/json" {
-                    let mut errs = Vec::new();
-                    validate(&doc, &media["schema"], &r.json, &format!("{method} {pattern}"), &mut errs);
-                    assert!(errs.is_empty(), "{what}:\n{}", errs.join("\n"));
-                }
-            }
-            None => assert!(r.body.is_empty(), "body not documented: {what}"),
-        }
+        assert_documented(&doc, method, pattern, &r, &what);
         if r.status == 401 {
             assert!(r.headers.contains_key("www-authenticate"), "401 without WWW-Authenticate: {what}");
         }
@@ -268,7 +279,7 @@ async fn unknown_paths_are_404_no_such_route() {
     for path in &unknown {
         assert!(doc["paths"].get(path.as_str()).is_none(), "{path} is documented");
         let r = gw.http.get(path, None).await;
-        assert_eq!(r.status, 404, "GET {path}: {:?}", r.body);
+        assert_eq!(r.status, 404, "GET {path}: {}", preview(&r.body));
         assert_eq!(r.code(), "not_found", "GET {path}");
         assert_eq!(r.json["error"]["message"], "no such route", "GET {path}");
         assert_valid(&doc, "Error", &r.json);
@@ -288,7 +299,7 @@ async fn wrong_method_is_405_with_allow_from_document() {
             let path = concrete(pattern);
             let body = (*m == Method::POST || *m == Method::PATCH).then(|| Bytes::from_static(b"{}"));
             let r = gw.http.send(m.clone(), &path, None, body, &[]).await;
-            let what = format!("{m} {path} → {} {:?}", r.status, r.body);
+            let what = format!("{m} {path} → {} {}", r.status, preview(&r.body));
             assert_eq!(r.status, 405, "{what}");
             assert_eq!(r.code(), "method_not_allowed", "{what}");
             assert_valid(&doc, "Error", &r.json);
@@ -372,6 +383,68 @@ async fn the_schema_check_itself_catches_mismatches() {
     assert!(!errs.is_empty(), "accepted an unresolved $ref");
 }
 
+/// `v` has exactly the Session schema's keys, all required, and matches it.
+fn assert_session_exact(doc: &Value, v: &Value) {
+    let schema = &doc["components"]["schemas"]["Session"];
+    let required: BTreeSet<&str> =
+        schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    let properties: BTreeSet<&str> =
+        schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    let actual: BTreeSet<&str> = v.as_object().expect("session object").keys().map(String::as_str).collect();
+    assert_eq!(required.len(), 17, "the seed's Session has 17 fields");
+    assert_eq!(required, properties, "Session: required vs properties");
+    assert_eq!(actual, required, "real Session keys vs the schema");
+    assert_eq!(schema["additionalProperties"], false, "Session must refuse extra keys");
+    assert_valid(doc, "Session", v);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_view_serializes_to_the_session_schema_exactly() {
+    use wa_gateway::api::sessions::{new_session, CreateSession, SessionView};
+    let doc = wa_gateway::ops::openapi::document();
+    let body: CreateSession = serde_json::from_value(json!({"label": "x"})).expect("create body");
+    let session = new_session(body, "org_a".into(), "user_1".into(), "gw-local-1".into(), true).expect("valid");
+    let v = serde_json::to_value(SessionView::new(ulid::Ulid::generate(), &session)).expect("serialize");
+    assert_session_exact(&doc, &v);
+    assert!(v["phoneNumber"].is_null() && v["lastConnectedAt"].is_null(), "a fresh session: {v}");
+}
+
+/// The example on the seed page (`seed-admin-list-sessions.txt`), verbatim.
+const SEED_PAGE: &str = r#"{"data": [{"autoRead": false, "createdAt": 1719662400000, "createdByUserId": "user_01J9DEF...",
+    "gatewayId": "gw-sg-1", "id": "01J9ZX8K2QHV0M3T6R7P4N5W8C", "isAdminSession": false, "label": "Support line",
+    "lastConnectedAt": 1719662400000, "organizationId": "org_01J9ABC...", "phoneNumber": "6281234567890",
+    "presenceTyping": true, "ratePerHour": 600, "ratePerMin": 20, "status": "working", "updatedAt": 1719662400000,
+    "waJid": "6281234567890@s.whatsapp.net", "waLid": "205227043110953@lid"}], "nextCursor": "string"}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_page_example_matches_the_schemas() {
+    let doc = wa_gateway::ops::openapi::document();
+    let page: Value = serde_json::from_str(SEED_PAGE).expect("seed JSON");
+    assert_valid(&doc, "SessionList", &page);
+    let session = &page["data"][0];
+    let seed_keys: BTreeSet<&str> = session.as_object().expect("object").keys().map(String::as_str).collect();
+    let schema = &doc["components"]["schemas"]["Session"];
+    let props: BTreeSet<&str> = schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    assert_eq!(seed_keys, props, "Session properties vs the seed's fields");
+    // The nullable fields really accept null (a fresh session has them null).
+    let mut fresh = session.clone();
+    for k in ["phoneNumber", "waJid", "waLid", "lastConnectedAt"] {
+        fresh[k] = Value::Null;
+    }
+    assert_valid(&doc, "Session", &fresh);
+    assert_valid(&doc, "SessionList", &json!({"data": [], "nextCursor": null}));
+    // And the others do not.
+    for k in ["id", "label", "status", "createdAt", "autoRead", "ratePerMin"] {
+        let mut bad = session.clone();
+        bad[k] = Value::Null;
+        let mut errs = Vec::new();
+        validate(&doc, &schema.clone(), &bad, "Session", &mut errs);
+        assert!(!errs.is_empty(), "Session accepted {k}: null");
+    }
+    let seed_error = json!({"error": {"code": "not_found", "details": {"property1": null, "property2": null}, "message": "session not found"}});
+    assert_valid(&doc, "Error", &seed_error);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_session_matches_the_session_schema_exactly() {
     let gw = common::TestGateway::start().await;
@@ -380,16 +453,7 @@ async fn a_real_session_matches_the_session_schema_exactly() {
     let r = gw.http.post("/api/v1/admin/sessions", Some(&admin), json!({"organizationId": "org_a", "label": "x"})).await;
     assert_eq!(r.status, 201, "create admin session (needs login-JWT verification): {:?}", r.json);
 
-    let schema = &doc["components"]["schemas"]["Session"];
-    let required: BTreeSet<&str> =
-        schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
-    let properties: BTreeSet<&str> =
-        schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
-    let actual: BTreeSet<&str> = r.json.as_object().expect("session object").keys().map(String::as_str).collect();
-    assert_eq!(required.len(), 17, "the seed's Session has 17 fields");
-    assert_eq!(required, properties, "Session: required vs properties");
-    assert_eq!(actual, required, "real Session keys vs the schema");
-    assert_valid(&doc, "Session", &r.json);
+    assert_session_exact(&doc, &r.json);
     assert_eq!(r.json["isAdminSession"], true);
 
     let list = gw.http.get("/api/v1/admin/sessions?organizationId=org_a", Some(&admin)).await;
@@ -400,4 +464,68 @@ async fn a_real_session_matches_the_session_schema_exactly() {
     let me = gw.http.get("/api/v1/me", Some(&admin)).await;
     assert_eq!(me.status, 200, "{:?}", me.json);
     assert_valid(&doc, "Me", &me.json);
+}
+
+/// (method, pattern, path, token, body, extra headers, expected status).
+type Case<'a> = (Method, &'static str, String, &'a str, Option<Bytes>, Vec<(&'static str, &'static str)>, u16);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_answers_match_their_documented_responses() {
+    let gw = common::TestGateway::start().await;
+    let doc = fetch_doc(&gw).await;
+    let (admin, owner, member) = (gw.super_admin(), gw.owner("org_b"), gw.token("m", Some("org_b"), Some("member"), false));
+    let sid = ulid::Ulid::generate().to_string();
+    let json_body = |v: Value| Some(Bytes::from(v.to_string()));
+    let cases: Vec<Case> = vec![
+        (Method::POST, "/api/v1/admin/organizations", "/api/v1/admin/organizations".into(), &admin,
+            json_body(json!({"id": "org_c", "name": "C", "maxSessions": 1})), vec![], 201),
+        (Method::POST, "/api/v1/admin/organizations", "/api/v1/admin/organizations".into(), &admin,
+            json_body(json!({"id": "org_c"})), vec![], 409),
+        (Method::GET, "/api/v1/admin/organizations", "/api/v1/admin/organizations?limit=1".into(), &admin, None, vec![], 200),
+        (Method::GET, "/api/v1/admin/organizations", "/api/v1/admin/organizations".into(), &owner, None, vec![], 403),
+        (Method::PATCH, "/api/v1/admin/organizations/{id}", "/api/v1/admin/organizations/org_c".into(), &admin,
+            json_body(json!({"maxSessions": null})), vec![], 200),
+        (Method::PATCH, "/api/v1/admin/organizations/{id}", "/api/v1/admin/organizations/org_zz".into(), &admin,
+            json_body(json!({"name": "Z"})), vec![], 404),
+        (Method::POST, "/api/v1/admin/backup", "/api/v1/admin/backup".into(), &admin, None, vec![], 201),
+        (Method::GET, "/api/v1/admin/sessions", "/api/v1/admin/sessions?limit=0".into(), &admin, None, vec![], 400),
+        (Method::GET, "/api/v1/admin/sessions", "/api/v1/admin/sessions?cursor=abc".into(), &admin, None, vec![], 400),
+        (Method::POST, "/api/v1/sessions", "/api/v1/sessions".into(), &owner, json_body(json!({"label": "a"})), vec![], 201),
+        (Method::POST, "/api/v1/sessions", "/api/v1/sessions".into(), &owner, json_body(json!({"nope": 1})), vec![], 400),
+        (Method::POST, "/api/v1/sessions", "/api/v1/sessions".into(), &owner, Some(Bytes::from_static(b"label=a")),
+            vec![("content-type", "text/plain")], 415),
+        (Method::POST, "/api/v1/sessions", "/api/v1/sessions".into(), &owner,
+            Some(Bytes::from(vec![b' '; 1024 * 1024 + 1])), vec![], 413),
+        (Method::POST, "/api/v1/sessions", "/api/v1/sessions".into(), &member, json_body(json!({})), vec![], 403),
+        (Method::GET, "/api/v1/sessions", "/api/v1/sessions?status=working".into(), &member, None, vec![], 200),
+        (Method::GET, "/api/v1/sessions/{id}", format!("/api/v1/sessions/{sid}"), &owner, None, vec![], 404),
+        (Method::PATCH, "/api/v1/sessions/{id}", format!("/api/v1/sessions/{sid}"), &owner,
+            json_body(json!({"label": "b"})), vec![], 404),
+        (Method::DELETE, "/api/v1/sessions/{id}", format!("/api/v1/sessions/{sid}"), &owner, None, vec![], 404),
+        (Method::POST, "/api/v1/api-keys", "/api/v1/api-keys".into(), &owner, json_body(json!({"name": "ci"})), vec![], 201),
+        (Method::GET, "/api/v1/api-keys", "/api/v1/api-keys".into(), &owner, None, vec![], 200),
+        (Method::DELETE, "/api/v1/api-keys/{id}", format!("/api/v1/api-keys/{sid}"), &owner, None, vec![], 404),
+        (Method::GET, "/api/v1/me", "/api/v1/me".into(), &member, None, vec![], 200),
+    ];
+    let mut key = String::new();
+    for (method, pattern, path, token, body, headers, expected) in cases {
+        let r = gw.http.send(method.clone(), &path, Some(token), body, &headers).await;
+        let what = format!("{method} {path} → {} {}", r.status, preview(&r.body));
+        assert_eq!(r.status, expected, "{what}");
+        assert_documented(&doc, method.as_str(), pattern, &r, &what);
+        if let Some(k) = r.json["key"].as_str() {
+            key = k.to_string();
+        }
+    }
+    // The api-key kind of caller, and objects the store filled in.
+    let me = gw.http.get("/api/v1/me", Some(&key)).await;
+    assert_eq!(me.status, 200, "{:?}", me.json);
+    assert_documented(&doc, "GET", "/api/v1/me", &me, "GET /api/v1/me (api-key)");
+    let created = gw.http.post("/api/v1/sessions", Some(&key), json!({"label": "k", "phoneNumber": "6281234567890"})).await;
+    assert_eq!(created.status, 201, "{:?}", created.json);
+    assert_session_exact(&doc, &created.json);
+    let id = created.json["id"].as_str().unwrap_or("");
+    let del = gw.http.delete(&format!("/api/v1/sessions/{id}"), Some(&key)).await;
+    assert_eq!(del.status, 204, "{:?}", del.json);
+    assert_documented(&doc, "DELETE", "/api/v1/sessions/{id}", &del, "DELETE session");
 }

@@ -35,3 +35,13 @@ where
 {
     serde::Deserialize::deserialize(d).map(Some)
 }
+
+/// Deserializes a field that may be absent but, when present, not `null`
+/// (use with `#[serde(default, deserialize_with = "non_null")]`).
+pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::cursor::{CursorScope, ListKind};
-use super::{nullable, valid_org_id, ListPage};
+use super::{non_null, nullable, valid_org_id, ListPage};
 use crate::app::App;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
@@ -41,7 +41,9 @@ impl<'a> OrgView<'a> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateOrg {
     id: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     status: Option<String>,
     max_sessions: Option<u32>,
 }
@@ -49,7 +51,9 @@ struct CreateOrg {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchOrg {
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     status: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     max_sessions: Option<Option<u32>>,

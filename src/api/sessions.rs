@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
-use super::{nullable, ListPage};
+use super::{non_null, nullable, ListPage};
 use crate::app::App;
 use crate::auth::{OrgAccess, Permission};
 use crate::http::response::{self, Resp};
@@ -80,13 +80,19 @@ pub fn page_response(page: &Page<u128, Session>, scope: &CursorScope) -> Resp {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateSession {
     pub organization_id: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     pub label: Option<String>,
     pub phone_number: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     pub auto_read: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
     pub presence_typing: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
     pub rate_per_min: Option<u32>,
+    #[serde(default, deserialize_with = "non_null")]
     pub rate_per_hour: Option<u32>,
     /// Accepted for forward compatibility; sessions start once the engine exists.
+    #[serde(default, deserialize_with = "non_null")]
     pub start: Option<bool>,
 }
 
@@ -94,12 +100,17 @@ pub struct CreateSession {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchSession {
+    #[serde(default, deserialize_with = "non_null")]
     label: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     phone_number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "non_null")]
     auto_read: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
     presence_typing: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
     rate_per_min: Option<u32>,
+    #[serde(default, deserialize_with = "non_null")]
     rate_per_hour: Option<u32>,
 }
 

@@ -40,8 +40,8 @@ impl Req {
                 ));
             }
         }
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let field = if path == "." { String::new() } else { path };
@@ -61,6 +61,7 @@ impl Req {
                 ApiError::invalid(&field, format!("{field}: {msg}"))
             }
         })?;
+        de.end().map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "invalid JSON body: trailing data after the JSON value"))?;
         Ok(value)
     }
 

@@ -31,6 +31,8 @@ use crate::app::App;
 
 /// Largest request body accepted (CONTRACT §6).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest request head (start line and headers); beyond it hyper answers 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// A running server.
 pub struct RunningServer {
@@ -82,7 +84,7 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<RunningSer
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
-                .max_buf_size(64 * 1024)
+                .max_header_size(MAX_HEADER_BYTES)
                 .max_headers(100)
                 .serve_connection(TokioIo::new(stream), svc);
             let conn = graceful.watch(conn);
