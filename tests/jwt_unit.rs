@@ -3,27 +3,21 @@
 
 #[path = "common/keys.rs"]
 mod keys;
+#[path = "common/jwks_server.rs"]
+mod jwks_server;
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
 use base64::Engine as _;
-use bytes::Bytes;
-use hyper::body::Frame;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use wa_gateway::auth::jwks::{Jwk, JwksConfig, JwksError, JwksSource, KeySet};
 use wa_gateway::auth::jwt::{
     parse_header, verify_with, JwtError, Verifier, VerifyOptions, DEFAULT_LEEWAY_SECS,
 };
 
+use jwks_server::Server;
 use keys::{b64, b64_json, now, TestKey};
 
 // ---------------------------------------------------------------- helpers
@@ -73,114 +67,6 @@ fn ec_setup() -> (TestKey, KeySet) {
 
 fn ec_token(k: &TestKey, claims: &Value) -> String {
     k.sign("ES256", &hdr("ES256", "ec"), claims)
-}
-
-// ---------------------------------------------------------------- test JWKS server
-
-/// What the test server answers.
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    body: String,
-    location: Option<String>,
-    delay: Duration,
-    chunked: bool,
-}
-
-/// A response body sent as chunks, with no declared length.
-struct Chunks(VecDeque<Bytes>);
-
-impl hyper::body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
-    }
-}
-
-/// A tiny JWKS server on 127.0.0.1:0 that counts requests.
-struct Server {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    reply: Arc<Mutex<Reply>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(body: String) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let reply = Arc::new(Mutex::new(Reply {
-            status: 200,
-            body,
-            location: None,
-            delay: Duration::ZERO,
-            chunked: false,
-        }));
-        let (h, r) = (hits.clone(), reply.clone());
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (h, r) = (h.clone(), r.clone());
-                conns.spawn(async move {
-                    let svc = service_fn(move |_req| {
-                        let (h, r) = (h.clone(), r.clone());
-                        async move {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            let rep = r.lock().unwrap().clone();
-                            tokio::time::sleep(rep.delay).await;
-                            let data = Bytes::from(rep.body.clone());
-                            let mut b = hyper::Response::builder().status(rep.status);
-                            if let Some(loc) = &rep.location {
-                                b = b.header("location", loc);
-                            }
-                            let chunks: VecDeque<Bytes> = if rep.chunked {
-                                data.chunks(100).map(Bytes::copy_from_slice).collect()
-                            } else {
-                                b = b.header("content-length", data.len());
-                                VecDeque::from([data])
-                            };
-                            Ok::<_, Infallible>(b.body(Chunks(chunks)).unwrap())
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Server {
-            url,
-            hits,
-            reply,
-            task,
-        }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn set(&self, f: impl FnOnce(&mut Reply)) {
-        f(&mut self.reply.lock().unwrap());
-    }
-
-    fn set_body(&self, body: String) {
-        self.set(|r| r.body = body);
-    }
-
-    /// Closes the listener and every connection.
-    fn stop(&self) {
-        self.task.abort();
-    }
 }
 
 fn cfg() -> JwksConfig {
