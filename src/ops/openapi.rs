@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of every route in
 //! [`crate::http::router::routes`], and nothing else.
 //!
-//! The document is built from small helpers ([`Op`], [`list_params`], the
+//! The document is built from small helpers (`Op`, `list_params`, the
 //! schema builders) rather than one literal, so each operation reads as one
 //! line of intent. `tests/openapi.rs` keeps it true: the (method, path) set
 //! must equal the route table, every `$ref` must resolve, and real responses
