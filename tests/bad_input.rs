@@ -12,6 +12,9 @@ use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// method, path, body, content type, expected status, expected code.
+type Case = (Method, String, Option<Vec<u8>>, &'static str, u16, &'static str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_4xx_envelopes() {
     let gw = TestGateway::start().await;
@@ -21,7 +24,7 @@ async fn malformed_requests_get_4xx_envelopes() {
     let json = "application/json";
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let huge = vec![b' '; 2 * 1024 * 1024];
-    let corpus: Vec<(Method, String, Option<Vec<u8>>, &str, u16, &str)> = vec![
+    let corpus: Vec<Case> = vec![
         (Method::POST, "/api/v1/sessions".into(), Some(b"{".to_vec()), json, 400, "invalid_request"),
         (Method::POST, "/api/v1/sessions".into(), Some(b"[]".to_vec()), json, 400, "invalid_request"),
         (Method::POST, "/api/v1/sessions".into(), Some(b"\"x\"".to_vec()), json, 400, "invalid_request"),

@@ -29,14 +29,12 @@ pub fn collect_page<K: Clone, T>(
     mut keep: impl FnMut(&T) -> bool,
 ) -> StoreResult<Page<K, T>> {
     let mut items = Vec::with_capacity(limit.min(256));
-    let mut scanned = 0usize;
     let mut last: Option<K> = None;
-    for row in rows {
+    for (scanned, row) in rows.enumerate() {
         if items.len() >= limit || scanned >= budget {
             return Ok(Page { items, next_after: last });
         }
         let (k, v) = row?;
-        scanned += 1;
         last = Some(k.clone());
         if keep(&v) {
             items.push((k, v));
