@@ -50,6 +50,25 @@ pub struct ServeArgs {
     /// The frontend's JWKS URL; without it the gateway is its own issuer.
     #[arg(long, env = "WAG_JWKS_URL")]
     pub jwks_url: Option<String>,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// Log line format.
+    #[arg(long, env = "WAG_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Origins allowed by CORS (comma-separated); none by default.
+    #[arg(long, env = "WAG_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+    /// Cap on open client connections.
+    #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// How often the JWKS is refreshed.
+    #[arg(long, env = "WAG_JWKS_REFRESH", default_value = "10m", value_parser = parse_duration)]
+    pub jwks_refresh: Duration,
+}
+
+/// How login JWTs are read: shared by `serve` (to verify) and `token` (to mint).
+#[derive(Args, Debug)]
+pub struct JwtArgs {
     /// Required `iss` of login JWTs.
     #[arg(long, env = "WAG_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -65,18 +84,17 @@ pub struct ServeArgs {
     /// Claim path of the platform role.
     #[arg(long, env = "WAG_CLAIM_PLATFORM_ROLE", default_value = "platform_role")]
     pub claim_platform_role: String,
-    /// Log line format.
-    #[arg(long, env = "WAG_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// Origins allowed by CORS (comma-separated); none by default.
-    #[arg(long, env = "WAG_CORS_ORIGIN", value_delimiter = ',')]
-    pub cors_origin: Vec<String>,
-    /// Cap on open client connections.
-    #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
-    /// How often the JWKS is refreshed.
-    #[arg(long, env = "WAG_JWKS_REFRESH", default_value = "10m", value_parser = parse_duration)]
-    pub jwks_refresh: Duration,
+}
+
+impl JwtArgs {
+    /// The claim paths.
+    pub fn claims(&self) -> ClaimPaths {
+        ClaimPaths {
+            org: self.claim_org.clone(),
+            role: self.claim_role.clone(),
+            platform_role: self.claim_platform_role.clone(),
+        }
+    }
 }
 
 /// Flags of `token`.
@@ -99,18 +117,10 @@ pub struct TokenArgs {
     /// Lifetime (30s, 15m, 1h, 7d).
     #[arg(long, env = "WAG_TTL", default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
-    /// `iss` to put in the token (must match the server's --jwt-issuer).
-    #[arg(long, env = "WAG_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    /// `aud` to put in the token.
-    #[arg(long, env = "WAG_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-    #[arg(long, env = "WAG_CLAIM_ORG", default_value = "org_id")]
-    pub claim_org: String,
-    #[arg(long, env = "WAG_CLAIM_ROLE", default_value = "org_role")]
-    pub claim_role: String,
-    #[arg(long, env = "WAG_CLAIM_PLATFORM_ROLE", default_value = "platform_role")]
-    pub claim_platform_role: String,
+    /// Issuer, audience and claim paths: the same flags (and `WAG_*` variables)
+    /// as `serve`, so tokens match the server they are minted for.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
 }
 
 /// Flags of `backup`.
@@ -164,9 +174,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     let mut config = ServeConfig::new(&args.data);
     config.gateway_id = args.gateway_id;
     config.jwks_url = args.jwks_url;
-    config.jwt_issuer = args.jwt_issuer;
-    config.jwt_audience = args.jwt_audience;
-    config.claims = ClaimPaths { org: args.claim_org, role: args.claim_role, platform_role: args.claim_platform_role };
+    config.claims = args.jwt.claims();
+    config.jwt_issuer = args.jwt.jwt_issuer;
+    config.jwt_audience = args.jwt.jwt_audience;
     config.cors_origins = args.cors_origin.into_iter().filter(|o| !o.is_empty()).collect();
     config.max_connections = args.max_connections;
     config.jwks.refresh_every = args.jwks_refresh;
@@ -257,20 +267,20 @@ fn token(args: TokenArgs) -> ExitCode {
     let now = store::now_ms() / 1000;
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(args.sub));
-    claims.insert("iss".into(), json!(args.jwt_issuer.as_deref().unwrap_or(DEFAULT_ISSUER)));
-    if let Some(aud) = args.jwt_audience {
+    claims.insert("iss".into(), json!(args.jwt.jwt_issuer.as_deref().unwrap_or(DEFAULT_ISSUER)));
+    if let Some(aud) = &args.jwt.jwt_audience {
         claims.insert("aud".into(), json!(aud));
     }
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + args.ttl.as_secs() as i64));
     if let Some(org) = args.org {
-        set_claim(&mut claims, &args.claim_org, json!(org));
+        set_claim(&mut claims, &args.jwt.claim_org, json!(org));
     }
     if let Some(role) = args.role {
-        set_claim(&mut claims, &args.claim_role, json!(role));
+        set_claim(&mut claims, &args.jwt.claim_role, json!(role));
     }
     if args.super_admin {
-        set_claim(&mut claims, &args.claim_platform_role, json!("super_admin"));
+        set_claim(&mut claims, &args.jwt.claim_platform_role, json!("super_admin"));
     }
     println!("{}", issuer.mint(&Value::Object(claims)));
     ExitCode::SUCCESS
