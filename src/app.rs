@@ -161,16 +161,25 @@ impl Gateway {
         self.server.addr()
     }
 
-    /// Drains in-flight requests, stops background work, closes the data file.
-    pub async fn shutdown(self) -> Result<(), StartError> {
+    /// Drains in-flight requests, stops background work, closes the data
+    /// file. `Ok(true)` when the file was closed here; `Ok(false)` if a
+    /// background task still held it after 5 s (redb closes it on drop).
+    pub async fn shutdown(self) -> Result<bool, StartError> {
         let _ = self.stop_refresh.send(true);
         self.server.shutdown().await;
-        let store = self.app.store.clone();
+        let mut store = self.app.store.clone();
         drop(self.app);
-        // Other holders (finished tasks) are gone once the server has drained.
-        match Arc::try_unwrap(store) {
-            Ok(store) => store.close().map_err(StartError::Store),
-            Err(_) => Ok(()),
+        // Background writes (api-key lastUsedAt) finish within moments.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(store) {
+                Ok(s) => return s.close().map(|()| true).map_err(StartError::Store),
+                Err(still_shared) if tokio::time::Instant::now() < deadline => {
+                    store = still_shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(_) => return Ok(false),
+            }
         }
     }
 }

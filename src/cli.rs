@@ -185,13 +185,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
-            Ok(l) => l,
-            Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
-        };
         let app = match App::build(config) {
             Ok(app) => app,
             Err(e) => return fail(e),
+        };
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen)),
         };
         let mode = if app.issuer.is_some() { "embedded" } else { "jwks" };
         let gateway = match Gateway::start(app, listener) {
@@ -217,8 +217,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests and closing the data file");
         match gateway.shutdown().await {
-            Ok(()) => {
+            Ok(true) => {
                 tracing::info!("data file closed cleanly");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                tracing::warn!("data file still in use at exit; redb closes it as the process ends");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -260,6 +264,12 @@ fn set_claim(claims: &mut Map<String, Value>, path: &str, value: Value) {
 }
 
 fn token(args: TokenArgs) -> ExitCode {
+    if !args.data.is_dir() {
+        return fail(format!(
+            "no data directory at {} (start `wa-gateway serve` first, or pass --data)",
+            args.data.display()
+        ));
+    }
     let issuer = match Issuer::load_or_create(&args.data) {
         Ok(i) => i,
         Err(e) => return fail(e),
@@ -288,11 +298,7 @@ fn token(args: TokenArgs) -> ExitCode {
 
 fn backup_cmd(args: BackupArgs) -> ExitCode {
     let result = store::open_read_only(&data_file(&args.data))
-        .and_then(|db| {
-            use redb::ReadableDatabase;
-            let txn = db.begin_read()?;
-            backup::snapshot(&txn, &args.out)
-        });
+        .and_then(|db| backup::snapshot(&db.begin_read()?, &args.out));
     match result {
         Ok(r) => {
             println!("wrote {} ({} bytes, {} sessions)", r.path.display(), r.size_bytes, r.sessions);
@@ -308,10 +314,7 @@ fn check_cmd(args: CheckArgs) -> ExitCode {
         Some(f) => f.clone(),
         None => data_file(&args.data),
     };
-    let result = store::open_read_only(Path::new(&path)).and_then(|db| {
-        use redb::ReadableDatabase;
-        check::check(&db.begin_read()?)
-    });
+    let result = store::open_read_only(Path::new(&path)).and_then(|db| check::check(&db.begin_read()?));
     match result {
         Ok(report) => {
             println!("{}: {report}", path.display());

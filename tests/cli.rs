@@ -2,324 +2,16 @@
 //! and environment variables, `token`, `check`, `--jwt-audience`, `--gateway-id`.
 //!
 //! Every child process is owned by a [`Server`] whose `Drop` kills it.
-#![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+#[path = "common/process.rs"]
+mod process;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use std::path::Path;
+use std::time::Duration;
+
+use process::*;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------- processes
-
-/// A `wa-gateway` command with a clean environment (no inherited `WAG_*`
-/// or `RUST_LOG`, which would change what the binary does).
-fn wag() -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WAG_") {
-            c.env_remove(k);
-        }
-    }
-    c.env_remove("RUST_LOG");
-    c.stdin(Stdio::null());
-    c
-}
-
-/// Runs a `wa-gateway` subcommand to completion (with a timeout).
-fn run(args: &[&str]) -> Output {
-    run_in(None, &[], args)
-}
-
-/// Like [`run`], in a working directory and with extra environment variables.
-fn run_in(cwd: Option<&Path>, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = wag();
-    if let Some(d) = cwd {
-        c.current_dir(d);
-    }
-    c.envs(envs.iter().copied());
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = c.spawn().expect("spawn wa-gateway");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(out) => out.expect("wait wa-gateway"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("wa-gateway {args:?} did not finish within 20 s");
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// `wa-gateway check <args>`, returning (exit code, stdout, stderr).
-fn check(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all = vec!["check"];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
-/// Mints a login JWT with the binary's `token` subcommand.
-fn mint(data: &Path, extra: &[&str]) -> String {
-    let d = data.to_str().expect("utf-8 path");
-    let mut args = vec!["token", "--data", d];
-    args.extend_from_slice(extra);
-    let out = run(&args);
-    assert!(out.status.success(), "token {extra:?} failed: {}", text(&out.stderr));
-    let t = text(&out.stdout).trim().to_string();
-    assert_eq!(t.split('.').count(), 3, "not a compact JWS: {t}");
-    t
-}
-
-fn owner_token(data: &Path) -> String {
-    mint(data, &["--sub", "u1", "--org", "org_a", "--role", "owner"])
-}
-
-fn super_token(data: &Path) -> String {
-    mint(data, &["--sub", "root", "--super-admin"])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
-}
-
-/// One plain `GET` over a fresh connection; `None` if nothing answered.
-fn raw_status(addr: &str, path: &str) -> Option<u16> {
-    let sock: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A `wa-gateway serve` child process. Killed on drop.
-struct Server {
-    child: Option<Child>,
-    addr: String,
-    log: PathBuf,
-    _logs: TempDir,
-}
-
-impl Server {
-    /// `serve --data DATA --listen 127.0.0.1:<free port> EXTRA...`, ready.
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let data = data.to_path_buf();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::start_with(move |c, addr| {
-            c.arg("--data").arg(&data).arg("--listen").arg(addr).args(&extra);
-        })
-    }
-
-    /// `serve` configured by `f(command, listen address)`, waited until `/readyz` is 200.
-    /// Retries with another port if the chosen one was taken meanwhile.
-    fn start_with(f: impl Fn(&mut Command, &str)) -> Server {
-        for _ in 0..5 {
-            let mut s = Server::spawn_with(&f);
-            match s.wait_ready(READY_TIMEOUT) {
-                Ok(()) => return s,
-                Err(log) if log.contains("cannot listen") => continue,
-                Err(log) => panic!("serve did not become ready:\n{log}"),
-            }
-        }
-        panic!("serve could not find a free port");
-    }
-
-    /// Spawns `serve` without waiting for it.
-    fn spawn_with(f: impl Fn(&mut Command, &str)) -> Server {
-        let logs = tempfile::tempdir().expect("tempdir");
-        let log = logs.path().join("serve.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut c = wag();
-        c.arg("serve");
-        f(&mut c, &addr);
-        c.stdout(file.try_clone().expect("dup")).stderr(file);
-        let child = c.spawn().expect("spawn serve");
-        Server { child: Some(child), addr, log, _logs: logs }
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().expect("child").try_wait().expect("try_wait") {
-                return Err(format!("serve exited with {status}:\n{}", self.log()));
-            }
-            if raw_status(&self.addr, "/readyz") == Some(200) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("/readyz not 200 within {timeout:?}:\n{}", self.log()))
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn api(&self) -> Api {
-        Api::new(self.base())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// Everything the server wrote to stdout and stderr so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -TERM <pid>`.
-    fn sigterm(&self) {
-        let st = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
-        assert!(st.success(), "kill -TERM failed");
-    }
-
-    /// `kill -9` (std's `Child::kill` sends SIGKILL on unix), then reaps.
-    fn kill9(&mut self) {
-        let mut c = self.child.take().expect("running");
-        c.kill().expect("SIGKILL");
-        let st = c.wait().expect("wait");
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9), "not killed by SIGKILL: {st}");
-    }
-
-    /// Waits for the process to exit; `None` if it is still running after `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut().expect("child");
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then asserts a clean exit (0) within `timeout`.
-    fn stop(&mut self, timeout: Duration) {
-        self.sigterm();
-        match self.wait_exit(timeout) {
-            Some(st) => assert!(st.success(), "serve exited with {st} after SIGTERM:\n{}", self.log()),
-            None => panic!("serve still running {timeout:?} after SIGTERM:\n{}", self.log()),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------- http
-
-/// A small HTTP/1.1 client whose errors are values (a killed server is expected here).
-#[derive(Clone)]
-struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Api {
-    fn new(base: String) -> Api {
-        Api { client: Client::builder(TokioExecutor::new()).build_http(), base }
-    }
-
-    async fn try_send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        let mut b = Request::builder().method(method).uri(format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        let body = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
-        let req = b.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| format!("request: {e}"))?;
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-            Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-        };
-        tokio::time::timeout(Duration::from_secs(10), fut).await.map_err(|_| "timed out".to_string())?
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.try_send(Method::GET, path, token, None).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.try_send(Method::POST, path, token, Some(body)).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
-    }
-
-    /// Every item of a paged list.
-    async fn walk(&self, path: &str, token: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let url = match &cursor {
-                Some(c) => format!("{path}?limit=200&cursor={c}"),
-                None => format!("{path}?limit=200"),
-            };
-            let (st, body) = self.get(&url, Some(token)).await;
-            assert_eq!(st, 200, "{url}: {body}");
-            out.extend(body["data"].as_array().expect("data").iter().cloned());
-            match body["nextCursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return out,
-            }
-        }
-    }
-}
-
-/// Creates one session and asserts 201 (with a readable hint when auth is what failed).
-async fn create_one(api: &Api, token: &str, label: &str) -> String {
-    let (st, body) = api.post("/api/v1/sessions", Some(token), json!({"label": label})).await;
-    assert_eq!(st, 201, "create session as owner (is login-JWT verification in place?): {body}");
-    body["id"].as_str().expect("id").to_string()
-}
-
-fn data_file(dir: &Path) -> PathBuf {
-    dir.join("gateway.redb")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 // ---------------------------------------------------------------- helpers of this file
 
@@ -327,12 +19,17 @@ fn s(p: &Path) -> &str {
 fn segment(token: &str, i: usize) -> Value {
     use base64::Engine;
     let part = token.split('.').nth(i).expect("segment");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url without padding");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url without padding");
     serde_json::from_slice(&bytes).expect("segment is JSON")
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
 }
 
 /// The log without terminal colour codes.
@@ -358,7 +55,11 @@ fn strip_ansi(s: &str) -> String {
 
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 // ---------------------------------------------------------------- tests
@@ -374,9 +75,16 @@ async fn serve_without_flags_creates_data_in_cwd_and_serves_jwks() {
         c.current_dir(&dir).env("WAG_LISTEN", addr);
     });
     let data = cwd.path().join("data");
-    assert!(data.join("gateway.redb").is_file(), "no ./data/gateway.redb");
+    assert!(
+        data.join("gateway.redb").is_file(),
+        "no ./data/gateway.redb"
+    );
     assert!(data.join("issuer.pk8").is_file(), "no ./data/issuer.pk8");
-    assert_eq!(mode(&data.join("issuer.pk8")), 0o600, "issuer.pk8 must be 0600");
+    assert_eq!(
+        mode(&data.join("issuer.pk8")),
+        0o600,
+        "issuer.pk8 must be 0600"
+    );
 
     let api = server.api();
     let (st, body) = api.get("/healthz", None).await;
@@ -390,38 +98,65 @@ async fn serve_without_flags_creates_data_in_cwd_and_serves_jwks() {
     let key = &keys[0];
     assert_eq!(key["kty"], json!("OKP"), "{jwks}");
     assert_eq!(key["crv"], json!("Ed25519"), "{jwks}");
-    assert!(key.get("d").is_none(), "the JWKS leaks the private key: {jwks}");
+    assert!(
+        key.get("d").is_none(),
+        "the JWKS leaks the private key: {jwks}"
+    );
     let kid = key["kid"].as_str().expect("kid").to_string();
     let x = {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key["x"].as_str().expect("x")).expect("x b64url")
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["x"].as_str().expect("x"))
+            .expect("x b64url")
     };
     assert_eq!(x.len(), 32, "Ed25519 public key length");
 
     let log = strip_ansi(&server.log());
-    for want in [server.addr.as_str(), "gateway.redb", "embedded", "gw-local-1"] {
-        assert!(log.contains(want), "startup log does not mention {want:?}:\n{log}");
+    for want in [
+        server.addr.as_str(),
+        "gateway.redb",
+        "embedded",
+        "gw-local-1",
+    ] {
+        assert!(
+            log.contains(want),
+            "startup log does not mention {want:?}:\n{log}"
+        );
     }
 
     // `token` with the default --data (./data) signs with the served key.
     let out = run_in(Some(cwd.path()), &[], &["token", "--sub", "u1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_string();
-    assert_eq!(segment(&token, 0)["kid"], json!(kid), "token kid is not the JWKS kid");
+    assert_eq!(
+        segment(&token, 0)["kid"],
+        json!(kid),
+        "token kid is not the JWKS kid"
+    );
     let (signing_input, sig) = token.rsplit_once('.').expect("jws");
     let sig = {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).expect("sig b64url")
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .expect("sig b64url")
     };
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &x)
         .verify(signing_input.as_bytes(), &sig)
         .expect("token signature does not verify with the JWKS key");
 
     server.stop(Duration::from_secs(10));
-    assert!(strip_ansi(&server.log()).contains("closed cleanly"), "{}", server.log());
+    assert!(
+        strip_ansi(&server.log()).contains("closed cleanly"),
+        "{}",
+        server.log()
+    );
     // Last, so it does not hide the checks above: the data file will hold
     // WhatsApp credentials; it should be as private as the issuer key.
-    assert_eq!(mode(&data.join("gateway.redb")), 0o600, "gateway.redb should be 0600 like issuer.pk8");
+    assert_eq!(
+        mode(&data.join("gateway.redb")),
+        0o600,
+        "gateway.redb should be 0600 like issuer.pk8"
+    );
 }
 
 /// `token` output: a compact EdDSA JWS whose claims follow the flags.
@@ -440,29 +175,89 @@ fn token_prints_jwt_with_requested_claims() {
     assert_eq!(c["iss"], json!("wa-gateway"), "{c}");
     let iat = c["iat"].as_i64().expect("iat is a number");
     assert!((iat - now_secs()).abs() <= 5, "iat is not now: {c}");
-    assert_eq!(c["exp"].as_i64().expect("exp") - iat, 3600, "default ttl is 1h: {c}");
+    assert_eq!(
+        c["exp"].as_i64().expect("exp") - iat,
+        3600,
+        "default ttl is 1h: {c}"
+    );
     for absent in ["org_id", "org_role", "platform_role", "aud"] {
-        assert!(c.get(absent).is_none(), "{absent} set without its flag: {c}");
+        assert!(
+            c.get(absent).is_none(),
+            "{absent} set without its flag: {c}"
+        );
     }
     assert_eq!(mode(&data.join("issuer.pk8")), 0o600);
 
-    let c = segment(&mint(data, &["--sub", "u2", "--org", "o", "--role", "member"]), 1);
-    assert_eq!((&c["org_id"], &c["org_role"]), (&json!("o"), &json!("member")), "{c}");
+    let c = segment(
+        &mint(data, &["--sub", "u2", "--org", "o", "--role", "member"]),
+        1,
+    );
+    assert_eq!(
+        (&c["org_id"], &c["org_role"]),
+        (&json!("o"), &json!("member")),
+        "{c}"
+    );
     assert!(c.get("platform_role").is_none(), "{c}");
 
     let t = mint(data, &["--sub", "root", "--super-admin"]);
-    assert_eq!(segment(&t, 0)["kid"], json!(kid), "a second token used another key");
+    assert_eq!(
+        segment(&t, 0)["kid"],
+        json!(kid),
+        "a second token used another key"
+    );
     assert_eq!(segment(&t, 1)["platform_role"], json!("super_admin"));
 
     for (ttl, secs) in [("1s", 1), ("0s", 0), ("15m", 900), ("7d", 7 * 86400)] {
         let c = segment(&mint(data, &["--sub", "u1", "--ttl", ttl]), 1);
-        assert_eq!(c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"), secs, "--ttl {ttl}: {c}");
+        assert_eq!(
+            c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+            secs,
+            "--ttl {ttl}: {c}"
+        );
     }
 
-    let c = segment(&mint(data, &["--sub", "u1", "--jwt-audience", "aud1", "--jwt-issuer", "me"]), 1);
-    assert_eq!((&c["aud"], &c["iss"]), (&json!("aud1"), &json!("me")), "{c}");
-    let c = segment(&mint(data, &["--sub", "u1", "--org", "o9", "--role", "admin", "--claim-org", "o.id", "--claim-role", "o.rol"]), 1);
-    assert_eq!(c["o"], json!({"id": "o9", "rol": "admin"}), "nested claim paths: {c}");
+    let c = segment(
+        &mint(
+            data,
+            &[
+                "--sub",
+                "u1",
+                "--jwt-audience",
+                "aud1",
+                "--jwt-issuer",
+                "me",
+            ],
+        ),
+        1,
+    );
+    assert_eq!(
+        (&c["aud"], &c["iss"]),
+        (&json!("aud1"), &json!("me")),
+        "{c}"
+    );
+    let c = segment(
+        &mint(
+            data,
+            &[
+                "--sub",
+                "u1",
+                "--org",
+                "o9",
+                "--role",
+                "admin",
+                "--claim-org",
+                "o.id",
+                "--claim-role",
+                "o.rol",
+            ],
+        ),
+        1,
+    );
+    assert_eq!(
+        c["o"],
+        json!({"id": "o9", "rol": "admin"}),
+        "nested claim paths: {c}"
+    );
 
     let d = s(data);
     for bad in [
@@ -471,8 +266,16 @@ fn token_prints_jwt_with_requested_claims() {
         vec!["token", "--data", d, "--sub", "u1", "--ttl", "soon"],
     ] {
         let out = run(&bad);
-        assert!(!out.status.success(), "{bad:?} succeeded: {}", text(&out.stdout));
-        assert!(out.stdout.is_empty(), "{bad:?} printed a token: {}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "{bad:?} succeeded: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{bad:?} printed a token: {}",
+            text(&out.stdout)
+        );
         assert!(!out.stderr.is_empty(), "{bad:?} failed silently");
     }
 }
@@ -493,12 +296,32 @@ async fn token_roles_are_enforced_by_the_server() {
     assert_eq!(st, 200, "super_admin on the admin API: {body}");
     assert!(body["data"].is_array(), "{body}");
     let (st, body) = api.get("/api/v1/admin/sessions", Some(&owner)).await;
-    assert_eq!((st, &body["error"]["code"]), (403, &json!("forbidden")), "owner on the admin API: {body}");
+    assert_eq!(
+        (st, &body["error"]["code"]),
+        (403, &json!("forbidden")),
+        "owner on the admin API: {body}"
+    );
 
-    let (st, body) = api.post("/api/v1/sessions", Some(&owner), json!({"label": "by-owner"})).await;
+    let (st, body) = api
+        .post(
+            "/api/v1/sessions",
+            Some(&owner),
+            json!({"label": "by-owner"}),
+        )
+        .await;
     assert_eq!(st, 201, "owner creates: {body}");
-    let (st, body) = api.post("/api/v1/sessions", Some(&member), json!({"label": "by-member"})).await;
-    assert_eq!((st, &body["error"]["code"]), (403, &json!("forbidden")), "member lacks sessions:write: {body}");
+    let (st, body) = api
+        .post(
+            "/api/v1/sessions",
+            Some(&member),
+            json!({"label": "by-member"}),
+        )
+        .await;
+    assert_eq!(
+        (st, &body["error"]["code"]),
+        (403, &json!("forbidden")),
+        "member lacks sessions:write: {body}"
+    );
     let (st, body) = api.get("/api/v1/sessions", Some(&member)).await;
     assert_eq!(st, 200, "member has sessions:read: {body}");
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
@@ -520,8 +343,25 @@ async fn token_roles_are_enforced_by_the_server() {
 #[test]
 fn every_flag_has_a_wag_environment_variable() {
     let flags: &[(&str, &[&str])] = &[
-        ("serve", &["listen", "data", "gateway-id", "jwks-url", "jwt-issuer", "jwt-audience", "claim-org", "claim-role", "claim-platform-role", "log-format"]),
-        ("token", &["data", "sub", "org", "role", "super-admin", "ttl"]),
+        (
+            "serve",
+            &[
+                "listen",
+                "data",
+                "gateway-id",
+                "jwks-url",
+                "jwt-issuer",
+                "jwt-audience",
+                "claim-org",
+                "claim-role",
+                "claim-platform-role",
+                "log-format",
+            ],
+        ),
+        (
+            "token",
+            &["data", "sub", "org", "role", "super-admin", "ttl"],
+        ),
         ("backup", &["data", "out"]),
         ("check", &["data"]),
     ];
@@ -545,7 +385,10 @@ fn every_flag_has_a_wag_environment_variable() {
                 .position(|l| l.trim_start().starts_with('-'))
                 .map_or(lines.len(), |i| start + 1 + i);
             let block = lines[start..end].join("\n");
-            assert!(block.contains(&format!("[env: {env}")), "{cmd} --{name} is not read from {env}:\n{block}");
+            assert!(
+                block.contains(&format!("[env: {env}")),
+                "{cmd} --{name} is not read from {env}:\n{block}"
+            );
         }
     }
 }
@@ -566,26 +409,45 @@ async fn serve_reads_its_configuration_from_wag_variables() {
             .env("WAG_LOG_FORMAT", "json");
     });
     assert!(data.join("gateway.redb").is_file(), "WAG_DATA ignored");
-    assert!(!cwd.path().join("data").exists(), "./data created although WAG_DATA was set");
+    assert!(
+        !cwd.path().join("data").exists(),
+        "./data created although WAG_DATA was set"
+    );
 
     let json_lines = |log: &str| -> Vec<Value> {
         log.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+            })
             .collect()
     };
     let lines = json_lines(&server.log());
     assert!(
-        lines.iter().any(|l| l["gateway_id"] == json!("gw-env-7") && l["address"] == json!(server.addr)),
+        lines
+            .iter()
+            .any(|l| l["gateway_id"] == json!("gw-env-7") && l["address"] == json!(server.addr)),
         "no JSON startup line with gateway_id and address:\n{}",
         server.log()
     );
 
-    let envs = [("WAG_DATA", data_s.as_str()), ("WAG_SUB", "u-env"), ("WAG_ORG", "org_env"), ("WAG_ROLE", "owner")];
+    let envs = [
+        ("WAG_DATA", data_s.as_str()),
+        ("WAG_SUB", "u-env"),
+        ("WAG_ORG", "org_env"),
+        ("WAG_ROLE", "owner"),
+    ];
     let out = run_in(None, &envs, &["token"]);
-    assert!(out.status.success(), "token from WAG_* variables: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "token from WAG_* variables: {}",
+        text(&out.stderr)
+    );
     let token = text(&out.stdout).trim().to_string();
-    let (st, body) = server.api().post("/api/v1/sessions", Some(&token), json!({"label": "env"})).await;
+    let (st, body) = server
+        .api()
+        .post("/api/v1/sessions", Some(&token), json!({"label": "env"}))
+        .await;
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["gatewayId"], json!("gw-env-7"), "{body}");
     assert_eq!(body["organizationId"], json!("org_env"), "{body}");
@@ -594,7 +456,9 @@ async fn serve_reads_its_configuration_from_wag_variables() {
     server.stop(Duration::from_secs(10));
     let lines = json_lines(&server.log());
     assert!(
-        lines.iter().any(|l| l["status"] == json!(201) && l["path"] == json!("/api/v1/sessions")),
+        lines
+            .iter()
+            .any(|l| l["status"] == json!(201) && l["path"] == json!("/api/v1/sessions")),
         "no JSON access-log line for the create:\n{}",
         server.log()
     );
@@ -622,13 +486,23 @@ fn check_fails_on_missing_or_foreign_files() {
     ] {
         let (code, out, err) = check(&args);
         assert_eq!(code, Some(1), "check {args:?} exit code:\n{out}\n{err}");
-        assert!(!err.trim().is_empty(), "check {args:?} failed without a message");
+        assert!(
+            !err.trim().is_empty(),
+            "check {args:?} failed without a message"
+        );
         assert!(!err.contains("panicked"), "check {args:?} panicked:\n{err}");
         assert!(!out.contains("ok"), "check {args:?} printed ok:\n{out}");
     }
     assert!(!missing.exists(), "check created the missing file");
-    assert!(!empty_dir.join("gateway.redb").exists(), "check created a data file");
-    assert_eq!(std::fs::read(&empty).expect("read").len(), 0, "check wrote into the empty file");
+    assert!(
+        !empty_dir.join("gateway.redb").exists(),
+        "check created a data file"
+    );
+    assert_eq!(
+        std::fs::read(&empty).expect("read").len(),
+        0,
+        "check wrote into the empty file"
+    );
 }
 
 /// `check` on a good file: exit 0 and the counts.
@@ -641,17 +515,29 @@ async fn check_reports_counts_of_a_good_file() {
     let a = owner_token(data);
     let b = mint(data, &["--sub", "u2", "--org", "org_b", "--role", "admin"]);
     for (t, label) in [(&a, "a1"), (&a, "a2"), (&a, "a3"), (&b, "b1")] {
-        let (st, body) = api.post("/api/v1/sessions", Some(t), json!({"label": label})).await;
+        let (st, body) = api
+            .post("/api/v1/sessions", Some(t), json!({"label": label}))
+            .await;
         assert_eq!(st, 201, "{body}");
     }
     server.stop(Duration::from_secs(10));
 
-    for args in [vec!["--data", s(data)], vec![s(data)], vec![s(&data_file(data))]] {
+    for args in [
+        vec!["--data", s(data)],
+        vec![s(data)],
+        vec![s(&data_file(data))],
+    ] {
         let (code, out, err) = check(&args);
         assert_eq!(code, Some(0), "check {args:?}:\n{out}\n{err}");
         let lines: Vec<&str> = out.lines().map(str::trim).collect();
-        assert!(lines.iter().any(|l| l.ends_with("sessions: 4")), "check {args:?}:\n{out}");
-        assert!(lines.contains(&"organizations: 2"), "check {args:?}:\n{out}");
+        assert!(
+            lines.iter().any(|l| l.ends_with("sessions: 4")),
+            "check {args:?}:\n{out}"
+        );
+        assert!(
+            lines.contains(&"organizations: 2"),
+            "check {args:?}:\n{out}"
+        );
         assert!(lines.contains(&"api_keys: 0"), "check {args:?}:\n{out}");
         assert_eq!(lines.last(), Some(&"ok"), "check {args:?}:\n{out}");
     }
@@ -678,12 +564,22 @@ async fn jwt_audience_and_gateway_id_flags() {
     let aud1 = mint(&data, &[&base[..], &["--jwt-audience", "aud1"]].concat());
 
     let (st, body) = api.get("/api/v1/sessions", Some(&no_aud)).await;
-    assert_eq!((st, &body["error"]["code"]), (401, &json!("unauthorized")), "token without aud: {body}");
+    assert_eq!(
+        (st, &body["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "token without aud: {body}"
+    );
     let (st, body) = api.get("/api/v1/sessions", Some(&aud2)).await;
     assert_eq!(st, 401, "token with the wrong aud: {body}");
     let (st, body) = api.get("/api/v1/sessions", Some(&aud1)).await;
     assert_eq!(st, 200, "token with aud1: {body}");
-    let (st, body) = api.post("/api/v1/sessions", Some(&aud1), json!({"label": "gw"})).await;
+    let (st, body) = api
+        .post("/api/v1/sessions", Some(&aud1), json!({"label": "gw"}))
+        .await;
     assert_eq!(st, 201, "{body}");
-    assert_eq!(body["gatewayId"], json!("gw-flag-9"), "the flag must win over WAG_GATEWAY_ID: {body}");
+    assert_eq!(
+        body["gatewayId"],
+        json!("gw-flag-9"),
+        "the flag must win over WAG_GATEWAY_ID: {body}"
+    );
 }

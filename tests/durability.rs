@@ -5,308 +5,20 @@
 //! Every child process is owned by a [`Server`] whose `Drop` kills it, so a
 //! failing assertion never leaves a gateway running.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
+use process::*;
 use serde_json::{json, Value};
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------- processes
-
-/// A `wa-gateway` command with a clean environment (no inherited `WAG_*`
-/// or `RUST_LOG`, which would change what the binary does).
-fn wag() -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WAG_") {
-            c.env_remove(k);
-        }
-    }
-    c.env_remove("RUST_LOG");
-    c.stdin(Stdio::null());
-    c
-}
-
-/// Runs a `wa-gateway` subcommand to completion (with a timeout).
-fn run(args: &[&str]) -> Output {
-    let mut c = wag();
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = c.spawn().expect("spawn wa-gateway");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(out) => out.expect("wait wa-gateway"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("wa-gateway {args:?} did not finish within 20 s");
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// `wa-gateway check <args>`, returning (exit code, stdout, stderr).
-fn check(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all = vec!["check"];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
-/// Mints a login JWT with the binary's `token` subcommand.
-fn mint(data: &Path, extra: &[&str]) -> String {
-    let d = data.to_str().expect("utf-8 path");
-    let mut args = vec!["token", "--data", d];
-    args.extend_from_slice(extra);
-    let out = run(&args);
-    assert!(out.status.success(), "token {extra:?} failed: {}", text(&out.stderr));
-    let t = text(&out.stdout).trim().to_string();
-    assert_eq!(t.split('.').count(), 3, "not a compact JWS: {t}");
-    t
-}
-
-fn owner_token(data: &Path) -> String {
-    mint(data, &["--sub", "u1", "--org", "org_a", "--role", "owner"])
-}
-
-fn super_token(data: &Path) -> String {
-    mint(data, &["--sub", "root", "--super-admin"])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
-}
-
-/// One plain `GET` over a fresh connection; `None` if nothing answered.
-fn raw_status(addr: &str, path: &str) -> Option<u16> {
-    let sock: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A `wa-gateway serve` child process. Killed on drop.
-struct Server {
-    child: Option<Child>,
-    addr: String,
-    log: PathBuf,
-    _logs: TempDir,
-}
-
-impl Server {
-    /// `serve --data DATA --listen 127.0.0.1:<free port> EXTRA...`, ready.
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let data = data.to_path_buf();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::start_with(move |c, addr| {
-            c.arg("--data").arg(&data).arg("--listen").arg(addr).args(&extra);
-        })
-    }
-
-    /// `serve` configured by `f(command, listen address)`, waited until `/readyz` is 200.
-    /// Retries with another port if the chosen one was taken meanwhile.
-    fn start_with(f: impl Fn(&mut Command, &str)) -> Server {
-        for _ in 0..5 {
-            let mut s = Server::spawn_with(&f);
-            match s.wait_ready(READY_TIMEOUT) {
-                Ok(()) => return s,
-                Err(log) if log.contains("cannot listen") => continue,
-                Err(log) => panic!("serve did not become ready:\n{log}"),
-            }
-        }
-        panic!("serve could not find a free port");
-    }
-
-    /// Spawns `serve` without waiting for it.
-    fn spawn_with(f: impl Fn(&mut Command, &str)) -> Server {
-        let logs = tempfile::tempdir().expect("tempdir");
-        let log = logs.path().join("serve.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut c = wag();
-        c.arg("serve");
-        f(&mut c, &addr);
-        c.stdout(file.try_clone().expect("dup")).stderr(file);
-        let child = c.spawn().expect("spawn serve");
-        Server { child: Some(child), addr, log, _logs: logs }
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().expect("child").try_wait().expect("try_wait") {
-                return Err(format!("serve exited with {status}:\n{}", self.log()));
-            }
-            if raw_status(&self.addr, "/readyz") == Some(200) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("/readyz not 200 within {timeout:?}:\n{}", self.log()))
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn api(&self) -> Api {
-        Api::new(self.base())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// Everything the server wrote to stdout and stderr so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -TERM <pid>`.
-    fn sigterm(&self) {
-        let st = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
-        assert!(st.success(), "kill -TERM failed");
-    }
-
-    /// `kill -9` (std's `Child::kill` sends SIGKILL on unix), then reaps.
-    fn kill9(&mut self) {
-        let mut c = self.child.take().expect("running");
-        c.kill().expect("SIGKILL");
-        let st = c.wait().expect("wait");
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9), "not killed by SIGKILL: {st}");
-    }
-
-    /// Waits for the process to exit; `None` if it is still running after `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut().expect("child");
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then asserts a clean exit (0) within `timeout`.
-    fn stop(&mut self, timeout: Duration) {
-        self.sigterm();
-        match self.wait_exit(timeout) {
-            Some(st) => assert!(st.success(), "serve exited with {st} after SIGTERM:\n{}", self.log()),
-            None => panic!("serve still running {timeout:?} after SIGTERM:\n{}", self.log()),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------- http
-
-/// A small HTTP/1.1 client whose errors are values (a killed server is expected here).
-#[derive(Clone)]
-struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Api {
-    fn new(base: String) -> Api {
-        Api { client: Client::builder(TokioExecutor::new()).build_http(), base }
-    }
-
-    async fn try_send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        let mut b = Request::builder().method(method).uri(format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        let body = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
-        let req = b.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| format!("request: {e}"))?;
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-            Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-        };
-        tokio::time::timeout(Duration::from_secs(10), fut).await.map_err(|_| "timed out".to_string())?
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.try_send(Method::GET, path, token, None).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.try_send(Method::POST, path, token, Some(body)).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
-    }
-
-    /// Every item of a paged list.
-    async fn walk(&self, path: &str, token: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let url = match &cursor {
-                Some(c) => format!("{path}?limit=200&cursor={c}"),
-                None => format!("{path}?limit=200"),
-            };
-            let (st, body) = self.get(&url, Some(token)).await;
-            assert_eq!(st, 200, "{url}: {body}");
-            out.extend(body["data"].as_array().expect("data").iter().cloned());
-            match body["nextCursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return out,
-            }
-        }
-    }
-}
-
-/// Creates one session and asserts 201 (with a readable hint when auth is what failed).
-async fn create_one(api: &Api, token: &str, label: &str) -> String {
-    let (st, body) = api.post("/api/v1/sessions", Some(token), json!({"label": label})).await;
-    assert_eq!(st, 201, "create session as owner (is login-JWT verification in place?): {body}");
-    body["id"].as_str().expect("id").to_string()
-}
 
 /// Clients creating sessions as fast as they can until told to stop or the
 /// server goes away. Every id that got a 201 is recorded, in order.
@@ -334,8 +46,14 @@ impl Stream {
                     while !stop.load(Ordering::SeqCst) {
                         n += 1;
                         let body = json!({"label": format!("stream-{c}-{n}")});
-                        match api.try_send(Method::POST, "/api/v1/sessions", Some(&token), Some(body)).await {
-                            Ok((201, v)) => acked.lock().unwrap().push(v["id"].as_str().expect("id").to_string()),
+                        match api
+                            .try_send(Method::POST, "/api/v1/sessions", Some(&token), Some(body))
+                            .await
+                        {
+                            Ok((201, v)) => acked
+                                .lock()
+                                .unwrap()
+                                .push(v["id"].as_str().expect("id").to_string()),
                             Ok((st, v)) => unexpected.lock().unwrap().push(format!("{st} {v}")),
                             // The server went away (killed or shutting down): this client is done.
                             Err(e) => return Some(e),
@@ -345,7 +63,12 @@ impl Stream {
                 })
             })
             .collect();
-        Stream { acked, unexpected, stop, tasks }
+        Stream {
+            acked,
+            unexpected,
+            stop,
+            tasks,
+        }
     }
 
     fn acked_now(&self) -> Vec<String> {
@@ -357,11 +80,17 @@ impl Stream {
         self.stop.store(true, Ordering::SeqCst);
         let mut errored = 0;
         for t in self.tasks {
-            let r = tokio::time::timeout(Duration::from_secs(15), t).await.expect("stream client hung").expect("join");
+            let r = tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .expect("stream client hung")
+                .expect("join");
             errored += usize::from(r.is_some());
         }
         let unexpected = self.unexpected.lock().unwrap().clone();
-        assert!(unexpected.is_empty(), "creates answered something other than 201: {unexpected:?}");
+        assert!(
+            unexpected.is_empty(),
+            "creates answered something other than 201: {unexpected:?}"
+        );
         let acked = self.acked.lock().unwrap().clone();
         (acked, errored)
     }
@@ -369,27 +98,31 @@ impl Stream {
 
 /// Opens a data file or snapshot with the library and asserts every id is a session of `org`.
 fn assert_file_has(path: &Path, ids: &[String], org: &str) {
-    use redb::ReadableDatabase;
-    let db = wa_gateway::store::open_read_only(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let db = wa_gateway::store::open_read_only(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let txn = db.begin_read().expect("begin_read");
     let mut missing = Vec::new();
     for id in ids {
         let ulid = ulid::Ulid::from_string(id).expect("ulid");
         match wa_gateway::store::sessions::get(&txn, ulid).expect("sessions::get") {
-            Some(s) => assert_eq!(s.organization_id, org, "session {id} in the wrong organization"),
+            Some(s) => assert_eq!(
+                s.organization_id, org,
+                "session {id} in the wrong organization"
+            ),
             None => missing.push(id.clone()),
         }
     }
-    assert!(missing.is_empty(), "{}: {} of {} acknowledged sessions missing: {:?}", path.display(), missing.len(), ids.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{}: {} of {} acknowledged sessions missing: {:?}",
+        path.display(),
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(10)]
+    );
 }
 
-fn data_file(dir: &Path) -> PathBuf {
-    dir.join("gateway.redb")
-}
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 // ---------------------------------------------------------------- tests
 
@@ -409,26 +142,56 @@ async fn sigkill_during_creates_loses_no_acknowledged_session() {
     let before_kill = stream.acked_now().len();
     server.kill9(); // creates are still being sent: the clients never pause
     let (mut acked, errored) = stream.finish().await;
-    assert!(before_kill >= 20, "only {before_kill} creates acknowledged in 1.5 s: the stream did not run");
-    assert_eq!(errored, 4, "every client should have been cut off by the kill, not stopped by the flag");
+    assert!(
+        before_kill >= 20,
+        "only {before_kill} creates acknowledged in 1.5 s: the stream did not run"
+    );
+    assert_eq!(
+        errored, 4,
+        "every client should have been cut off by the kill, not stopped by the flag"
+    );
     acked.push(first);
     let unique: BTreeSet<&String> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len(), "an id was acknowledged twice");
 
     // Restart on the same data directory: redb recovers the file.
+    // With no server running, `check` repairs the unclean file (redb needs one
+    // writable open after a crash) and passes; so would `backup`.
+    let (code, out, err) = check(&["--data", s(data)]);
+    assert_eq!(code, Some(0), "check after kill -9 with the server down:\n{out}\n{err}");
+    assert!(err.contains("not closed cleanly"), "the repair is announced: {err}");
+
     let mut server = Server::start(data, &[]);
     let api = server.api();
     for id in &acked {
-        let (st, body) = api.get(&format!("/api/v1/sessions/{id}"), Some(&token)).await;
-        assert_eq!(st, 200, "acknowledged session {id} lost after SIGKILL: {body}");
+        let (st, body) = api
+            .get(&format!("/api/v1/sessions/{id}"), Some(&token))
+            .await;
+        assert_eq!(
+            st, 200,
+            "acknowledged session {id} lost after SIGKILL: {body}"
+        );
         assert_eq!(body["id"], json!(id));
         assert_eq!(body["organizationId"], json!("org_a"));
     }
     let listed = api.walk("/api/v1/sessions", &token).await;
-    let listed_ids: BTreeSet<String> = listed.iter().map(|v| v["id"].as_str().expect("id").to_string()).collect();
-    assert_eq!(listed_ids.len(), listed.len(), "the list walk repeated an item");
-    let missing: Vec<&String> = acked.iter().filter(|id| !listed_ids.contains(*id)).collect();
-    assert!(missing.is_empty(), "acknowledged sessions missing from the list walk: {missing:?}");
+    let listed_ids: BTreeSet<String> = listed
+        .iter()
+        .map(|v| v["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        listed_ids.len(),
+        listed.len(),
+        "the list walk repeated an item"
+    );
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !listed_ids.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged sessions missing from the list walk: {missing:?}"
+    );
 
     // The file still accepts writes after recovery.
     create_one(&api, &token, "after-restart").await;
@@ -442,7 +205,11 @@ async fn sigkill_during_creates_loses_no_acknowledged_session() {
         .unwrap_or_else(|| panic!("no `sessions: N` in check output:\n{out}"))
         .parse()
         .expect("count");
-    assert!(count >= acked.len() + 1, "check counts {count} sessions, {} were acknowledged", acked.len() + 1);
+    assert!(
+        count > acked.len(),
+        "check counts {count} sessions, {} were created",
+        acked.len() + 1
+    );
 
     server.stop(Duration::from_secs(10));
     let (code, out, err) = check(&["--data", s(data)]);
@@ -471,11 +238,17 @@ async fn backups_under_load_hold_every_acknowledged_session() {
     // (a) the admin API.
     let mut before_api = seeded.clone();
     before_api.extend(stream.acked_now());
-    let (st, body) = api.post("/api/v1/admin/backup", Some(&root), json!({})).await;
+    let (st, body) = api
+        .post("/api/v1/admin/backup", Some(&root), json!({}))
+        .await;
     assert_eq!(st, 201, "admin backup: {body}");
     let api_path = PathBuf::from(body["path"].as_str().expect("path"));
     let file = body["file"].as_str().expect("file");
-    assert_eq!(api_path.file_name().and_then(|f| f.to_str()), Some(file), "{body}");
+    assert_eq!(
+        api_path.file_name().and_then(|f| f.to_str()),
+        Some(file),
+        "{body}"
+    );
     let backups = data.join("backups");
     assert_eq!(
         api_path.parent().map(|p| p.canonicalize().expect("canon")),
@@ -485,8 +258,17 @@ async fn backups_under_load_hold_every_acknowledged_session() {
     let meta = std::fs::metadata(&api_path).expect("backup file exists");
     assert_eq!(body["sizeBytes"], json!(meta.len()), "{body}");
     let api_sessions = body["sessions"].as_u64().expect("sessions");
-    assert!(api_sessions as usize >= before_api.len(), "snapshot says {api_sessions} sessions, {} acknowledged before: {body}", before_api.len());
-    assert!(body["createdAt"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "createdAt in ms: {body}");
+    assert!(
+        api_sessions as usize >= before_api.len(),
+        "snapshot says {api_sessions} sessions, {} acknowledged before: {body}",
+        before_api.len()
+    );
+    assert!(
+        body["createdAt"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000_000),
+        "createdAt in ms: {body}"
+    );
 
     // (b) the CLI, in another process, while the server keeps writing.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -494,12 +276,24 @@ async fn backups_under_load_hold_every_acknowledged_session() {
     let mut before_cli = seeded.clone();
     before_cli.extend(stream.acked_now());
     let args = ["backup", "--data", s(&data), "--out", s(&cli_path)].map(str::to_string);
-    let out = tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str))).await.expect("join");
-    assert!(out.status.success(), "backup CLI while serving: {}\n{}", text(&out.stdout), text(&out.stderr));
+    let out = tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str)))
+        .await
+        .expect("join");
+    assert!(
+        out.status.success(),
+        "backup CLI while serving: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let acked_at_cli = stream.acked_now().len();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (acked, _) = stream.finish().await;
-    assert!(acked.len() > acked_at_cli, "creates stalled after the CLI backup ({} then {})", acked_at_cli, acked.len());
+    assert!(
+        acked.len() > acked_at_cli,
+        "creates stalled after the CLI backup ({} then {})",
+        acked_at_cli,
+        acked.len()
+    );
 
     for (path, ids) in [(&api_path, &before_api), (&cli_path, &before_cli)] {
         let (code, out, err) = check(&[s(path)]);
@@ -511,16 +305,40 @@ async fn backups_under_load_hold_every_acknowledged_session() {
         .expect("read backups")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec![file.to_string()], "unexpected files in data/backups");
+    assert_eq!(
+        names,
+        vec![file.to_string()],
+        "unexpected files in data/backups"
+    );
 
     // The CLI refuses to overwrite an existing snapshot, and leaves it as it was.
     let before = std::fs::read(&cli_path).expect("read snapshot");
     let out = run(&["backup", "--data", s(&data), "--out", s(&cli_path)]);
-    assert!(!out.status.success(), "backup overwrote {}: {}", cli_path.display(), text(&out.stdout));
-    assert!(text(&out.stderr).contains("exists"), "no clear message: {}", text(&out.stderr));
-    assert_eq!(std::fs::read(&cli_path).expect("read snapshot"), before, "existing snapshot was modified");
-    let leftovers: Vec<_> = std::fs::read_dir(out_dir.path()).expect("read").map(|e| e.expect("e").file_name()).collect();
-    assert_eq!(leftovers.len(), 1, "temporary files left beside the snapshot: {leftovers:?}");
+    assert!(
+        !out.status.success(),
+        "backup overwrote {}: {}",
+        cli_path.display(),
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("exists"),
+        "no clear message: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&cli_path).expect("read snapshot"),
+        before,
+        "existing snapshot was modified"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out_dir.path())
+        .expect("read")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "temporary files left beside the snapshot: {leftovers:?}"
+    );
 
     // A snapshot is a working data directory of its own.
     let restore = tempfile::tempdir().expect("tempdir");
@@ -529,7 +347,9 @@ async fn backups_under_load_hold_every_acknowledged_session() {
     let restored = Server::start(restore.path(), &[]);
     let rapi = restored.api();
     for id in before_cli.iter().step_by(7) {
-        let (st, body) = rapi.get(&format!("/api/v1/sessions/{id}"), Some(&owner)).await;
+        let (st, body) = rapi
+            .get(&format!("/api/v1/sessions/{id}"), Some(&owner))
+            .await;
         assert_eq!(st, 200, "restored gateway lacks {id}: {body}");
     }
     drop(restored);
@@ -551,7 +371,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let body = json!({"label": "slow-request-in-flight"}).to_string();
     let (head, tail) = body.split_at(body.len() / 2);
     let mut slow = TcpStream::connect(&server.addr).expect("connect");
-    slow.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
     write!(
         slow,
         "POST /api/v1/sessions HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
@@ -567,30 +388,64 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let signalled = Instant::now();
     server.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let still_running = server.child.as_mut().expect("child").try_wait().expect("try_wait").is_none();
-    assert!(still_running, "serve exited while a request was still in flight:\n{}", server.log());
+    let still_running = server
+        .child
+        .as_mut()
+        .expect("child")
+        .try_wait()
+        .expect("try_wait")
+        .is_none();
+    assert!(
+        still_running,
+        "serve exited while a request was still in flight:\n{}",
+        server.log()
+    );
     slow.write_all(tail.as_bytes()).expect("write tail");
     let mut resp = Vec::new();
     let _ = slow.read_to_end(&mut resp);
     let resp = text(&resp);
-    assert!(resp.starts_with("HTTP/1.1 201"), "in-flight request was not completed:\n{resp}\n{}", server.log());
-    let resp_body: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json body");
+    assert!(
+        resp.starts_with("HTTP/1.1 201"),
+        "in-flight request was not completed:\n{resp}\n{}",
+        server.log()
+    );
+    let resp_body: Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json body");
     let slow_id = resp_body["id"].as_str().expect("id").to_string();
 
     let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(8)));
     let took = signalled.elapsed();
-    let status = status.unwrap_or_else(|| panic!("serve did not exit within 8 s of SIGTERM:\n{}", server.log()));
-    assert!(status.success(), "serve exited with {status} after SIGTERM:\n{}", server.log());
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "serve did not exit within 8 s of SIGTERM:\n{}",
+            server.log()
+        )
+    });
+    assert!(
+        status.success(),
+        "serve exited with {status} after SIGTERM:\n{}",
+        server.log()
+    );
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     let (mut acked, errored) = stream.finish().await;
-    assert!(errored > 0, "the stream clients never saw the server go away");
+    assert!(
+        errored > 0,
+        "the stream clients never saw the server go away"
+    );
     assert!(!acked.is_empty(), "the stream acknowledged nothing");
     let log = server.log();
-    assert!(log.contains("closed cleanly"), "no clean-close line in the log:\n{log}");
+    assert!(
+        log.contains("closed cleanly"),
+        "no clean-close line in the log:\n{log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
 
     let (code, out, err) = check(&["--data", s(data)]);
-    assert_eq!(code, Some(0), "check after graceful shutdown:\n{out}\n{err}");
+    assert_eq!(
+        code,
+        Some(0),
+        "check after graceful shutdown:\n{out}\n{err}"
+    );
     acked.push(slow_id);
     assert_file_has(&data_file(data), &acked, "org_a");
 }
@@ -608,17 +463,29 @@ fn second_server_on_same_data_dir_fails_fast() {
     });
     let status = second.wait_exit(Duration::from_secs(10));
     let log = second.log();
-    let status = status.unwrap_or_else(|| panic!("second serve still running after 10 s (hang?):\n{log}"));
+    let status =
+        status.unwrap_or_else(|| panic!("second serve still running after 10 s (hang?):\n{log}"));
     assert!(!status.success(), "second serve exited 0:\n{log}");
-    assert!(status.code().is_some(), "second serve died by a signal ({status}):\n{log}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?} to fail", started.elapsed());
+    assert!(
+        status.code().is_some(),
+        "second serve died by a signal ({status}):\n{log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to fail",
+        started.elapsed()
+    );
     assert!(!log.contains("panicked"), "second serve panicked:\n{log}");
     let lower = log.to_lowercase();
     assert!(
         lower.contains("already open") || lower.contains("lock") || lower.contains("in use"),
         "message does not say the data file is in use:\n{log}"
     );
-    assert_eq!(raw_status(&second.addr, "/healthz"), None, "the failed server left a listener behind");
+    assert_eq!(
+        raw_status(&second.addr, "/healthz"),
+        None,
+        "the failed server left a listener behind"
+    );
 
     // The first server is unaffected.
     assert_eq!(raw_status(&first.addr, "/readyz"), Some(200));

@@ -58,7 +58,7 @@ impl Issuer {
     pub fn load_or_create(data_dir: &Path) -> Result<Issuer, IssuerError> {
         let path = key_path(data_dir);
         let io = |e| IssuerError::Io(path.clone(), e);
-        std::fs::create_dir_all(data_dir).map_err(|e| IssuerError::Io(data_dir.to_path_buf(), e))?;
+        crate::store::create_private_dir(data_dir).map_err(|e| IssuerError::Io(data_dir.to_path_buf(), e))?;
         let pkcs8 = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

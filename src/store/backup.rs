@@ -45,11 +45,12 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     }
     if let Some(parent) = out.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
+            super::create_private_dir(parent)?;
         }
     }
     let tmp = out.with_extension(format!("partial-{}", ulid::Ulid::generate()));
     let result = (|| {
+        super::create_private_file(&tmp)?;
         let db = redb::Database::create(&tmp)?;
         let txn = db.begin_write()?;
         copy(src, &txn, META)?;

@@ -134,13 +134,21 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: usize) -> StoreResult<Store> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+                create_private_dir(parent)?;
             }
         }
+        create_private_file(path)?;
         let db = redb::Builder::new()
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .set_cache_size(cache_bytes)
-            .create(path)?;
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
+                    "{} is already open in another process: is another wa-gateway serving this data directory?",
+                    path.display()
+                )),
+                other => other.into(),
+            })?;
         let meta = tables::migrate(&db)?;
         Ok(Store { db, meta, path: path.to_path_buf() })
     }
@@ -179,18 +187,82 @@ impl Store {
     }
 }
 
-/// Opens a data file read-only, alongside a running server or on its own.
-pub fn open_read_only(path: &Path) -> StoreResult<ReadOnlyDatabase> {
+/// Creates a directory (and parents) readable by the owner only: the data
+/// directory holds credentials.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Creates `path` as an empty owner-only (0600) file if it does not exist,
+/// and tightens an existing one to 0600.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// A data file as `check` and `backup` see it.
+pub enum Snapshot {
+    /// Opened read-only (beside a running server, or on its own).
+    ReadOnly(ReadOnlyDatabase),
+    /// The file had not been closed cleanly (a crash) and no server had it
+    /// open: it was opened for writing once, which lets redb repair it.
+    Repaired(Database),
+}
+
+impl Snapshot {
+    /// A consistent read transaction.
+    pub fn begin_read(&self) -> StoreResult<ReadTransaction> {
+        Ok(match self {
+            Snapshot::ReadOnly(db) => db.begin_read()?,
+            Snapshot::Repaired(db) => db.begin_read()?,
+        })
+    }
+}
+
+/// Opens a data file read-only, alongside a running server or on its own. A
+/// file left unclean by a crash (and not open elsewhere) is repaired first.
+pub fn open_read_only(path: &Path) -> StoreResult<Snapshot> {
     if !path.is_file() {
         return Err(StoreError::Io(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("no data file at {}", path.display()),
         )));
     }
-    Ok(redb::Builder::new()
-        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-        .set_cache_size(DEFAULT_CACHE_BYTES)
-        .open_read_only(path)?)
+    let builder = || {
+        let mut b = redb::Builder::new();
+        b.set_concurrency_mode(ConcurrencyMode::SingleWriter).set_cache_size(DEFAULT_CACHE_BYTES);
+        b
+    };
+    match builder().open_read_only(path) {
+        Ok(db) => Ok(Snapshot::ReadOnly(db)),
+        Err(redb::DatabaseError::RepairAborted) => {
+            eprintln!(
+                "note: {} was not closed cleanly (crash or kill -9); repairing it before reading",
+                path.display()
+            );
+            Ok(Snapshot::Repaired(builder().open(path)?))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads the meta values from any snapshot.
