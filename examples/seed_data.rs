@@ -230,18 +230,16 @@ pub fn seed(dir: &Path, orgs: u64, sessions: u64, batch: u64, quiet: bool) -> St
 }
 
 /// Number of sessions already in `dir`'s data file (0 if there is none).
+/// Opens the file the way the server does, so it must not be in use.
 pub fn existing_sessions(dir: &Path) -> StoreResult<u64> {
     let path = data_file(dir);
     if !path.is_file() {
         return Ok(0);
     }
-    let db = wa_gateway::store::open_read_only(&path)?;
-    let txn = redb::ReadableDatabase::begin_read(&db)?;
-    match txn.open_table(SESSIONS) {
-        Ok(t) => Ok(t.len()?),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
+    let store = Store::open(&path, 4 * 1024 * 1024)?;
+    let n = store.session_count()?;
+    store.close()?;
+    Ok(n)
 }
 
 #[derive(Parser, Debug)]
