@@ -399,12 +399,12 @@ fn assert_session_exact(doc: &Value, v: &Value) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn session_view_serializes_to_the_session_schema_exactly() {
-    use wa_gateway::api::sessions::{new_session, CreateSession, SessionView};
+async fn session_renderer_writes_the_session_schema_exactly() {
+    use wa_gateway::api::sessions::{new_session, session_json, CreateSession};
     let doc = wa_gateway::ops::openapi::document();
     let body: CreateSession = serde_json::from_value(json!({"label": "x"})).expect("create body");
     let session = new_session(body, "org_a".into(), "user_1".into(), "gw-local-1".into(), true).expect("valid");
-    let v = serde_json::to_value(SessionView::new(ulid::Ulid::generate(), &session)).expect("serialize");
+    let v: Value = serde_json::from_slice(&session_json(ulid::Ulid::generate(), &session)).expect("valid JSON");
     assert_session_exact(&doc, &v);
     assert!(v["phoneNumber"].is_null() && v["lastConnectedAt"].is_null(), "a fresh session: {v}");
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::cursor::{CursorScope, ListKind};
-use super::sessions::{insert, new_session, page_response, parse_status, CreateSession, SCAN_FACTOR};
+use super::sessions::{insert, new_session, parse_status, render_page, CreateSession, SCAN_FACTOR};
 use super::valid_org_id;
 use crate::app::App;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
-use crate::store::records::SessionStatus;
-use crate::store::sessions::{walk_all, walk_org};
+use crate::store::records::{SessionRef, SessionStatus};
+use crate::store::sessions::{scan_all, scan_org};
 use crate::store::{backup, now_ms};
 
 /// `GET /api/v1/admin/sessions` (the seed): every organization's sessions in
@@ -42,16 +42,15 @@ pub async fn list_sessions(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         ),
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
-    let keep = |s: &crate::store::records::Session| {
+    let keep = |s: &SessionRef| {
         status.is_none_or(|st| s.status == st) && gateway.as_deref().is_none_or(|g| s.gateway_id == g)
     };
     let txn = app.store.read()?;
     let budget = limit * SCAN_FACTOR;
-    let page = match &org {
-        Some(o) => walk_org(&txn, o, after, limit, budget, keep)?,
-        None => walk_all(&txn, after, limit, budget, keep)?,
-    };
-    Ok(page_response(&page, &scope))
+    render_page(&scope, limit, keep, |visit| match &org {
+        Some(o) => scan_org(&txn, o, after, limit, budget, visit),
+        None => scan_all(&txn, after, limit, budget, visit),
+    })
 }
 
 /// `POST /api/v1/admin/sessions`: creates a session in any organization

@@ -2,77 +2,101 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
-use super::{non_null, nullable, ListPage};
+use super::{non_null, nullable};
 use crate::app::App;
 use crate::auth::{OrgAccess, Permission};
 use crate::http::response::{self, Resp};
-use crate::http::{ApiError, ErrorCode, Req};
-use crate::store::records::{Session, SessionStatus};
-use crate::store::sessions::{walk_org, Page};
-use crate::store::now_ms;
+use crate::http::{json, ApiError, ErrorCode, Req};
+use crate::store::records::{Session, SessionRef, SessionStatus};
+use crate::store::sessions::scan_org;
+use crate::store::{now_ms, StoreResult};
 
 /// Rows a filtered page may read before it returns (with a cursor) anyway.
 pub const SCAN_FACTOR: usize = 20;
 
-/// A session as the API shows it: exactly the seed's fields.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView<'a> {
-    id: String,
-    organization_id: &'a str,
-    created_by_user_id: &'a str,
-    gateway_id: &'a str,
-    label: &'a str,
-    phone_number: Option<&'a str>,
-    status: &'static str,
-    auto_read: bool,
-    presence_typing: bool,
-    rate_per_min: u32,
-    rate_per_hour: u32,
-    is_admin_session: bool,
-    wa_jid: Option<&'a str>,
-    wa_lid: Option<&'a str>,
-    last_connected_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
+/// Appends a session as the API shows it: exactly the seed's fields, in the
+/// seed's (alphabetical) order. The one renderer of sessions, for single
+/// objects and list pages alike.
+pub fn write_session(out: &mut Vec<u8>, id: u128, s: &SessionRef) {
+    let mut ulid = [0u8; ulid::ULID_LEN];
+    out.extend_from_slice(b"{\"autoRead\":");
+    json::bool(out, s.auto_read);
+    out.extend_from_slice(b",\"createdAt\":");
+    json::int(out, s.created_at);
+    out.extend_from_slice(b",\"createdByUserId\":");
+    json::string(out, s.created_by_user_id);
+    out.extend_from_slice(b",\"gatewayId\":");
+    json::string(out, s.gateway_id);
+    out.extend_from_slice(b",\"id\":");
+    json::string(out, Ulid::from(id).array_to_str(&mut ulid));
+    out.extend_from_slice(b",\"isAdminSession\":");
+    json::bool(out, s.is_admin_session);
+    out.extend_from_slice(b",\"label\":");
+    json::string(out, s.label);
+    out.extend_from_slice(b",\"lastConnectedAt\":");
+    json::opt_int(out, s.last_connected_at);
+    out.extend_from_slice(b",\"organizationId\":");
+    json::string(out, s.organization_id);
+    out.extend_from_slice(b",\"phoneNumber\":");
+    json::opt_string(out, s.phone_number);
+    out.extend_from_slice(b",\"presenceTyping\":");
+    json::bool(out, s.presence_typing);
+    out.extend_from_slice(b",\"ratePerHour\":");
+    json::int(out, s.rate_per_hour);
+    out.extend_from_slice(b",\"ratePerMin\":");
+    json::int(out, s.rate_per_min);
+    out.extend_from_slice(b",\"status\":");
+    json::string(out, s.status.as_str());
+    out.extend_from_slice(b",\"updatedAt\":");
+    json::int(out, s.updated_at);
+    out.extend_from_slice(b",\"waJid\":");
+    json::opt_string(out, s.wa_jid);
+    out.extend_from_slice(b",\"waLid\":");
+    json::opt_string(out, s.wa_lid);
+    out.push(b'}');
 }
 
-impl<'a> SessionView<'a> {
-    /// Views a stored session.
-    pub fn new(id: Ulid, s: &'a Session) -> SessionView<'a> {
-        SessionView {
-            id: id.to_string(),
-            organization_id: &s.organization_id,
-            created_by_user_id: &s.created_by_user_id,
-            gateway_id: &s.gateway_id,
-            label: &s.label,
-            phone_number: s.phone_number.as_deref(),
-            status: s.status.as_str(),
-            auto_read: s.auto_read,
-            presence_typing: s.presence_typing,
-            rate_per_min: s.rate_per_min,
-            rate_per_hour: s.rate_per_hour,
-            is_admin_session: s.is_admin_session,
-            wa_jid: s.wa_jid.as_deref(),
-            wa_lid: s.wa_lid.as_deref(),
-            last_connected_at: s.last_connected_at,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
+/// One session as a JSON document.
+pub fn session_json(id: Ulid, s: &Session) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write_session(&mut out, u128::from(id), &s.as_ref());
+    out
+}
+
+/// A session response.
+fn session_response(status: u16, id: Ulid, s: &Session) -> Resp {
+    response::bytes(status, "application/json", session_json(id, s))
+}
+
+/// Renders a list page straight from the store: `{"data":[...],"nextCursor":...}`.
+/// `walk` feeds rows to the visitor it is given and returns where the next page starts.
+pub fn render_page(
+    scope: &CursorScope,
+    limit: usize,
+    keep: impl Fn(&SessionRef) -> bool,
+    walk: impl FnOnce(&mut dyn FnMut(u128, &SessionRef) -> bool) -> StoreResult<Option<u128>>,
+) -> Result<Resp, ApiError> {
+    let mut out = Vec::with_capacity(64 + limit * 480);
+    out.extend_from_slice(b"{\"data\":[");
+    let mut first = true;
+    let next = walk(&mut |id, s| {
+        if !keep(s) {
+            return false;
         }
-    }
-}
-
-/// Serializes one page of sessions.
-pub fn page_response(page: &Page<u128, Session>, scope: &CursorScope) -> Resp {
-    let body = ListPage {
-        data: page.items.iter().map(|(id, s)| SessionView::new(Ulid::from(*id), s)).collect(),
-        next_cursor: page.next_after.map(|k| scope.encode(&k.to_be_bytes())),
-    };
-    response::json(200, &body)
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_session(&mut out, id, s);
+        true
+    })?;
+    out.extend_from_slice(b"],\"nextCursor\":");
+    json::opt_string(&mut out, next.map(|k| scope.encode(&k.to_be_bytes())).as_deref());
+    out.push(b'}');
+    Ok(response::bytes(200, "application/json", out))
 }
 
 /// Body of `POST /api/v1/sessions` and `POST /api/v1/admin/sessions`.
@@ -176,7 +200,7 @@ pub async fn insert(app: &App, session: Session) -> Result<Resp, ApiError> {
     let id = crate::new_id();
     let stored = session.clone();
     app.blocking(move |s| s.create_session(id, &stored)).await?;
-    let mut resp = response::json(201, &SessionView::new(id, &session));
+    let mut resp = session_response(201, id, &session);
     if let Ok(v) = format!("/api/v1/sessions/{id}").parse() {
         resp.headers_mut().insert("location", v);
     }
@@ -208,10 +232,9 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
     let txn = app.store.read()?;
-    let page = walk_org(&txn, &access.org_id, after, limit, limit * SCAN_FACTOR, |s| {
-        status.is_none_or(|st| s.status == st)
-    })?;
-    Ok(page_response(&page, &scope))
+    render_page(&scope, limit, |s| status.is_none_or(|st| s.status == st), |visit| {
+        scan_org(&txn, &access.org_id, after, limit, limit * SCAN_FACTOR, visit)
+    })
 }
 
 /// `POST /api/v1/sessions` [sessions:write]: creates a stopped session.
@@ -233,7 +256,7 @@ pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsRead).await?;
     let id = req.ulid("session")?;
     let session = app.store.get_session(id, Some(&access.org_id))?;
-    Ok(response::json(200, &SessionView::new(id, &session)))
+    Ok(session_response(200, id, &session))
 }
 
 /// Refuses changes to an admin-created session unless the caller is a super_admin.
@@ -288,7 +311,7 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             })
         })
         .await?;
-    Ok(response::json(200, &SessionView::new(id, &session)))
+    Ok(session_response(200, id, &session))
 }
 
 /// `DELETE /api/v1/sessions/{id}` [sessions:write] → 204.

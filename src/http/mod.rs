@@ -2,6 +2,7 @@
 //! the error envelope, and the server loop (limits, timeouts, shutdown, logs).
 
 pub mod error;
+pub mod json;
 pub mod request;
 pub mod response;
 pub mod router;

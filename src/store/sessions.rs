@@ -3,10 +3,10 @@
 
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata};
 use ulid::Ulid;
 
-use super::records::{Record, Session};
+use super::records::{Record, Session, SessionRef};
 use super::tables::{ORG_SESSIONS, SESSIONS};
 use super::{orgs, Store, StoreError, StoreResult};
 
@@ -19,9 +19,9 @@ pub struct Page<K, T> {
     pub next_after: Option<K>,
 }
 
-/// Collects up to `limit` rows for which `keep` holds, reading at most `budget`
-/// rows, so a filtered page costs O(budget) however sparse the matches are.
-/// A cursor is only returned when at least one further row exists.
+/// Collects up to `limit` rows for which `keep` holds, reading at most
+/// `budget` rows (see [`scan`]); used for the smaller lists (organizations,
+/// api-keys), whose records are decoded owned.
 pub fn collect_page<K: Clone, T>(
     rows: impl Iterator<Item = StoreResult<(K, T)>>,
     limit: usize,
@@ -52,46 +52,71 @@ pub fn get(txn: &ReadTransaction, id: Ulid) -> StoreResult<Option<Session>> {
     }
 }
 
-/// Walks the global index after `after`, in id order.
-pub fn walk_all(
+/// Feeds session rows to `visit` in key order, borrowing each record (no
+/// copy), until `visit` has kept `limit` rows or `budget` rows were read, so a
+/// filtered page costs O(budget) however sparse the matches are. Returns where
+/// the next page starts, only when at least one further row exists.
+fn scan<'r>(
+    rows: impl Iterator<Item = StoreResult<(u128, AccessGuard<'r, &'static [u8]>)>>,
+    limit: usize,
+    budget: usize,
+    mut visit: impl FnMut(u128, &SessionRef) -> bool,
+) -> StoreResult<Option<u128>> {
+    let mut kept = 0usize;
+    let mut last = None;
+    for (scanned, row) in rows.enumerate() {
+        if kept >= limit || scanned >= budget {
+            return Ok(last);
+        }
+        let (id, guard) = row?;
+        last = Some(id);
+        if visit(id, &SessionRef::decode(guard.value())?) {
+            kept += 1;
+        }
+    }
+    Ok(None)
+}
+
+/// Walks the global index after `after`, in id order; `visit` returns whether
+/// it kept the row.
+pub fn scan_all(
     txn: &ReadTransaction,
     after: Option<u128>,
     limit: usize,
     budget: usize,
-    keep: impl FnMut(&Session) -> bool,
-) -> StoreResult<Page<u128, Session>> {
+    visit: impl FnMut(u128, &SessionRef) -> bool,
+) -> StoreResult<Option<u128>> {
     let table = txn.open_table(SESSIONS)?;
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
     let rows = table.range::<u128>((start, Bound::Unbounded))?.map(|row| {
         let (k, v) = row?;
-        Ok((k.value(), Session::decode(v.value())?))
+        Ok((k.value(), v))
     });
-    collect_page(rows, limit, budget, keep)
+    scan(rows, limit, budget, visit)
 }
 
 /// Walks one organization's sessions after `after`, in id order.
-pub fn walk_org(
+pub fn scan_org(
     txn: &ReadTransaction,
     org: &str,
     after: Option<u128>,
     limit: usize,
     budget: usize,
-    keep: impl FnMut(&Session) -> bool,
-) -> StoreResult<Page<u128, Session>> {
+    visit: impl FnMut(u128, &SessionRef) -> bool,
+) -> StoreResult<Option<u128>> {
     let index = txn.open_table(ORG_SESSIONS)?;
     let sessions = txn.open_table(SESSIONS)?;
     let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
     let rows = index
         .range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?
         .map(|row| {
-            let (k, _) = row?;
-            let id = k.value().1;
+            let id = row?.0.value().1;
             let v = sessions.get(id)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("org_sessions names missing session {}", Ulid::from(id)))
             })?;
-            Ok((id, Session::decode(v.value())?))
+            Ok((id, v))
         });
-    collect_page(rows, limit, budget, keep)
+    scan(rows, limit, budget, visit)
 }
 
 /// Counts one organization's sessions.
