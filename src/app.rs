@@ -10,6 +10,7 @@ use hyper::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::page_cache::PageCache;
 use crate::auth::issuer::{Issuer, IssuerError, DEFAULT_ISSUER};
 use crate::auth::jwks::{JwksError, JwksSource};
 use crate::auth::jwt::{VerifyOptions, Verifier, DEFAULT_LEEWAY_SECS};
@@ -51,6 +52,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Present when the gateway is its own issuer.
     pub issuer: Option<Issuer>,
+    /// Rendered session-list pages, valid while the store version holds.
+    pub pages: PageCache,
     /// Fixed responses mounted by benchmarks (never by `serve`).
     pub extra_static: Vec<(String, Bytes)>,
 }
@@ -76,7 +79,8 @@ impl App {
         };
         let verifier = Verifier::new(Arc::new(source), opts, config.token_cache);
         let auth = Authenticator::new(verifier, config.claims.clone(), store.clone());
-        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, extra_static: Vec::new() })
+        let pages = PageCache::new(config.page_cache);
+        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, pages, extra_static: Vec::new() })
     }
 
     /// Authenticates the request (and notes its organization for the log).

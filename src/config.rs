@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub cache_bytes: usize,
     /// Verified-token cache entries (0 disables it).
     pub token_cache: usize,
+    /// Rendered list pages kept (0 disables the page cache).
+    pub page_cache: usize,
 }
 
 impl ServeConfig {
@@ -49,6 +51,7 @@ impl ServeConfig {
             jwks: JwksConfig::default(),
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             token_cache: 10_000,
+            page_cache: 256,
         }
     }
 }

@@ -160,3 +160,36 @@ async fn filtered_pages_are_bounded_and_limits_validated() {
     assert_eq!(r.json["data"].as_array().map(Vec::len), Some(45), "default limit 50");
     let _ = json!({});
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_pages_never_outlive_a_write() {
+    let gw = TestGateway::start().await;
+    let owner = gw.owner("org_a");
+    let sa = gw.super_admin();
+    let first = create_session(&gw.http, &owner, "one").await;
+    let id = first["id"].as_str().expect("id").to_string();
+    let page = |http: common::Http, t: String, path: &'static str| async move { http.get(path, Some(&t)).await.json };
+    // Same page twice: identical (the second is served from the cache).
+    let a = page(gw.http.clone(), sa.clone(), "/api/v1/admin/sessions").await;
+    assert_eq!(a, page(gw.http.clone(), sa.clone(), "/api/v1/admin/sessions").await);
+    assert_eq!(a["data"].as_array().map(Vec::len), Some(1));
+    // Every kind of write shows up on the very next read, on both lists.
+    create_session(&gw.http, &owner, "two").await;
+    for (t, path) in [(&sa, "/api/v1/admin/sessions"), (&owner, "/api/v1/sessions")] {
+        assert_eq!(page(gw.http.clone(), t.clone(), path).await["data"].as_array().map(Vec::len), Some(2));
+    }
+    let r = gw.http.patch(&format!("/api/v1/sessions/{id}"), Some(&owner), json!({"label": "renamed"})).await;
+    assert_eq!(r.status, 200);
+    for (t, path) in [(&sa, "/api/v1/admin/sessions"), (&owner, "/api/v1/sessions")] {
+        assert_eq!(page(gw.http.clone(), t.clone(), path).await["data"][0]["label"], "renamed");
+    }
+    assert_eq!(gw.http.delete(&format!("/api/v1/sessions/{id}"), Some(&owner)).await.status, 204);
+    for (t, path) in [(&sa, "/api/v1/admin/sessions"), (&owner, "/api/v1/sessions")] {
+        let d = page(gw.http.clone(), t.clone(), path).await;
+        assert_eq!(d["data"].as_array().map(Vec::len), Some(1));
+        assert_ne!(d["data"][0]["id"], id.as_str());
+    }
+    // Another organization's cached page is never served to this one.
+    let other = page(gw.http.clone(), gw.owner("org_b"), "/api/v1/sessions").await;
+    assert_eq!(other["data"].as_array().map(Vec::len), Some(0));
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::cursor::{CursorScope, ListKind};
-use super::sessions::{insert, new_session, parse_status, render_page, CreateSession, SCAN_FACTOR};
+use super::sessions::{insert, list_page, new_session, parse_status, CreateSession, SCAN_FACTOR};
 use super::valid_org_id;
 use crate::app::App;
 use crate::http::response::{self, Resp};
@@ -43,13 +43,12 @@ pub async fn list_sessions(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
     let keep = |s: &SessionRef| {
-        status.is_none_or(|st| s.status == st) && gateway.as_deref().is_none_or(|g| s.gateway_id == g)
+        status.is_none_or(|st| s.status == st) && gateway.as_deref().is_none_or(|g| s.gateway_id == g.as_bytes())
     };
-    let txn = app.store.read()?;
     let budget = limit * SCAN_FACTOR;
-    render_page(&scope, limit, keep, |visit| match &org {
-        Some(o) => scan_org(&txn, o, after, limit, budget, visit),
-        None => scan_all(&txn, after, limit, budget, visit),
+    list_page(&app, &scope, after, limit, keep, |txn, visit| match &org {
+        Some(o) => scan_org(txn, o, after, limit, budget, visit),
+        None => scan_all(txn, after, limit, budget, visit),
     })
 }
 

@@ -21,7 +21,7 @@ const MAC_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 1 + 16 + 8;
 
 /// Which list a cursor belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ListKind {
     AdminSessions = 1,
@@ -46,8 +46,7 @@ impl CursorScope<'_> {
     }
 
     fn mac(&self, payload: &[u8]) -> [u8; MAC_LEN] {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.meta.cursor_secret);
-        let tag = hmac::sign(&key, payload);
+        let tag = hmac::sign(&self.meta.cursor_key, payload);
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(&tag.as_ref()[..MAC_LEN]);
         out
@@ -106,7 +105,7 @@ mod tests {
     use super::*;
 
     fn meta(seed: u8) -> Meta {
-        Meta { schema_version: 1, data_file_id: [seed; 16], cursor_secret: [seed; 32] }
+        Meta::new(1, [seed; 16], [seed; 32])
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod cursor;
 pub mod me;
 pub mod orgs;
+pub mod page_cache;
 pub mod sessions;
 
 use serde::Serialize;

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use redb::ReadTransaction;
 use serde::Deserialize;
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
+use super::page_cache::PageKey;
 use super::{non_null, nullable};
 use crate::app::App;
 use crate::auth::{OrgAccess, Permission};
@@ -28,21 +31,21 @@ pub fn write_session(out: &mut Vec<u8>, id: u128, s: &SessionRef) {
     out.extend_from_slice(b",\"createdAt\":");
     json::int(out, s.created_at);
     out.extend_from_slice(b",\"createdByUserId\":");
-    json::string(out, s.created_by_user_id);
+    json::bytes_as_string(out, s.created_by_user_id);
     out.extend_from_slice(b",\"gatewayId\":");
-    json::string(out, s.gateway_id);
+    json::bytes_as_string(out, s.gateway_id);
     out.extend_from_slice(b",\"id\":");
     json::string(out, Ulid::from(id).array_to_str(&mut ulid));
     out.extend_from_slice(b",\"isAdminSession\":");
     json::bool(out, s.is_admin_session);
     out.extend_from_slice(b",\"label\":");
-    json::string(out, s.label);
+    json::bytes_as_string(out, s.label);
     out.extend_from_slice(b",\"lastConnectedAt\":");
     json::opt_int(out, s.last_connected_at);
     out.extend_from_slice(b",\"organizationId\":");
-    json::string(out, s.organization_id);
+    json::bytes_as_string(out, s.organization_id);
     out.extend_from_slice(b",\"phoneNumber\":");
-    json::opt_string(out, s.phone_number);
+    json::opt_bytes_as_string(out, s.phone_number);
     out.extend_from_slice(b",\"presenceTyping\":");
     json::bool(out, s.presence_typing);
     out.extend_from_slice(b",\"ratePerHour\":");
@@ -54,9 +57,9 @@ pub fn write_session(out: &mut Vec<u8>, id: u128, s: &SessionRef) {
     out.extend_from_slice(b",\"updatedAt\":");
     json::int(out, s.updated_at);
     out.extend_from_slice(b",\"waJid\":");
-    json::opt_string(out, s.wa_jid);
+    json::opt_bytes_as_string(out, s.wa_jid);
     out.extend_from_slice(b",\"waLid\":");
-    json::opt_string(out, s.wa_lid);
+    json::opt_bytes_as_string(out, s.wa_lid);
     out.push(b'}');
 }
 
@@ -72,18 +75,28 @@ fn session_response(status: u16, id: Ulid, s: &Session) -> Resp {
     response::bytes(status, "application/json", session_json(id, s))
 }
 
-/// Renders a list page straight from the store: `{"data":[...],"nextCursor":...}`.
-/// `walk` feeds rows to the visitor it is given and returns where the next page starts.
-pub fn render_page(
+/// Answers a session-list page: from the page cache if nothing was written
+/// since it was rendered, else rendered straight from the store into one
+/// buffer, `{"data":[...],"nextCursor":...}`. `walk` feeds rows (from the
+/// snapshot it is given) to the visitor and returns where the next page starts.
+pub fn list_page(
+    app: &App,
     scope: &CursorScope,
+    after: Option<u128>,
     limit: usize,
     keep: impl Fn(&SessionRef) -> bool,
-    walk: impl FnOnce(&mut dyn FnMut(u128, &SessionRef) -> bool) -> StoreResult<Option<u128>>,
+    walk: impl FnOnce(&ReadTransaction, &mut dyn FnMut(u128, &SessionRef) -> bool) -> StoreResult<Option<u128>>,
 ) -> Result<Resp, ApiError> {
+    let version = app.store.version();
+    let key = PageKey { list: scope.list, filters: scope.filters.clone(), after, limit };
+    if let Some(body) = app.pages.get(&key, version) {
+        return Ok(response::bytes(200, "application/json", body));
+    }
+    let txn = app.store.read()?;
     let mut out = Vec::with_capacity(64 + limit * 480);
     out.extend_from_slice(b"{\"data\":[");
     let mut first = true;
-    let next = walk(&mut |id, s| {
+    let next = walk(&txn, &mut |id, s| {
         if !keep(s) {
             return false;
         }
@@ -94,9 +107,14 @@ pub fn render_page(
         true
     })?;
     out.extend_from_slice(b"],\"nextCursor\":");
-    json::opt_string(&mut out, next.map(|k| scope.encode(&k.to_be_bytes())).as_deref());
+    match next {
+        Some(k) => json::string(&mut out, &scope.encode(&k.to_be_bytes())),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
-    Ok(response::bytes(200, "application/json", out))
+    let body = Bytes::from(out);
+    app.pages.put(key, version, body.clone());
+    Ok(response::bytes(200, "application/json", body))
 }
 
 /// Body of `POST /api/v1/sessions` and `POST /api/v1/admin/sessions`.
@@ -231,9 +249,8 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         filters: format!("org={}&status={}", access.org_id, status.map_or("", SessionStatus::as_str)),
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
-    let txn = app.store.read()?;
-    render_page(&scope, limit, |s| status.is_none_or(|st| s.status == st), |visit| {
-        scan_org(&txn, &access.org_id, after, limit, limit * SCAN_FACTOR, visit)
+    list_page(&app, &scope, after, limit, |s| status.is_none_or(|st| s.status == st), |txn, visit| {
+        scan_org(txn, &access.org_id, after, limit, limit * SCAN_FACTOR, visit)
     })
 }
 

@@ -5,21 +5,28 @@
 
 /// Appends a JSON string (quoted, escaped).
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    bytes_as_string(out, s.as_bytes());
+}
+
+/// Appends stored text as a JSON string. Printable ASCII without `"` or `\\`
+/// (nearly every id, label and number) is copied through in one pass; anything
+/// else is validated as UTF-8 (invalid bytes become U+FFFD) and escaped by serde_json.
+pub fn bytes_as_string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
         out.reserve(s.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(s);
         out.push(b'"');
     } else {
         // Writing a &str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
     }
 }
 
-/// Appends a JSON string or `null`.
-pub fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+/// Appends stored text as a JSON string, or `null`.
+pub fn opt_bytes_as_string(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
-        Some(s) => string(out, s),
+        Some(s) => bytes_as_string(out, s),
         None => out.extend_from_slice(b"null"),
     }
 }
@@ -59,7 +66,10 @@ mod tests {
         opt_int(&mut out, None);
         out.push(b' ');
         bool(&mut out, true);
-        opt_string(&mut out, None);
+        opt_bytes_as_string(&mut out, None);
         assert_eq!(out, b"-42 null truenull");
+        let mut out = Vec::new();
+        bytes_as_string(&mut out, b"bad \xff utf8");
+        assert_eq!(out, "\"bad \u{fffd} utf8\"".as_bytes(), "invalid UTF-8 is replaced, never passed through");
     }
 }

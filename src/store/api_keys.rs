@@ -26,7 +26,7 @@ impl Store {
             txn.open_table(API_KEYS)?.insert(k, key.encode().as_slice())?;
             txn.open_table(ORG_API_KEYS)?.insert((key.organization_id.as_str(), k), ())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -64,7 +64,7 @@ impl Store {
             table.insert(u128::from(id), key.encode().as_slice())?;
             key
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(key)
     }
 

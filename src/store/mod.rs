@@ -26,6 +26,7 @@ pub mod tables;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase};
 
@@ -104,8 +105,19 @@ pub struct Meta {
     pub schema_version: u32,
     /// Random id of this data file; cursors are bound to it.
     pub data_file_id: [u8; 16],
-    /// HMAC key for list cursors.
-    pub cursor_secret: [u8; 32],
+    /// HMAC-SHA256 key for list cursors, from the file's `cursor_secret`.
+    pub cursor_key: ring::hmac::Key,
+}
+
+impl Meta {
+    /// Meta values, with the cursor key prepared once.
+    pub fn new(schema_version: u32, data_file_id: [u8; 16], cursor_secret: [u8; 32]) -> Meta {
+        Meta {
+            schema_version,
+            data_file_id,
+            cursor_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cursor_secret),
+        }
+    }
 }
 
 /// The open data file, for the server (the only writer).
@@ -113,6 +125,10 @@ pub struct Store {
     db: Database,
     meta: Meta,
     path: PathBuf,
+    /// Bumped after every commit. This process is the file's only writer
+    /// (`SingleWriter`), so an unchanged version means unchanged data: the
+    /// page cache relies on it.
+    version: AtomicU64,
 }
 
 /// Now, in Unix milliseconds.
@@ -150,7 +166,7 @@ impl Store {
                 other => other.into(),
             })?;
         let meta = tables::migrate(&db)?;
-        Ok(Store { db, meta, path: path.to_path_buf() })
+        Ok(Store { db, meta, path: path.to_path_buf(), version: AtomicU64::new(0) })
     }
 
     /// The redb database.
@@ -179,6 +195,19 @@ impl Store {
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(txn)
+    }
+
+    /// Commits durably, then bumps the version (before any response can
+    /// report the write).
+    pub fn commit(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
+        txn.commit()?;
+        self.version.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The data version: changes after every commit.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 
     /// Closes the file cleanly, reporting any error.
@@ -283,5 +312,5 @@ pub fn read_meta(txn: &ReadTransaction) -> StoreResult<Meta> {
     let cursor_secret: [u8; 32] = get(tables::META_CURSOR_SECRET)?
         .try_into()
         .map_err(|_| StoreError::Corrupt("meta.cursor_secret".into()))?;
-    Ok(Meta { schema_version: u32::from_be_bytes(version), data_file_id, cursor_secret })
+    Ok(Meta::new(u32::from_be_bytes(version), data_file_id, cursor_secret))
 }

@@ -50,7 +50,7 @@ impl Store {
         }
         let txn = self.write()?;
         let org = ensure(&txn, id, super::now_ms())?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(org)
     }
 
@@ -64,7 +64,7 @@ impl Store {
             }
             table.insert(id, org.encode().as_slice())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -85,7 +85,7 @@ impl Store {
             table.insert(id, org.encode().as_slice())?;
             org
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(org)
     }
 

@@ -79,27 +79,29 @@ pub struct SessionV1 {
 /// The current session record.
 pub type Session = SessionV1;
 
-/// A session decoded without copying: its strings borrow from the stored
-/// bytes. List pages render from this, so a page costs no allocation per row.
-/// Field for field the same layout as [`SessionV1`] (a test pins that).
+/// A session decoded without copying: its text fields are the stored bytes
+/// (postcard writes `str` and bytes alike), so a list page costs no
+/// allocation and no separate UTF-8 pass per row; the JSON writer validates
+/// while it escapes. Field for field the same layout as [`SessionV1`] (a test
+/// pins that).
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionRef<'a> {
-    pub organization_id: &'a str,
-    pub created_by_user_id: &'a str,
-    pub gateway_id: &'a str,
-    pub label: &'a str,
-    pub phone_number: Option<&'a str>,
+    pub organization_id: &'a [u8],
+    pub created_by_user_id: &'a [u8],
+    pub gateway_id: &'a [u8],
+    pub label: &'a [u8],
+    pub phone_number: Option<&'a [u8]>,
     pub status: SessionStatus,
     pub auto_read: bool,
     pub presence_typing: bool,
     pub rate_per_min: u32,
     pub rate_per_hour: u32,
     pub is_admin_session: bool,
-    pub wa_jid: Option<&'a str>,
-    pub wa_lid: Option<&'a str>,
+    pub wa_jid: Option<&'a [u8]>,
+    pub wa_lid: Option<&'a [u8]>,
     pub last_connected_at: Option<i64>,
     pub desired_running: bool,
-    pub last_error: Option<&'a str>,
+    pub last_error: Option<&'a [u8]>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -124,22 +126,22 @@ impl SessionV1 {
     /// Borrows this session as a [`SessionRef`].
     pub fn as_ref(&self) -> SessionRef<'_> {
         SessionRef {
-            organization_id: &self.organization_id,
-            created_by_user_id: &self.created_by_user_id,
-            gateway_id: &self.gateway_id,
-            label: &self.label,
-            phone_number: self.phone_number.as_deref(),
+            organization_id: self.organization_id.as_bytes(),
+            created_by_user_id: self.created_by_user_id.as_bytes(),
+            gateway_id: self.gateway_id.as_bytes(),
+            label: self.label.as_bytes(),
+            phone_number: self.phone_number.as_deref().map(str::as_bytes),
             status: self.status,
             auto_read: self.auto_read,
             presence_typing: self.presence_typing,
             rate_per_min: self.rate_per_min,
             rate_per_hour: self.rate_per_hour,
             is_admin_session: self.is_admin_session,
-            wa_jid: self.wa_jid.as_deref(),
-            wa_lid: self.wa_lid.as_deref(),
+            wa_jid: self.wa_jid.as_deref().map(str::as_bytes),
+            wa_lid: self.wa_lid.as_deref().map(str::as_bytes),
             last_connected_at: self.last_connected_at,
             desired_running: self.desired_running,
-            last_error: self.last_error.as_deref(),
+            last_error: self.last_error.as_deref().map(str::as_bytes),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

@@ -152,7 +152,7 @@ impl Store {
             table.insert(key, session.encode().as_slice())?;
             index.insert((session.organization_id.as_str(), key), ())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -187,7 +187,7 @@ impl Store {
             table.insert(key, session.encode().as_slice())?;
             session
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(updated)
     }
 
@@ -214,7 +214,7 @@ impl Store {
             txn.open_table(ORG_SESSIONS)?
                 .remove((session.organization_id.as_str(), key))?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
