@@ -11,6 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::page_cache::PageCache;
+use crate::engine::manager::Manager;
+use crate::engine::sim::SimEngine;
+use crate::engine::unavailable::Unavailable;
+use crate::engine::{Engine, EngineKind};
 use crate::auth::issuer::{Issuer, IssuerError, DEFAULT_ISSUER};
 use crate::auth::jwks::{JwksError, JwksSource};
 use crate::auth::jwt::{VerifyOptions, Verifier, DEFAULT_LEEWAY_SECS};
@@ -54,6 +58,10 @@ pub struct App {
     pub issuer: Option<Issuer>,
     /// Rendered session-list pages, valid while the store version holds.
     pub pages: PageCache,
+    /// Runs sessions on the configured engine.
+    pub engine: Arc<Manager>,
+    /// The sim engine's phone controls, when `--engine sim`.
+    pub sim: Option<SimEngine>,
     /// Fixed responses mounted by benchmarks (never by `serve`).
     pub extra_static: Vec<(String, Bytes)>,
 }
@@ -80,7 +88,21 @@ impl App {
         let verifier = Verifier::new(Arc::new(source), opts, config.token_cache);
         let auth = Authenticator::new(verifier, config.claims.clone(), store.clone());
         let pages = PageCache::new(config.page_cache);
-        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, pages, extra_static: Vec::new() })
+        let (engine, sim): (Arc<dyn Engine>, _) = match config.engine {
+            EngineKind::Sim => {
+                let sim = SimEngine::new();
+                (Arc::new(sim.clone()), Some(sim))
+            }
+            EngineKind::Whatsapp => (
+                Arc::new(Unavailable {
+                    name: "whatsapp",
+                    reason: "the whatsapp engine is not built into this version yet (use --engine sim to try the lifecycle)",
+                }),
+                None,
+            ),
+        };
+        let engine = Manager::new(engine, store.clone(), config.retry.clone());
+        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, pages, engine, sim, extra_static: Vec::new() })
     }
 
     /// Authenticates the request (and notes its organization for the log).
@@ -157,6 +179,15 @@ impl Gateway {
             source.spawn_refresher(rx);
         }
         let server = server::start(app.clone(), listener).map_err(StartError::Io)?;
+        // Sessions that were meant to run start again, in the background.
+        let engine = app.engine.clone();
+        tokio::spawn(async move {
+            match engine.resume_all().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "resumed sessions that were running"),
+                Err(e) => tracing::error!(error = %e, "could not resume sessions"),
+            }
+        });
         Ok(Gateway { app, server, stop_refresh })
     }
 
@@ -171,6 +202,7 @@ impl Gateway {
     pub async fn shutdown(self) -> Result<bool, StartError> {
         let _ = self.stop_refresh.send(true);
         self.server.shutdown().await;
+        self.app.engine.shutdown().await;
         let mut store = self.app.store.clone();
         drop(self.app);
         // Background writes (api-key lastUsedAt) finish within moments.

@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// Cap on open client connections.
     #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// The WhatsApp engine: `whatsapp` (real) or `sim` (in-process simulator).
+    #[arg(long, env = "WAG_ENGINE", value_enum, default_value = "whatsapp")]
+    pub engine: crate::engine::EngineKind,
     /// How often the JWKS is refreshed.
     #[arg(long, env = "WAG_JWKS_REFRESH", default_value = "10m", value_parser = parse_duration)]
     pub jwks_refresh: Duration,
@@ -180,6 +183,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     config.cors_origins = args.cors_origin.into_iter().filter(|o| !o.is_empty()).collect();
     config.max_connections = args.max_connections;
     config.jwks.refresh_every = args.jwks_refresh;
+    config.engine = args.engine;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(e),
@@ -205,6 +209,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             issuer = mode,
             jwks_url = cfg.jwks_url.as_deref().unwrap_or("-"),
             gateway_id = %cfg.gateway_id,
+            engine = gateway.app.engine.engine_name(),
             "wa-gateway listening on http://{}", gateway.addr()
         );
         if mode == "embedded" {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::auth::jwks::JwksConfig;
 use crate::auth::ClaimPaths;
+use crate::engine::manager::ManagerConfig;
+use crate::engine::EngineKind;
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +35,10 @@ pub struct ServeConfig {
     pub token_cache: usize,
     /// Rendered list pages kept (0 disables the page cache).
     pub page_cache: usize,
+    /// The WhatsApp engine.
+    pub engine: EngineKind,
+    /// Reconnect policy.
+    pub retry: ManagerConfig,
 }
 
 impl ServeConfig {
@@ -52,6 +58,8 @@ impl ServeConfig {
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             token_cache: 10_000,
             page_cache: 256,
+            engine: EngineKind::Whatsapp,
+            retry: ManagerConfig::default(),
         }
     }
 }

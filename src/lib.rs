@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ops;
+pub mod engine;
 pub mod store;
 
 use std::sync::Mutex;

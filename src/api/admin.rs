@@ -62,8 +62,9 @@ pub async fn create_session(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         Some(_) => return Err(ApiError::invalid("organizationId", "not a valid organization id")),
         None => return Err(ApiError::invalid("organizationId", "organizationId is required")),
     };
+    let start = body.start.unwrap_or(false);
     let session = new_session(body, org, user, app.config.gateway_id.clone(), true)?;
-    insert(&app, session).await
+    insert(&app, session, start).await
 }
 
 /// `POST /api/v1/admin/backup`: a consistent snapshot into `data/backups/`,

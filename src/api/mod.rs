@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod cursor;
+pub mod lifecycle;
 pub mod me;
 pub mod orgs;
 pub mod page_cache;

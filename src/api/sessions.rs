@@ -133,7 +133,8 @@ pub struct CreateSession {
     pub rate_per_min: Option<u32>,
     #[serde(default, deserialize_with = "non_null")]
     pub rate_per_hour: Option<u32>,
-    /// Accepted for forward compatibility; sessions start once the engine exists.
+    /// Start the session right away (default false for now; true once the
+    /// whatsapp engine ships).
     #[serde(default, deserialize_with = "non_null")]
     pub start: Option<bool>,
 }
@@ -213,11 +214,12 @@ pub fn new_session(
     })
 }
 
-/// Stores a new session and answers 201 with it.
-pub async fn insert(app: &App, session: Session) -> Result<Resp, ApiError> {
+/// Stores a new session (and starts it when asked) and answers 201 with it.
+pub async fn insert(app: &App, session: Session, start: bool) -> Result<Resp, ApiError> {
     let id = crate::new_id();
     let stored = session.clone();
     app.blocking(move |s| s.create_session(id, &stored)).await?;
+    let session = if start { app.engine.start(id).await? } else { session };
     let mut resp = session_response(201, id, &session);
     if let Ok(v) = format!("/api/v1/sessions/{id}").parse() {
         resp.headers_mut().insert("location", v);
@@ -264,8 +266,9 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             "organizationId comes from your credentials; only the admin API takes it",
         ));
     }
+    let start = body.start.unwrap_or(false);
     let session = new_session(body, access.org_id, access.user_id, app.config.gateway_id.clone(), false)?;
-    insert(&app, session).await
+    insert(&app, session, start).await
 }
 
 /// `GET /api/v1/sessions/{id}` [sessions:read].
@@ -338,5 +341,6 @@ pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
     let org = access.org_id.clone();
     app.blocking(move |s| s.delete_session(id, Some(&org), |_| Ok(()))).await?;
+    app.engine.forget(id).await;
     Ok(response::empty(204))
 }

@@ -10,7 +10,7 @@ use hyper::Method;
 use super::error::ApiError;
 use super::request::Req;
 use super::response::Resp;
-use crate::api::{admin, api_keys, me, orgs, sessions};
+use crate::api::{admin, api_keys, lifecycle, me, orgs, sessions};
 use crate::app::App;
 use crate::ops::{health, metrics, openapi};
 
@@ -46,12 +46,24 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/api/v1/admin/organizations" => orgs::list),
             route!(POST "/api/v1/admin/organizations" => orgs::create),
             route!(PATCH "/api/v1/admin/organizations/{id}" => orgs::update),
+            route!(POST "/api/v1/admin/sessions/{id}/start" => lifecycle::admin_start),
+            route!(POST "/api/v1/admin/sessions/{id}/stop" => lifecycle::admin_stop),
             route!(POST "/api/v1/admin/backup" => admin::backup),
             route!(GET "/api/v1/sessions" => sessions::list),
             route!(POST "/api/v1/sessions" => sessions::create),
             route!(GET "/api/v1/sessions/{id}" => sessions::get),
             route!(PATCH "/api/v1/sessions/{id}" => sessions::update),
             route!(DELETE "/api/v1/sessions/{id}" => sessions::delete),
+            route!(POST "/api/v1/sessions/{id}/start" => lifecycle::start),
+            route!(POST "/api/v1/sessions/{id}/stop" => lifecycle::stop),
+            route!(POST "/api/v1/sessions/{id}/restart" => lifecycle::restart),
+            route!(POST "/api/v1/sessions/{id}/logout" => lifecycle::logout),
+            route!(GET "/api/v1/sessions/{id}/qr" => lifecycle::qr),
+            route!(POST "/api/v1/sessions/{id}/pair-code" => lifecycle::pair_code),
+            route!(POST "/api/v1/sessions/{id}/sim/pair" => lifecycle::sim_pair),
+            route!(POST "/api/v1/sessions/{id}/sim/disconnect" => lifecycle::sim_disconnect),
+            route!(POST "/api/v1/sessions/{id}/sim/logout" => lifecycle::sim_logout),
+            route!(POST "/api/v1/sessions/{id}/sim/incoming" => lifecycle::sim_incoming),
             route!(POST "/api/v1/api-keys" => api_keys::create),
             route!(GET "/api/v1/api-keys" => api_keys::list),
             route!(DELETE "/api/v1/api-keys/{id}" => api_keys::revoke),

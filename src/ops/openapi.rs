@@ -149,6 +149,14 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
                 ok("Organization", "The updated organization"))
             .describe("A suspended organization's api-keys and members get 403 `forbidden`.")
             .params(id_param()).body("PatchOrganization", false).errors(&BODY_ERRORS).errors(&[403, 404])),
+        ("post", "/api/v1/admin/sessions/{id}/start",
+            op("adminStartSession", "Start any organization's session (super_admin)", "admin", AUTH,
+                ok("Session", "The session, now starting"))
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/admin/sessions/{id}/stop",
+            op("adminStopSession", "Stop any organization's session (super_admin)", "admin", AUTH,
+                ok("Session", "The stopped session"))
+            .params(id_param()).errors(&[403, 404, 409])),
         ("post", "/api/v1/admin/backup",
             op("adminBackup", "Snapshot the data file into data/backups/ (super_admin)", "admin", AUTH,
                 created("Backup", "The snapshot written"))
@@ -171,6 +179,55 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("delete", "/api/v1/sessions/{id}",
             op("deleteSession", "Delete a session [sessions:write]", "sessions", AUTH, gone("Deleted"))
             .params(id_param()).errors(&[403, 404])),
+        ("post", "/api/v1/sessions/{id}/start",
+            op("startSession", "Start a session [sessions:control]", "sessions", AUTH,
+                ok("Session", "The session, now starting"))
+            .describe("409 `conflict` (with `details.status`) when it is already running.")
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/stop",
+            op("stopSession", "Stop a session; credentials stay [sessions:control]", "sessions", AUTH,
+                ok("Session", "The stopped session"))
+            .describe("Works at any moment, also while reconnecting. 409 when it is not running.")
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/restart",
+            op("restartSession", "Stop (if running) and start again [sessions:control]", "sessions", AUTH,
+                ok("Session", "The session, starting"))
+            .params(id_param()).errors(&[403, 404])),
+        ("post", "/api/v1/sessions/{id}/logout",
+            op("logoutSession", "Unlink the phone and wipe the credentials [sessions:control]", "sessions", AUTH,
+                ok("Session", "The session, logged_out"))
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("get", "/api/v1/sessions/{id}/qr",
+            op("getSessionQr", "The QR code to scan [sessions:control]", "sessions", AUTH, (200, json!({
+                "description": "The QR value and its expiry; a PNG image with `Accept: image/png`",
+                "content": {
+                    "application/json": {"schema": schema("Qr")},
+                    "image/png": {"schema": {"type": "string", "contentEncoding": "binary"}},
+                },
+            })))
+            .describe("409 `conflict` unless the session is `scan_qr_code`.")
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/pair-code",
+            op("requestPairCode", "Link by pairing code instead of QR [sessions:control]", "sessions", AUTH,
+                ok("PairCode", "The code to type on the phone"))
+            .params(id_param()).body("PairCodeRequest", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/sim/pair",
+            op("simPair", "Sim engine only: the phone scans the QR [sessions:control]", "sessions", AUTH,
+                ok("SimPaired", "The linked JID and LID"))
+            .describe("404 unless the gateway runs `--engine sim`.")
+            .params(id_param()).body("PairCodeRequest", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/sim/disconnect",
+            op("simDisconnect", "Sim engine only: drop the connection [sessions:control]", "sessions", AUTH,
+                gone("Dropped; the gateway reconnects"))
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/sim/logout",
+            op("simLogout", "Sim engine only: the phone unlinks the device [sessions:control]", "sessions", AUTH,
+                gone("Unlinked"))
+            .params(id_param()).errors(&[403, 404, 409])),
+        ("post", "/api/v1/sessions/{id}/sim/incoming",
+            op("simIncoming", "Sim engine only: a message arrives [sessions:control]", "sessions", AUTH,
+                (202, json_response("Accepted", schema("SimMessage"))))
+            .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
         ("post", "/api/v1/api-keys",
             op("createApiKey", "Create an api-key [api_keys:write, login JWT only]", "api-keys", AUTH,
                 created("ApiKeyCreated", "The key; `key` is shown only this once"))
@@ -262,7 +319,7 @@ fn schemas() -> Value {
         }),
     );
     let mut create = session_inputs(false);
-    create.insert("start".into(), json!({"type": "boolean", "description": "Accepted; not acted on yet"}));
+    create.insert("start".into(), json!({"type": "boolean", "description": "Start the session right away (default false)"}));
     let mut admin_create = create.clone();
     admin_create.insert("organizationId".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}));
     let org_status = string_enum(&["active", "suspended"]);
@@ -319,6 +376,17 @@ fn schemas() -> Value {
             "platformRole": {"type": ["string", "null"], "enum": ["super_admin", null]},
             "permissions": {"type": "array", "items": string_enum(&PERMISSIONS)},
         })),
+        "Qr": object(&["value", "expiresAt"], json!({
+            "value": {"type": "string", "description": "The text the QR encodes"},
+            "expiresAt": {"type": "integer", "description": MILLIS},
+        })),
+        "PairCodeRequest": object(&["phoneNumber"], json!({
+            "phoneNumber": {"type": "string", "pattern": "^[0-9]{6,20}$"},
+        })),
+        "PairCode": object(&["code"], json!({"code": {"type": "string", "examples": ["ABCD-EFGH"]}})),
+        "SimPaired": object(&["waJid", "waLid"], json!({"waJid": {"type": "string"}, "waLid": {"type": "string"}})),
+        "SimIncoming": object(&["from", "text"], json!({"from": {"type": "string"}, "text": {"type": "string"}})),
+        "SimMessage": object(&["id"], json!({"id": {"type": "string"}})),
         "Backup": object(&["file", "path", "sizeBytes", "sessions", "createdAt"], json!({
             "file": {"type": "string"}, "path": {"type": "string"},
             "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,

@@ -6,7 +6,7 @@ use redb::{ReadTransaction, ReadableTable};
 use ulid::Ulid;
 
 use super::records::{ApiKey, Organization, Record, Session};
-use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, SESSIONS};
+use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS};
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
 /// Counts and problems found by [`check`].
@@ -86,6 +86,22 @@ pub fn check(txn: &ReadTransaction) -> StoreResult<CheckReport> {
             }
             Err(e) => r.problem(format!("session {}: {e}", Ulid::from(id))),
         }
+    }
+    let running = txn.open_table(RUNNING)?;
+    let mut want_running = 0u64;
+    for row in sessions.iter()? {
+        let (k, v) = row?;
+        if let Ok(s) = Session::decode(v.value()) {
+            if s.desired_running {
+                want_running += 1;
+                if running.get(k.value())?.is_none() {
+                    r.problem(format!("session {} should run but is not in running_sessions", Ulid::from(k.value())));
+                }
+            }
+        }
+    }
+    if running.iter()?.count() as u64 != want_running {
+        r.problem("running_sessions names sessions not meant to run".into());
     }
     let mut indexed = 0u64;
     for row in org_sessions.iter()? {

@@ -3,11 +3,11 @@
 
 use std::ops::Bound;
 
-use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use ulid::Ulid;
 
 use super::records::{Record, Session, SessionRef};
-use super::tables::{ORG_SESSIONS, SESSIONS};
+use super::tables::{ORG_SESSIONS, RUNNING, SESSIONS};
 use super::{orgs, Store, StoreError, StoreResult};
 
 /// One page of an id-ordered walk.
@@ -129,7 +129,58 @@ pub fn count_org(index: &impl ReadableTable<(&'static str, u128), ()>, org: &str
     Ok(n)
 }
 
+/// Keeps the `running_sessions` index equal to the sessions whose
+/// `desired_running` is set, in the same transaction as the session write.
+fn sync_running(txn: &WriteTransaction, key: u128, session: &Session) -> StoreResult<()> {
+    let mut running = txn.open_table(RUNNING)?;
+    if session.desired_running {
+        running.insert(key, ())?;
+    } else {
+        running.remove(key)?;
+    }
+    Ok(())
+}
+
+/// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
+/// the caller's transaction: on delete and on logout.
+fn wipe(_txn: &WriteTransaction, _key: u128) -> StoreResult<u64> {
+    // The whatsapp engine's state tables hook in here.
+    Ok(0)
+}
+
 impl Store {
+    /// Ids of the sessions meant to be running, in id order.
+    pub fn running_sessions(&self) -> StoreResult<Vec<Ulid>> {
+        let txn = self.read()?;
+        let table = txn.open_table(RUNNING)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(Ulid::from(row?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Marks a session logged out and deletes its protocol state in one
+    /// durable transaction.
+    pub fn logout_session(&self, id: Ulid, change: impl FnOnce(&mut Session)) -> StoreResult<Session> {
+        let txn = self.write()?;
+        let updated = {
+            let mut table = txn.open_table(SESSIONS)?;
+            let key = u128::from(id);
+            let mut session = match table.get(key)? {
+                Some(v) => Session::decode(v.value())?,
+                None => return Err(StoreError::NotFound("session")),
+            };
+            change(&mut session);
+            table.insert(key, session.encode().as_slice())?;
+            sync_running(&txn, key, &session)?;
+            wipe(&txn, key)?;
+            session
+        };
+        self.commit(txn)?;
+        Ok(updated)
+    }
+
     /// Inserts a new session (and its organization on first sight), enforcing
     /// the organization's `maxSessions`. Durable when it returns.
     pub fn create_session(&self, id: Ulid, session: &Session) -> StoreResult<()> {
@@ -151,6 +202,7 @@ impl Store {
             }
             table.insert(key, session.encode().as_slice())?;
             index.insert((session.organization_id.as_str(), key), ())?;
+            sync_running(&txn, key, session)?;
         }
         self.commit(txn)?;
         Ok(())
@@ -185,6 +237,7 @@ impl Store {
             }
             change(&mut session)?;
             table.insert(key, session.encode().as_slice())?;
+            sync_running(&txn, key, &session)?;
             session
         };
         self.commit(txn)?;
@@ -213,6 +266,8 @@ impl Store {
             table.remove(key)?;
             txn.open_table(ORG_SESSIONS)?
                 .remove((session.organization_id.as_str(), key))?;
+            txn.open_table(RUNNING)?.remove(key)?;
+            wipe(&txn, key)?;
         }
         self.commit(txn)?;
         Ok(())

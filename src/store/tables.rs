@@ -21,6 +21,8 @@ pub const ORG_SESSIONS: TableDefinition<(&str, u128), ()> = TableDefinition::new
 pub const API_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("api_keys");
 /// SHA-256 of an api-key → api-key ULID.
 pub const API_KEY_HASHES: TableDefinition<&[u8], u128> = TableDefinition::new("api_key_hashes");
+/// Session ULID → () for every session meant to be running (restarted on boot).
+pub const RUNNING: TableDefinition<u128, ()> = TableDefinition::new("running_sessions");
 /// (organization id, api-key ULID) → ().
 pub const ORG_API_KEYS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_api_keys");
 
@@ -74,6 +76,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(API_KEYS)?;
     txn.open_table(API_KEY_HASHES)?;
     txn.open_table(ORG_API_KEYS)?;
+    txn.open_table(RUNNING)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
 }
