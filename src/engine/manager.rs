@@ -208,7 +208,7 @@ impl Manager {
             };
             let info = StartInfo {
                 session: id,
-                linked_jid: session.wa_jid.clone().filter(|_| session.status != SessionStatus::LoggedOut),
+                linked_jid: session.wa_jid.clone(),
                 linked_lid: session.wa_lid.clone(),
             };
             let sink = EventSink::new(id, generation, self.tx.clone());
@@ -330,6 +330,9 @@ impl Manager {
             store.logout_session(id, |s| {
                 s.status = SessionStatus::LoggedOut;
                 s.desired_running = false;
+                // Unlinked: the next start links a phone afresh.
+                s.wa_jid = None;
+                s.wa_lid = None;
                 s.last_error = reason;
                 s.updated_at = now_ms();
             })

@@ -1,0 +1,268 @@
+//! The session lifecycle over real HTTP with the sim engine: every
+//! transition, conflicts, QR (JSON and PNG), pairing codes, reconnects,
+//! logout, gateway restarts in the middle, permissions and tenancy on every
+//! lifecycle route, the admin's start/stop, and the unavailable `whatsapp`
+//! engine ending `failed` with a clear `lastError`.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Http, TestGateway};
+use hyper::Method;
+use serde_json::{json, Value};
+use wa_gateway::config::ServeConfig;
+use wa_gateway::engine::manager::ManagerConfig;
+use wa_gateway::engine::EngineKind;
+
+fn sim(c: &mut ServeConfig) {
+    c.engine = EngineKind::Sim;
+    c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(80) };
+}
+
+async fn create(http: &Http, token: &str, start: bool) -> String {
+    let r = http.post("/api/v1/sessions", Some(token), json!({"label": "L", "start": start})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    r.json["id"].as_str().expect("id").to_string()
+}
+
+async fn status_of(http: &Http, token: &str, id: &str) -> Value {
+    http.get(&format!("/api/v1/sessions/{id}"), Some(token)).await.json
+}
+
+/// Polls until the session reaches `want` (5 s at most).
+async fn wait_for(http: &Http, token: &str, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..250 {
+        last = status_of(http, token, id).await;
+        if last["status"] == want {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("session {id} never reached {want}; last: {last}");
+}
+
+async fn post(http: &Http, token: &str, id: &str, action: &str, body: Option<Value>) -> common::Res {
+    let body = body.map(|b| Bytes::from(b.to_string()));
+    http.send(Method::POST, &format!("/api/v1/sessions/{id}/{action}"), Some(token), body, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_transition_with_the_sim_engine() {
+    let gw = TestGateway::start_with(sim).await;
+    let (h, t) = (&gw.http, gw.owner("org_a"));
+    let id = create(h, &t, false).await;
+    assert_eq!(status_of(h, &t, &id).await["status"], "stopped");
+
+    // stopped → starting → scan_qr_code
+    let r = post(h, &t, &id, "start", None).await;
+    assert_eq!(r.status, 200);
+    assert!(matches!(r.json["status"].as_str(), Some("starting" | "scan_qr_code")));
+    let s = wait_for(h, &t, &id, "scan_qr_code").await;
+    assert!(s["updatedAt"].as_i64() >= s["createdAt"].as_i64());
+    let qr = h.get(&format!("/api/v1/sessions/{id}/qr"), Some(&t)).await;
+    assert_eq!(qr.status, 200);
+    assert!(qr.json["value"].as_str().unwrap_or("").starts_with("sim://"));
+    assert!(qr.json["expiresAt"].as_i64() > s["updatedAt"].as_i64());
+    let png = h.send(Method::GET, &format!("/api/v1/sessions/{id}/qr"), Some(&t), None, &[("accept", "image/png")]).await;
+    assert_eq!(png.status, 200);
+    assert_eq!(png.headers["content-type"], "image/png");
+    assert_eq!(&png.body[..8], b"\x89PNG\r\n\x1a\n");
+    let code = post(h, &t, &id, "pair-code", Some(json!({"phoneNumber": "6281234567890"}))).await;
+    assert_eq!(code.status, 200);
+    let code = code.json["code"].as_str().unwrap_or("").to_string();
+    assert!(code.len() == 9 && code.as_bytes()[4] == b'-', "{code}");
+    let bad = post(h, &t, &id, "pair-code", Some(json!({"phoneNumber": "+62"}))).await;
+    assert_eq!(bad.status, 400);
+
+    // The phone scans: working, with jid, lid and lastConnectedAt.
+    let p = post(h, &t, &id, "sim/pair", Some(json!({"phoneNumber": "6281234567890"}))).await;
+    assert_eq!(p.status, 200, "{:?}", p.json);
+    let s = wait_for(h, &t, &id, "working").await;
+    assert_eq!(s["waJid"], "6281234567890@s.whatsapp.net");
+    assert!(s["waLid"].as_str().unwrap_or("").ends_with("@lid"));
+    assert!(s["lastConnectedAt"].is_i64());
+    let first_connected = s["lastConnectedAt"].as_i64();
+
+    // Network loss: reconnects by itself (linked: straight back to working).
+    assert_eq!(post(h, &t, &id, "sim/disconnect", None).await.status, 204);
+    let mut saw_reconnect = false;
+    for _ in 0..250 {
+        let s = status_of(h, &t, &id).await;
+        if s["status"] == "working" && s["lastConnectedAt"].as_i64() > first_connected {
+            saw_reconnect = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_reconnect, "reconnected after the drop");
+
+    // stop → stopped; start → working again without a QR (credentials kept).
+    assert_eq!(post(h, &t, &id, "stop", None).await.json["status"], "stopped");
+    assert_eq!(post(h, &t, &id, "start", None).await.status, 200);
+    wait_for(h, &t, &id, "working").await;
+    // restart keeps it linked.
+    assert_eq!(post(h, &t, &id, "restart", None).await.status, 200);
+    wait_for(h, &t, &id, "working").await;
+
+    // The phone unlinks: logged_out, never restarted by itself.
+    assert_eq!(post(h, &t, &id, "sim/logout", None).await.status, 204);
+    wait_for(h, &t, &id, "logged_out").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(status_of(h, &t, &id).await["status"], "logged_out");
+    // Starting again means linking again: a fresh QR.
+    assert_eq!(post(h, &t, &id, "start", None).await.status, 200);
+    wait_for(h, &t, &id, "scan_qr_code").await;
+    // logout from the API while waiting for a scan.
+    assert_eq!(post(h, &t, &id, "logout", None).await.json["status"], "logged_out");
+    let again = post(h, &t, &id, "logout", None).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json["error"]["details"]["status"], "logged_out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicts_name_the_current_status() {
+    let gw = TestGateway::start_with(sim).await;
+    let (h, t) = (&gw.http, gw.owner("org_a"));
+    let id = create(h, &t, false).await;
+    // pair-code and QR on a stopped session; stop of a stopped one.
+    for (method, action, body) in [
+        (Method::POST, "pair-code", Some(json!({"phoneNumber": "628123456"}))),
+        (Method::GET, "qr", None),
+        (Method::POST, "stop", None),
+    ] {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let r = h.send(method, &format!("/api/v1/sessions/{id}/{action}"), Some(&t), body, &[]).await;
+        assert_eq!(r.status, 409, "{action}");
+        assert_eq!(r.code(), "conflict");
+        assert_eq!(r.json["error"]["details"]["status"], "stopped", "{action}");
+    }
+    post(h, &t, &id, "start", None).await;
+    wait_for(h, &t, &id, "scan_qr_code").await;
+    post(h, &t, &id, "sim/pair", Some(json!({"phoneNumber": "628123456"}))).await;
+    wait_for(h, &t, &id, "working").await;
+    for (method, action) in [(Method::POST, "start"), (Method::GET, "qr")] {
+        let r = h.send(method, &format!("/api/v1/sessions/{id}/{action}"), Some(&t), None, &[]).await;
+        assert_eq!(r.status, 409, "{action}");
+        assert_eq!(r.json["error"]["details"]["status"], "working");
+    }
+    // Created with start: true, it is on its way at once.
+    let started = h.post("/api/v1/sessions", Some(&t), json!({"start": true})).await;
+    assert!(matches!(started.json["status"].as_str(), Some("starting" | "scan_qr_code")), "{:?}", started.json);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_restart_keeps_each_session_where_it_was() {
+    let gw = TestGateway::start_with(sim).await;
+    let (h, t) = (gw.http.clone(), gw.owner("org_a"));
+    let working = create(&h, &t, true).await;
+    wait_for(&h, &t, &working, "scan_qr_code").await;
+    post(&h, &t, &working, "sim/pair", Some(json!({"phoneNumber": "628111111"}))).await;
+    wait_for(&h, &t, &working, "working").await;
+    let stopped = create(&h, &t, false).await;
+    let logged_out = create(&h, &t, true).await;
+    wait_for(&h, &t, &logged_out, "scan_qr_code").await;
+    post(&h, &t, &logged_out, "logout", None).await;
+    let waiting = create(&h, &t, true).await;
+    wait_for(&h, &t, &waiting, "scan_qr_code").await;
+
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_in(dir, sim).await;
+    let (h, t) = (gw.http.clone(), gw.owner("org_a"));
+    let w = wait_for(&h, &t, &working, "working").await;
+    assert_eq!(w["waJid"], "628111111@s.whatsapp.net");
+    wait_for(&h, &t, &waiting, "scan_qr_code").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(status_of(&h, &t, &stopped).await["status"], "stopped");
+    assert_eq!(status_of(&h, &t, &logged_out).await["status"], "logged_out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permissions_and_tenancy_on_every_lifecycle_route() {
+    let gw = TestGateway::start_with(sim).await;
+    let (h, owner) = (&gw.http, gw.owner("org_a"));
+    let id = create(h, &owner, false).await;
+    let key = h.post("/api/v1/api-keys", Some(&owner), json!({"name": "k", "permissions": ["sessions:read", "sessions:write"]})).await;
+    let key = key.json["key"].as_str().expect("key").to_string();
+    let member = gw.token("m", Some("org_a"), Some("member"), false);
+    let other = gw.owner("org_b");
+    let routes: Vec<(Method, &str, Option<Value>)> = vec![
+        (Method::POST, "start", None),
+        (Method::POST, "stop", None),
+        (Method::POST, "restart", None),
+        (Method::POST, "logout", None),
+        (Method::GET, "qr", None),
+        (Method::POST, "pair-code", Some(json!({"phoneNumber": "628123456"}))),
+        (Method::POST, "sim/pair", Some(json!({"phoneNumber": "628123456"}))),
+        (Method::POST, "sim/disconnect", None),
+        (Method::POST, "sim/logout", None),
+        (Method::POST, "sim/incoming", Some(json!({"from": "628", "text": "hi"}))),
+    ];
+    for (method, action, body) in &routes {
+        let path = format!("/api/v1/sessions/{id}/{action}");
+        let b = || body.as_ref().map(|b| Bytes::from(b.to_string()));
+        let r = h.send(method.clone(), &path, Some(&key), b(), &[]).await;
+        assert_eq!(r.status, 403, "api-key without sessions:control on {action}");
+        let r = h.send(method.clone(), &path, Some(&member), b(), &[]).await;
+        assert_eq!(r.status, 403, "member on {action}");
+        let r = h.send(method.clone(), &path, Some(&other), b(), &[]).await;
+        assert_eq!(r.status, 404, "another org on {action}");
+        let r = h.send(method.clone(), &path, None, b(), &[]).await;
+        assert_eq!(r.status, 401, "no token on {action}");
+    }
+    // Nothing moved.
+    assert_eq!(status_of(h, &owner, &id).await["status"], "stopped");
+
+    // The super_admin starts and stops any organization's session; org roles may not.
+    let sa = gw.super_admin();
+    let r = h.send(Method::POST, &format!("/api/v1/admin/sessions/{id}/start"), Some(&owner), None, &[]).await;
+    assert_eq!(r.status, 403);
+    let r = h.send(Method::POST, &format!("/api/v1/admin/sessions/{id}/start"), Some(&sa), None, &[]).await;
+    assert_eq!(r.status, 200);
+    let listed = h.get("/api/v1/admin/sessions?status=scan_qr_code", Some(&sa)).await;
+    let mut live = false;
+    for _ in 0..100 {
+        let l = h.get("/api/v1/admin/sessions", Some(&sa)).await;
+        if l.json["data"][0]["status"] == "scan_qr_code" {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(live, "the admin listing shows live statuses ({:?})", listed.json);
+    let r = h.send(Method::POST, &format!("/api/v1/admin/sessions/{id}/stop"), Some(&sa), None, &[]).await;
+    assert_eq!(r.json["status"], "stopped");
+    let missing = h.send(Method::POST, "/api/v1/admin/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV/start", Some(&sa), None, &[]).await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any_moment() {
+    let gw = TestGateway::start_with(|c| {
+        c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(60) };
+    })
+    .await;
+    let (h, t) = (&gw.http, gw.owner("org_a"));
+    // Sim controls do not exist on this engine.
+    let id = create(h, &t, false).await;
+    let r = post(h, &t, &id, "sim/pair", Some(json!({"phoneNumber": "628123456"}))).await;
+    assert_eq!(r.status, 404);
+    // Started, it backs off and ends failed with the reason.
+    post(h, &t, &id, "start", None).await;
+    wait_for(h, &t, &id, "failed").await;
+    let ulid = ulid::Ulid::from_string(&id).expect("ulid");
+    let stored = gw.app().store.get_session(ulid, None).expect("stored");
+    let err = stored.last_error.unwrap_or_default();
+    assert!(err.contains("whatsapp engine is not built"), "a clear lastError: {err}");
+    assert!(!stored.desired_running || stored.status == wa_gateway::store::records::SessionStatus::Failed);
+    // Stop works during the backoff, and from failed.
+    let id2 = create(h, &t, true).await;
+    let r = post(h, &t, &id2, "stop", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["status"], "stopped");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(h, &t, &id2).await["status"], "stopped", "a stopped session stays stopped");
+    assert_eq!(post(h, &t, &id, "stop", None).await.json["status"], "stopped");
+}
