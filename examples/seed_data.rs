@@ -194,6 +194,7 @@ pub fn seed(dir: &Path, orgs: u64, sessions: u64, batch: u64, quiet: bool) -> St
         {
             let mut table = txn.open_table(SESSIONS)?;
             index.clear();
+            let mut by_status = std::collections::HashMap::new();
             for _ in 0..n {
                 let id = wa_gateway::new_id();
                 let o = pick_org(&mut rng, orgs);
@@ -201,7 +202,11 @@ pub fn seed(dir: &Path, orgs: u64, sessions: u64, batch: u64, quiet: bool) -> St
                 let s = session_for(&mut rng, org.clone(), o, id.timestamp_ms() as i64);
                 let key = u128::from(id);
                 table.insert(key, s.encode().as_slice())?;
+                *by_status.entry(s.status).or_insert(0i64) += 1;
                 index.push((org, key));
+            }
+            for (status, count) in by_status {
+                wa_gateway::store::sessions::bump_status(&txn, status, count)?;
             }
             index.sort_unstable();
             let mut org_index = txn.open_table(ORG_SESSIONS)?;

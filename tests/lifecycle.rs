@@ -82,6 +82,7 @@ async fn every_transition_with_the_sim_engine() {
     assert_eq!(p.status, 200, "{:?}", p.json);
     let s = wait_for(h, &t, &id, "working").await;
     assert_eq!(s["waJid"], "6281234567890@s.whatsapp.net");
+    assert_eq!(s["phoneNumber"], "6281234567890", "filled from the linked phone");
     assert!(s["waLid"].as_str().unwrap_or("").ends_with("@lid"));
     assert!(s["lastConnectedAt"].is_i64());
     let first_connected = s["lastConnectedAt"].as_i64();
@@ -265,4 +266,35 @@ async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status_of(h, &t, &id2).await["status"], "stopped", "a stopped session stays stopped");
     assert_eq!(post(h, &t, &id, "stop", None).await.json["status"], "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_statuses_and_the_event_stream_is_ordered() {
+    let gw = TestGateway::start_with(sim).await;
+    let mut events = gw.app().engine.subscribe();
+    let (h, t) = (&gw.http, gw.owner("org_a"));
+    let a = create(h, &t, true).await;
+    create(h, &t, false).await;
+    wait_for(h, &t, &a, "scan_qr_code").await;
+    post(h, &t, &a, "sim/pair", Some(json!({"phoneNumber": "628123456"}))).await;
+    wait_for(h, &t, &a, "working").await;
+    post(h, &t, &a, "sim/incoming", Some(json!({"from": "62899@s.whatsapp.net", "text": "hello"}))).await;
+    let text = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
+    assert!(text.contains("wa_gateway_sessions_by_status{status=\"working\"} 1"), "{text}");
+    assert!(text.contains("wa_gateway_sessions_by_status{status=\"stopped\"} 1"), "{text}");
+    assert!(text.contains("wa_gateway_engine_live_connections 1"), "{text}");
+    // Applied events, numbered in order: qr, connected, message.
+    let mut kinds = Vec::new();
+    let mut last_seq = 0;
+    while kinds.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("event").expect("open");
+        assert!(e.seq > last_seq, "increasing sequence");
+        last_seq = e.seq;
+        assert_eq!(e.session.to_string(), a);
+        kinds.push(e.event.kind());
+    }
+    assert_eq!(kinds, ["qr", "connected", "message_received"]);
+    // check agrees with the counts.
+    let report = wa_gateway::store::check::check(&gw.app().store.read().expect("read")).expect("check");
+    assert!(report.ok(), "{report}");
 }

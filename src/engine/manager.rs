@@ -438,6 +438,14 @@ impl Manager {
                 });
                 self.persist(id, move |s| {
                     s.status = SessionStatus::Working;
+                    if s.phone_number.is_none() {
+                        // The linked phone's number, from its JID.
+                        s.phone_number = jid
+                            .split(['@', ':'])
+                            .next()
+                            .filter(|n| (6..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+                            .map(str::to_string);
+                    }
                     s.wa_jid = Some(jid);
                     s.wa_lid = lid.or(s.wa_lid.take());
                     s.last_connected_at = Some(now_ms());

@@ -23,6 +23,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: &'static str,
 }
@@ -39,6 +44,10 @@ pub struct Metrics {
     /// Requests refused by authentication.
     pub auth_failures: Counter,
     sessions: Gauge,
+    by_status: Family<StatusLabels, Gauge>,
+    live: Gauge,
+    reconnects: Gauge,
+    engine_errors: Gauge,
     jwks_keys: Gauge,
     jwks_fetches: Gauge,
 }
@@ -66,13 +75,31 @@ impl Metrics {
         let sessions = Gauge::default();
         let jwks_keys = Gauge::default();
         let jwks_fetches = Gauge::default();
+        let by_status = Family::<StatusLabels, Gauge>::default();
+        let (live, reconnects, engine_errors) = (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("auth_failures", "Requests refused by authentication", auth_failures.clone());
         registry.register("sessions", "Sessions in the data file", sessions.clone());
+        registry.register("sessions_by_status", "Sessions by status", by_status.clone());
+        registry.register("engine_live_connections", "Engine connections open in this process", live.clone());
+        registry.register("engine_reconnects", "Reconnect attempts since start", reconnects.clone());
+        registry.register("engine_errors", "Failed engine connects since start", engine_errors.clone());
         registry.register("jwks_keys", "Usable keys in the current JWKS", jwks_keys.clone());
         registry.register("jwks_fetch_attempts", "JWKS fetch attempts since start", jwks_fetches.clone());
-        Metrics { registry, requests, latency, auth_failures, sessions, jwks_keys, jwks_fetches }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            auth_failures,
+            sessions,
+            by_status,
+            live,
+            reconnects,
+            engine_errors,
+            jwks_keys,
+            jwks_fetches,
+        }
     }
 
     /// Counts one request.
@@ -94,6 +121,13 @@ impl Default for Metrics {
 pub async fn render(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
     let m = &app.metrics;
     m.sessions.set(app.store.session_count().map(|n| n as i64).unwrap_or(-1));
+    for (status, n) in app.store.status_counts().unwrap_or_default() {
+        m.by_status.get_or_create(&StatusLabels { status: status.as_str() }).set(n as i64);
+    }
+    let counters = &app.engine.counters;
+    m.live.set(app.engine.live_count() as i64);
+    m.reconnects.set(counters.reconnects.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    m.engine_errors.set(counters.errors.load(std::sync::atomic::Ordering::Relaxed) as i64);
     let source = app.auth.verifier().source();
     m.jwks_keys.set(source.current().map_or(0, |k| k.len() as i64));
     m.jwks_fetches.set(source.fetch_count() as i64);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction};
 
-use super::tables::{API_KEYS, API_KEY_HASHES, META, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS};
+use super::tables::{API_KEYS, API_KEY_HASHES, META, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{StoreError, StoreResult};
 
 /// What a snapshot wrote.
@@ -61,6 +61,7 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
         copy(src, &txn, API_KEY_HASHES)?;
         copy(src, &txn, ORG_API_KEYS)?;
         copy(src, &txn, RUNNING)?;
+        copy(src, &txn, STATUS_COUNTS)?;
         txn.commit()?;
         db.close()?;
         std::fs::File::open(&tmp)?.sync_all()?;

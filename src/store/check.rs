@@ -6,7 +6,7 @@ use redb::{ReadTransaction, ReadableTable};
 use ulid::Ulid;
 
 use super::records::{ApiKey, Organization, Record, Session};
-use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS};
+use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
 /// Counts and problems found by [`check`].
@@ -88,10 +88,13 @@ pub fn check(txn: &ReadTransaction) -> StoreResult<CheckReport> {
         }
     }
     let running = txn.open_table(RUNNING)?;
+    let counts = txn.open_table(STATUS_COUNTS)?;
     let mut want_running = 0u64;
+    let mut tally = std::collections::HashMap::new();
     for row in sessions.iter()? {
         let (k, v) = row?;
         if let Ok(s) = Session::decode(v.value()) {
+            *tally.entry(s.status.as_str()).or_insert(0u64) += 1;
             if s.desired_running {
                 want_running += 1;
                 if running.get(k.value())?.is_none() {
@@ -102,6 +105,13 @@ pub fn check(txn: &ReadTransaction) -> StoreResult<CheckReport> {
     }
     if running.iter()?.count() as u64 != want_running {
         r.problem("running_sessions names sessions not meant to run".into());
+    }
+    for st in crate::store::records::SessionStatus::ALL {
+        let stored = counts.get(st.as_str())?.map_or(0, |v| v.value());
+        let real = tally.get(st.as_str()).copied().unwrap_or(0);
+        if stored != real {
+            r.problem(format!("session_status_counts says {stored} {} sessions, there are {real}", st.as_str()));
+        }
     }
     let mut indexed = 0u64;
     for row in org_sessions.iter()? {

@@ -6,8 +6,8 @@ use std::ops::Bound;
 use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use ulid::Ulid;
 
-use super::records::{Record, Session, SessionRef};
-use super::tables::{ORG_SESSIONS, RUNNING, SESSIONS};
+use super::records::{Record, Session, SessionRef, SessionStatus};
+use super::tables::{ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{orgs, Store, StoreError, StoreResult};
 
 /// One page of an id-ordered walk.
@@ -141,6 +141,23 @@ fn sync_running(txn: &WriteTransaction, key: u128, session: &Session) -> StoreRe
     Ok(())
 }
 
+/// Adds `delta` to the count of sessions in `status`, in the caller's transaction.
+pub fn bump_status(txn: &WriteTransaction, status: SessionStatus, delta: i64) -> StoreResult<()> {
+    let mut counts = txn.open_table(STATUS_COUNTS)?;
+    let now = counts.get(status.as_str())?.map_or(0, |v| v.value());
+    counts.insert(status.as_str(), now.saturating_add_signed(delta))?;
+    Ok(())
+}
+
+/// Moves one session between status counts when its status changed.
+fn move_status(txn: &WriteTransaction, from: SessionStatus, to: SessionStatus) -> StoreResult<()> {
+    if from != to {
+        bump_status(txn, from, -1)?;
+        bump_status(txn, to, 1)?;
+    }
+    Ok(())
+}
+
 /// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
 /// the caller's transaction: on delete and on logout.
 fn wipe(_txn: &WriteTransaction, _key: u128) -> StoreResult<u64> {
@@ -171,9 +188,11 @@ impl Store {
                 Some(v) => Session::decode(v.value())?,
                 None => return Err(StoreError::NotFound("session")),
             };
+            let before = session.status;
             change(&mut session);
             table.insert(key, session.encode().as_slice())?;
             sync_running(&txn, key, &session)?;
+            move_status(&txn, before, session.status)?;
             wipe(&txn, key)?;
             session
         };
@@ -203,6 +222,7 @@ impl Store {
             table.insert(key, session.encode().as_slice())?;
             index.insert((session.organization_id.as_str(), key), ())?;
             sync_running(&txn, key, session)?;
+            bump_status(&txn, session.status, 1)?;
         }
         self.commit(txn)?;
         Ok(())
@@ -235,9 +255,11 @@ impl Store {
             if org.is_some_and(|o| o != session.organization_id) {
                 return Err(StoreError::NotFound("session"));
             }
+            let before = session.status;
             change(&mut session)?;
             table.insert(key, session.encode().as_slice())?;
             sync_running(&txn, key, &session)?;
+            move_status(&txn, before, session.status)?;
             session
         };
         self.commit(txn)?;
@@ -267,10 +289,22 @@ impl Store {
             txn.open_table(ORG_SESSIONS)?
                 .remove((session.organization_id.as_str(), key))?;
             txn.open_table(RUNNING)?.remove(key)?;
+            bump_status(&txn, session.status, -1)?;
             wipe(&txn, key)?;
         }
         self.commit(txn)?;
         Ok(())
+    }
+
+    /// Sessions per status (O(1): six rows).
+    pub fn status_counts(&self) -> StoreResult<Vec<(SessionStatus, u64)>> {
+        let txn = self.read()?;
+        let counts = txn.open_table(STATUS_COUNTS)?;
+        let mut out = Vec::with_capacity(SessionStatus::ALL.len());
+        for st in SessionStatus::ALL {
+            out.push((st, counts.get(st.as_str())?.map_or(0, |v| v.value())));
+        }
+        Ok(out)
     }
 
     /// Number of sessions in the file (O(1): redb keeps the count).

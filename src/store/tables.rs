@@ -23,6 +23,9 @@ pub const API_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("api_key
 pub const API_KEY_HASHES: TableDefinition<&[u8], u128> = TableDefinition::new("api_key_hashes");
 /// Session ULID → () for every session meant to be running (restarted on boot).
 pub const RUNNING: TableDefinition<u128, ()> = TableDefinition::new("running_sessions");
+/// Session status (wire name) → number of sessions in it; kept in the same
+/// transaction as every session write, so `/metrics` reads six rows.
+pub const STATUS_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("session_status_counts");
 /// (organization id, api-key ULID) → ().
 pub const ORG_API_KEYS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_api_keys");
 
@@ -77,6 +80,31 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(API_KEY_HASHES)?;
     txn.open_table(ORG_API_KEYS)?;
     txn.open_table(RUNNING)?;
+    recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
+}
+
+/// Fills `session_status_counts` from the sessions when it is empty but
+/// sessions exist (a file from before the table): a one-time O(n) pass.
+fn recount_statuses_if_missing(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    use redb::ReadableTableMetadata;
+    let mut counts = txn.open_table(STATUS_COUNTS)?;
+    if !counts.is_empty()? {
+        return Ok(());
+    }
+    let sessions = txn.open_table(SESSIONS)?;
+    if sessions.is_empty()? {
+        return Ok(());
+    }
+    let mut tally = std::collections::HashMap::new();
+    for row in sessions.iter()? {
+        let (_, v) = row?;
+        let s = super::records::SessionRef::decode(v.value())?;
+        *tally.entry(s.status.as_str()).or_insert(0u64) += 1;
+    }
+    for (status, n) in tally {
+        counts.insert(status, n)?;
+    }
+    Ok(())
 }
