@@ -28,6 +28,10 @@
 //! - **E. Durable creates**: `POST /api/v1/sessions` per second with 1 and 16
 //!   concurrent clients on a fresh data dir.
 //!
+//! - **F. Sim engine at scale**: `wa-gateway serve --engine sim` with 1,000
+//!   sessions linked and `working`: resident memory per session, then a
+//!   restart: spawn to `/readyz`, and spawn to all 1,000 `working` again.
+//!
 //! A summary table with the targets comes last.
 
 #[allow(dead_code)]
@@ -89,7 +93,7 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     jwt_iterations: usize,
     /// Which parts to run (letters a-e), e.g. `--only a` for throughput only.
-    #[arg(long, default_value = "abcde")]
+    #[arg(long, default_value = "abcdef")]
     only: String,
 }
 
@@ -757,6 +761,129 @@ async fn run(args: Args) {
         gw.shutdown().await.expect("shutdown");
     }
 
+    // ---- F. 1,000 sessions running on the sim engine ------------------------
+    if want('f') {
+        println!("\n--- F. 1,000 sessions on the sim engine (wa-gateway serve --engine sim) ---");
+        match gateway_binary() {
+            None => {
+                println!("target/release/wa-gateway not found: run `cargo build --release` first (part F skipped)");
+                summary.add("F sim sessions", "skipped", "");
+            }
+            Some(bin) => sim_sessions(&bin, &jwks_url, &tokens, &mut summary).await,
+        }
+    }
+
     summary.print();
     println!("\ntotal bench time: {:.1} s", total_started.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------
+// F. Sim engine at scale.
+
+fn spawn_sim(bin: &Path, dir: &Path, addr: SocketAddr, jwks_url: &str) -> std::process::Child {
+    std::process::Command::new(bin)
+        .args(["serve", "--engine", "sim", "--data"])
+        .arg(dir)
+        .args(["--listen", &addr.to_string(), "--jwks-url", jwks_url, "--jwt-issuer", ISSUER])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn wa-gateway serve --engine sim")
+}
+
+/// `wa_gateway_sessions_by_status{status="working"}` from /metrics.
+async fn working_count(c: &mut Conn) -> u64 {
+    let (_, body) = c.get("/metrics", None).await;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with("wa_gateway_sessions_by_status{status=\"working\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_working(c: &mut Conn, n: u64, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if working_count(c).await >= n {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+async fn sim_sessions(bin: &Path, jwks_url: &str, tokens: &Tokens, summary: &mut Summary) {
+    const N: u64 = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut child = spawn_sim(bin, dir.path(), addr, jwks_url);
+    if wait_ready(addr, Duration::from_secs(30)).await.is_none() {
+        println!("sim gateway did not become ready");
+        sigterm(&mut child);
+        return;
+    }
+    let pid = child.id();
+    let mut c = Conn::open(addr).await.expect("connect");
+    let owner = tokens.owner("org_sim");
+    // Warm the paths once so the baseline includes the server's own buffers.
+    c.get("/api/v1/sessions", Some(&owner)).await;
+    let rss0 = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let started = Instant::now();
+    for i in 0..N {
+        let body = Bytes::from(json!({"label": format!("sim {i}"), "start": true}).to_string());
+        let (st, resp) = c.send(Method::POST, "/api/v1/sessions", Some(&owner), Some(body)).await.expect("create");
+        assert_eq!(st, StatusCode::CREATED, "{}", String::from_utf8_lossy(&resp));
+        let id = serde_json::from_slice::<Value>(&resp).expect("json")["id"].as_str().expect("id").to_string();
+        let pair = Bytes::from(json!({"phoneNumber": format!("62811{i:06}")}).to_string());
+        loop {
+            let (st, _) = c
+                .send(Method::POST, &format!("/api/v1/sessions/{id}/sim/pair"), Some(&owner), Some(pair.clone()))
+                .await
+                .expect("pair");
+            if st == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let all = wait_working(&mut c, N, Duration::from_secs(60)).await;
+    let linked_secs = started.elapsed().as_secs_f64();
+    let rss1 = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let per = (rss1.saturating_sub(rss0)) as f64 / N as f64;
+    println!(
+        "{N} sessions created, started and linked in {linked_secs:.1} s ({}); VmRSS {:.1} -> {:.1} MiB = {per:.1} KiB per working session",
+        if all.is_some() { "all working" } else { "NOT all working" },
+        rss0 as f64 / 1024.0,
+        rss1 as f64 / 1024.0
+    );
+    summary.add("F VmRSS per working sim session", format!("{per:.1} KiB"), "");
+    drop(c);
+    sigterm(&mut child);
+
+    // Restart: the 1,000 sessions come back by themselves.
+    let started = Instant::now();
+    let mut child = spawn_sim(bin, dir.path(), addr, jwks_url);
+    let ready = wait_ready(addr, Duration::from_secs(30)).await.map(|_| started.elapsed());
+    let mut c = Conn::open(addr).await.expect("connect");
+    let resumed = wait_working(&mut c, N, Duration::from_secs(60)).await.map(|_| started.elapsed());
+    let rss2 = proc_status_kib(child.id(), "VmRSS:").unwrap_or(0);
+    let ms = |d: Option<Duration>| d.map_or("timeout".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
+    println!(
+        "restart with {N} running sessions: spawn to /readyz {}, spawn to all {N} working {}, VmRSS {:.1} MiB",
+        ms(ready),
+        ms(resumed),
+        rss2 as f64 / 1024.0
+    );
+    summary.add("F restart: spawn to /readyz (1,000 running)", ms(ready), "");
+    summary.add("F restart: spawn to 1,000 working", ms(resumed), "");
+    summary.add("F VmRSS with 1,000 working", format!("{:.1} MiB", rss2 as f64 / 1024.0), "");
+    drop(c);
+    sigterm(&mut child);
 }

@@ -70,6 +70,9 @@ impl App {
     /// Opens the data file and sets up auth. Does no network I/O.
     pub fn build(config: ServeConfig) -> Result<App, StartError> {
         let store = Arc::new(Store::open(&data_file(&config.data_dir), config.cache_bytes).map_err(StartError::Store)?);
+        // Nothing is connected yet: sessions meant to run say `starting` until
+        // the engine brings them back (see `Gateway::start`).
+        store.mark_resuming().map_err(StartError::Store)?;
         let (source, issuer) = match &config.jwks_url {
             Some(url) => (JwksSource::remote(url, config.jwks.clone()).map_err(StartError::Jwks)?, None),
             None => {

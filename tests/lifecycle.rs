@@ -170,6 +170,14 @@ async fn gateway_restart_keeps_each_session_where_it_was() {
     wait_for(&h, &t, &waiting, "scan_qr_code").await;
 
     let dir = gw.stop().await;
+    // Before the engine is back, nothing claims to be connected.
+    {
+        let store = wa_gateway::store::Store::open(&wa_gateway::store::data_file(dir.path()), 1 << 20).expect("open");
+        store.mark_resuming().expect("mark");
+        let ulid = ulid::Ulid::from_string(&working).expect("ulid");
+        assert_eq!(store.get_session(ulid, None).expect("s").status, wa_gateway::store::records::SessionStatus::Starting);
+        store.close().expect("close");
+    }
     let gw = TestGateway::start_in(dir, sim).await;
     let (h, t) = (gw.http.clone(), gw.owner("org_a"));
     let w = wait_for(&h, &t, &working, "working").await;

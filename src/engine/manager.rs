@@ -178,22 +178,27 @@ impl Manager {
         if running(current.status) {
             return Err(ManagerError::Conflict("the session is already running", current.status));
         }
-        self.launch(id).await
+        self.launch(id, true).await
     }
 
-    async fn launch(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
+    /// Opens a fresh connection; `mark` persists `starting` first (resume at
+    /// boot skips it: `Store::mark_resuming` already did, in one transaction).
+    async fn launch(self: &Arc<Self>, id: Ulid, mark: bool) -> Result<Session, ManagerError> {
         let (generation, old) = self.detach(id);
         if let Some(c) = old {
             c.stop().await;
         }
         self.slot(id, |s| s.attempts = 0);
-        let session = self
-            .persist(id, |s| {
+        let session = if mark {
+            self.persist(id, |s| {
                 s.status = SessionStatus::Starting;
                 s.desired_running = true;
                 s.last_error = None;
             })
-            .await?;
+            .await?
+        } else {
+            self.store.get_session(id, None)?
+        };
         let me = self.clone();
         tokio::spawn(async move { me.connect(id, generation).await });
         Ok(session)
@@ -304,7 +309,7 @@ impl Manager {
     /// Stops (if running) and starts again.
     pub async fn restart(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
         self.store.get_session(id, None)?;
-        self.launch(id).await
+        self.launch(id, true).await
     }
 
     /// Unlinks the device: closes the connection, wipes the protocol state and
@@ -385,7 +390,7 @@ impl Manager {
                 .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))??
         };
         for id in &ids {
-            if let Err(e) = self.launch(*id).await {
+            if let Err(e) = self.launch(*id, false).await {
                 tracing::warn!(session = %id, error = %e, "could not resume session");
             }
         }

@@ -177,6 +177,38 @@ impl Store {
         Ok(out)
     }
 
+    /// At gateway start, before serving: every session meant to run is not
+    /// connected yet, so it is `starting` until its engine reports otherwise.
+    /// One transaction; returns how many sessions were marked.
+    pub fn mark_resuming(&self) -> StoreResult<u64> {
+        let ids = self.running_sessions()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.write()?;
+        let mut marked = 0;
+        {
+            let mut table = txn.open_table(SESSIONS)?;
+            let now = super::now_ms();
+            for id in ids {
+                let key = u128::from(id);
+                let mut session = match table.get(key)? {
+                    Some(v) => Session::decode(v.value())?,
+                    None => continue,
+                };
+                if matches!(session.status, SessionStatus::Working | SessionStatus::ScanQrCode) {
+                    move_status(&txn, session.status, SessionStatus::Starting)?;
+                    session.status = SessionStatus::Starting;
+                    session.updated_at = now;
+                    table.insert(key, session.encode().as_slice())?;
+                    marked += 1;
+                }
+            }
+        }
+        self.commit(txn)?;
+        Ok(marked)
+    }
+
     /// Marks a session logged out and deletes its protocol state in one
     /// durable transaction.
     pub fn logout_session(&self, id: Ulid, change: impl FnOnce(&mut Session)) -> StoreResult<Session> {
