@@ -13,7 +13,7 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 /// else is validated as UTF-8 (invalid bytes become U+FFFD) and escaped by serde_json.
 pub fn bytes_as_string(out: &mut Vec<u8>, s: &[u8]) {
     // Branch-free over the whole slice, so the compiler can vectorize it.
-    let plain = s.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b < 0x7f) & (b != b'"') & (b != b'\\'));
+    let plain = s.iter().fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\'));
     if plain {
         out.reserve(s.len() + 2);
         out.push(b'"');

@@ -212,24 +212,10 @@ impl Store {
     /// Marks a session logged out and deletes its protocol state in one
     /// durable transaction.
     pub fn logout_session(&self, id: Ulid, change: impl FnOnce(&mut Session)) -> StoreResult<Session> {
-        let txn = self.write()?;
-        let updated = {
-            let mut table = txn.open_table(SESSIONS)?;
-            let key = u128::from(id);
-            let mut session = match table.get(key)? {
-                Some(v) => Session::decode(v.value())?,
-                None => return Err(StoreError::NotFound("session")),
-            };
-            let before = session.status;
-            change(&mut session);
-            table.insert(key, session.encode().as_slice())?;
-            sync_running(&txn, key, &session)?;
-            move_status(&txn, before, session.status)?;
-            wipe(&txn, key)?;
-            session
-        };
-        self.commit(txn)?;
-        Ok(updated)
+        self.rewrite_session(id, None, true, |s| {
+            change(s);
+            Ok(())
+        })
     }
 
     /// Inserts a new session (and its organization on first sight), enforcing
@@ -276,6 +262,19 @@ impl Store {
         org: Option<&str>,
         change: impl FnOnce(&mut Session) -> StoreResult<()>,
     ) -> StoreResult<Session> {
+        self.rewrite_session(id, org, false, change)
+    }
+
+    /// Reads a session (within `org`, if given), applies `change`, keeps the
+    /// running index and status counts in step, optionally wipes its protocol
+    /// state, and commits, all in one transaction.
+    fn rewrite_session(
+        &self,
+        id: Ulid,
+        org: Option<&str>,
+        wipe_state: bool,
+        change: impl FnOnce(&mut Session) -> StoreResult<()>,
+    ) -> StoreResult<Session> {
         let txn = self.write()?;
         let updated = {
             let mut table = txn.open_table(SESSIONS)?;
@@ -292,6 +291,9 @@ impl Store {
             table.insert(key, session.encode().as_slice())?;
             sync_running(&txn, key, &session)?;
             move_status(&txn, before, session.status)?;
+            if wipe_state {
+                wipe(&txn, key)?;
+            }
             session
         };
         self.commit(txn)?;
