@@ -19,6 +19,7 @@ use ulid::Ulid;
 
 use super::{Connection, Engine, EngineError, EngineEvent, EventSink, StartInfo};
 use crate::store::records::{Session, SessionStatus};
+use crate::store::sessions::SessionChange;
 use crate::store::{now_ms, Store, StoreError};
 
 /// Retry policy.
@@ -416,32 +417,86 @@ impl Manager {
     }
 
     async fn event_loop(me: std::sync::Weak<Manager>, mut rx: mpsc::UnboundedReceiver<(Ulid, u64, EngineEvent)>) {
-        while let Some((id, generation, event)) = rx.recv().await {
+        while let Some(first) = rx.recv().await {
             let Some(m) = me.upgrade() else { return };
-            if !m.slot(id, |s| s.generation == generation) {
-                continue;
+            // Drain what is queued: a burst (e.g. every session reconnecting
+            // at start) is persisted in a few transactions, not one each.
+            let mut batch = vec![first];
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
             }
-            if let Err(e) = m.apply(id, generation, &event).await {
-                tracing::warn!(session = %id, event = event.kind(), error = %e, "could not apply engine event");
-                continue;
-            }
-            let seq = m.seq.fetch_add(1, Ordering::SeqCst) + 1;
-            let _ = m.stream.send(SessionEvent { seq, session: id, at: now_ms(), event });
+            m.apply_batch(batch).await;
         }
     }
 
-    async fn apply(self: &Arc<Self>, id: Ulid, generation: u64, event: &EngineEvent) -> Result<(), ManagerError> {
+    /// Applies events in order: consecutive simple status changes are
+    /// committed together; disconnects and logouts are handled one by one.
+    async fn apply_batch(self: &Arc<Self>, events: Vec<(Ulid, u64, EngineEvent)>) {
+        let mut pending: Vec<(Ulid, SessionChange)> = Vec::new();
+        let mut applied: Vec<(Ulid, EngineEvent)> = Vec::new();
+        for (id, generation, event) in events {
+            if !self.slot(id, |s| s.generation == generation) {
+                continue;
+            }
+            match self.simple_change(id, &event) {
+                Some(change) => {
+                    pending.extend(change.map(|c| (id, c)));
+                    applied.push((id, event));
+                }
+                None => {
+                    self.flush(&mut pending, &mut applied).await;
+                    match self.apply_one(id, generation, &event).await {
+                        Ok(()) => self.publish(id, event),
+                        Err(e) => tracing::warn!(session = %id, event = event.kind(), error = %e, "could not apply engine event"),
+                    }
+                }
+            }
+        }
+        self.flush(&mut pending, &mut applied).await;
+    }
+
+    /// Commits the pending changes in one transaction, then publishes their events.
+    async fn flush(&self, pending: &mut Vec<(Ulid, SessionChange)>, applied: &mut Vec<(Ulid, EngineEvent)>) {
+        if !pending.is_empty() {
+            let changes = std::mem::take(pending);
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.update_sessions(changes)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not persist engine events"),
+                Err(e) => tracing::warn!(error = %e, "store task failed"),
+            }
+        }
+        for (id, event) in applied.drain(..) {
+            self.publish(id, event);
+        }
+    }
+
+    fn publish(&self, session: Ulid, event: EngineEvent) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.stream.send(SessionEvent { seq, session, at: now_ms(), event });
+    }
+
+    /// The store change of an event that needs nothing else (`Some(None)`:
+    /// no change at all), or `None` for events handled one by one.
+    fn simple_change(&self, id: Ulid, event: &EngineEvent) -> Option<Option<SessionChange>> {
         match event.clone() {
             EngineEvent::Qr { value, expires_at } => {
                 self.slot(id, |s| s.qr = Some((value, expires_at)));
-                self.persist(id, |s| s.status = SessionStatus::ScanQrCode).await?;
+                Some(Some(Box::new(|s: &mut Session| {
+                    s.status = SessionStatus::ScanQrCode;
+                    s.updated_at = now_ms();
+                })))
             }
             EngineEvent::Connected { jid, lid, .. } => {
                 self.slot(id, |s| {
                     s.attempts = 0;
                     s.qr = None;
                 });
-                self.persist(id, move |s| {
+                Some(Some(Box::new(move |s: &mut Session| {
+                    let now = now_ms();
                     s.status = SessionStatus::Working;
                     if s.phone_number.is_none() {
                         // The linked phone's number, from its JID.
@@ -453,30 +508,38 @@ impl Manager {
                     }
                     s.wa_jid = Some(jid);
                     s.wa_lid = lid.or(s.wa_lid.take());
-                    s.last_connected_at = Some(now_ms());
+                    s.last_connected_at = Some(now);
                     s.last_error = None;
+                    s.updated_at = now;
+                })))
+            }
+            EngineEvent::PairCode { .. } | EngineEvent::MessageReceived { .. } | EngineEvent::MessageStatus { .. } => {
+                Some(None)
+            }
+            EngineEvent::Disconnected { .. } | EngineEvent::LoggedOut { .. } => None,
+        }
+    }
+
+    async fn apply_one(self: &Arc<Self>, id: Ulid, generation: u64, event: &EngineEvent) -> Result<(), ManagerError> {
+        match event.clone() {
+            EngineEvent::Disconnected { reason, retry: true } => {
+                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                // Counts as a failed attempt: backs off, may end `failed`.
+                self.failed_attempt(id, generation, reason).await;
+            }
+            EngineEvent::Disconnected { reason, retry: false } => {
+                self.detach(id);
+                self.persist(id, move |s| {
+                    s.status = SessionStatus::Failed;
+                    s.last_error = Some(reason);
                 })
                 .await?;
-            }
-            EngineEvent::Disconnected { reason, retry } => {
-                self.counters.reconnects.fetch_add(u64::from(retry), Ordering::Relaxed);
-                if retry {
-                    // Count it as a failed attempt: backs off, may end `failed`.
-                    self.failed_attempt(id, generation, reason).await;
-                } else {
-                    self.detach(id);
-                    self.persist(id, move |s| {
-                        s.status = SessionStatus::Failed;
-                        s.last_error = Some(reason);
-                    })
-                    .await?;
-                }
             }
             EngineEvent::LoggedOut { reason } => {
                 self.detach(id);
                 self.logged_out(id, Some(reason)).await?;
             }
-            EngineEvent::PairCode { .. } | EngineEvent::MessageReceived { .. } | EngineEvent::MessageStatus { .. } => {}
+            _ => {}
         }
         Ok(())
     }

@@ -158,6 +158,39 @@ fn move_status(txn: &WriteTransaction, from: SessionStatus, to: SessionStatus) -
     Ok(())
 }
 
+/// A change to one session, applied inside a store transaction.
+pub type SessionChange = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// Reads a session (within `org`, if given), applies `change`, keeps the
+/// running index and status counts in step and optionally wipes its protocol
+/// state, in the caller's transaction.
+fn rewrite_in(
+    txn: &WriteTransaction,
+    id: Ulid,
+    org: Option<&str>,
+    wipe_state: bool,
+    change: impl FnOnce(&mut Session) -> StoreResult<()>,
+) -> StoreResult<Session> {
+    let mut table = txn.open_table(SESSIONS)?;
+    let key = u128::from(id);
+    let mut session = match table.get(key)? {
+        Some(v) => Session::decode(v.value())?,
+        None => return Err(StoreError::NotFound("session")),
+    };
+    if org.is_some_and(|o| o != session.organization_id) {
+        return Err(StoreError::NotFound("session"));
+    }
+    let before = session.status;
+    change(&mut session)?;
+    table.insert(key, session.encode().as_slice())?;
+    sync_running(txn, key, &session)?;
+    move_status(txn, before, session.status)?;
+    if wipe_state {
+        wipe(txn, key)?;
+    }
+    Ok(session)
+}
+
 /// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
 /// the caller's transaction: on delete and on logout.
 fn wipe(_txn: &WriteTransaction, _key: u128) -> StoreResult<u64> {
@@ -265,9 +298,8 @@ impl Store {
         self.rewrite_session(id, org, false, change)
     }
 
-    /// Reads a session (within `org`, if given), applies `change`, keeps the
-    /// running index and status counts in step, optionally wipes its protocol
-    /// state, and commits, all in one transaction.
+    /// Reads a session (within `org`, if given), applies `change` and
+    /// commits, all in one transaction (see [`rewrite_in`]).
     fn rewrite_session(
         &self,
         id: Ulid,
@@ -276,28 +308,29 @@ impl Store {
         change: impl FnOnce(&mut Session) -> StoreResult<()>,
     ) -> StoreResult<Session> {
         let txn = self.write()?;
-        let updated = {
-            let mut table = txn.open_table(SESSIONS)?;
-            let key = u128::from(id);
-            let mut session = match table.get(key)? {
-                Some(v) => Session::decode(v.value())?,
-                None => return Err(StoreError::NotFound("session")),
-            };
-            if org.is_some_and(|o| o != session.organization_id) {
-                return Err(StoreError::NotFound("session"));
-            }
-            let before = session.status;
-            change(&mut session)?;
-            table.insert(key, session.encode().as_slice())?;
-            sync_running(&txn, key, &session)?;
-            move_status(&txn, before, session.status)?;
-            if wipe_state {
-                wipe(&txn, key)?;
-            }
-            session
-        };
+        let updated = rewrite_in(&txn, id, org, wipe_state, change)?;
         self.commit(txn)?;
         Ok(updated)
+    }
+
+    /// Applies several sessions' changes in one durable transaction (one
+    /// fsync for a burst of engine events). Sessions deleted meanwhile are
+    /// skipped; returns how many were updated.
+    pub fn update_sessions(&self, changes: Vec<(Ulid, SessionChange)>) -> StoreResult<usize> {
+        let txn = self.write()?;
+        let mut n = 0;
+        for (id, change) in changes {
+            match rewrite_in(&txn, id, None, false, |s| {
+                change(s);
+                Ok(())
+            }) {
+                Ok(_) => n += 1,
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.commit(txn)?;
+        Ok(n)
     }
 
     /// Deletes a session and its index entry; `guard` may veto after reading it.
