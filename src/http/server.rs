@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::server::conn::http1;
@@ -113,18 +113,61 @@ fn sane_request_id(v: Option<&HeaderValue>) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
-async fn read_body(body: Incoming, declared: Option<u64>) -> Result<Bytes, ApiError> {
+/// How much of an over-limit body we read and discard before answering 413.
+///
+/// A client streaming a body is still writing when we decide; if we answered
+/// and closed at once, it would see a broken pipe instead of our 413 (the
+/// same "lingering close" nginx does). Beyond this, or after
+/// [`DRAIN_TIME`], we answer and close anyway.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+/// The longest we spend discarding an over-limit body.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(ErrorCode::PayloadTooLarge, "request body exceeds 1 MiB")
             .detail("maxBytes", MAX_BODY as u64)
+            .header("connection", "close".to_string())
     };
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_MAX) {
+            let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::new(ErrorCode::InvalidRequest, "could not read request body")),
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "could not read request body"));
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and discards a body we answer without using, within the drain bounds.
+async fn discard_body(mut body: Incoming) {
+    if !hyper::body::Body::is_end_stream(&body) {
+        let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
+    }
+}
+
+/// Reads and discards up to `max` more bytes of `body`.
+async fn drain(body: &mut Incoming, max: u64) {
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > max {
+                return;
+            }
+        }
     }
 }
 
@@ -192,10 +235,12 @@ async fn respond(
             let e = ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed here", req.method()))
                 .detail("allowed", allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>())
                 .header("allow", allow);
+            discard_body(req.into_body()).await;
             return (response::error(&e, request_id), "unmatched");
         }
         Match::NotFound => {
             let e = ApiError::new(ErrorCode::NotFound, "no such route");
+            discard_body(req.into_body()).await;
             return (response::error(&e, request_id), "unmatched");
         }
     };
