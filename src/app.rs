@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::api::page_cache::PageCache;
 use crate::engine::manager::Manager;
 use crate::engine::sim::SimEngine;
-use crate::engine::unavailable::Unavailable;
+use crate::engine::wa_engine::WhatsappEngine;
 use crate::engine::{Engine, EngineKind};
 use crate::auth::issuer::{Issuer, IssuerError, DEFAULT_ISSUER};
 use crate::auth::jwks::{JwksError, JwksSource};
@@ -96,13 +96,7 @@ impl App {
                 let sim = SimEngine::new();
                 (Arc::new(sim.clone()), Some(sim))
             }
-            EngineKind::Whatsapp => (
-                Arc::new(Unavailable {
-                    name: "whatsapp",
-                    reason: "the whatsapp engine is not built into this version yet (use --engine sim to try the lifecycle)",
-                }),
-                None,
-            ),
+            EngineKind::Whatsapp => (Arc::new(WhatsappEngine::new(store.clone(), config.whatsapp.clone())), None),
         };
         let engine = Manager::new(engine, store.clone(), config.retry.clone());
         Ok(App { store, auth, config, metrics: Metrics::new(), issuer, pages, engine, sim, extra_static: Vec::new() })

@@ -188,7 +188,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let app = match App::build(config) {
             Ok(app) => app,
             Err(e) => return fail(e),
@@ -232,7 +232,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
             Err(e) => fail(e),
         }
-    })
+    });
+    // Whatever is still running (a DNS lookup on the blocking pool, say)
+    // must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 async fn shutdown_signal() {

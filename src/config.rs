@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::auth::jwks::JwksConfig;
 use crate::auth::ClaimPaths;
 use crate::engine::manager::ManagerConfig;
+use crate::engine::wa_engine::WaOptions;
 use crate::engine::EngineKind;
 
 /// Log line format.
@@ -39,6 +40,8 @@ pub struct ServeConfig {
     pub engine: EngineKind,
     /// Reconnect policy.
     pub retry: ManagerConfig,
+    /// How the `whatsapp` engine connects (endpoint, timeouts, version).
+    pub whatsapp: WaOptions,
 }
 
 impl ServeConfig {
@@ -60,6 +63,7 @@ impl ServeConfig {
             page_cache: 256,
             engine: EngineKind::Whatsapp,
             retry: ManagerConfig::default(),
+            whatsapp: WaOptions::default(),
         }
     }
 }

@@ -65,7 +65,7 @@ async fn seed_super_admin_sees_every_organization() {
     let a = create_session(&gw.http, &gw.owner("org_a"), "A1").await;
     let b = create_session(&gw.http, &gw.owner("org_b"), "B1").await;
     let admin = gw.http
-        .post("/api/v1/admin/sessions", Some(&gw.super_admin()), json!({"organizationId": "org_c", "label": "C1"}))
+        .post("/api/v1/admin/sessions", Some(&gw.super_admin()), json!({"organizationId": "org_c", "label": "C1", "start": false}))
         .await;
     assert_eq!(admin.status, 201, "{:?}", admin.json);
     assert_eq!(admin.json["isAdminSession"], true);

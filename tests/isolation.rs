@@ -47,7 +47,7 @@ async fn run(world: World) {
         let owner = gw.owner(&org);
         let mut ids = Vec::new();
         for j in 0..*n {
-            let r = gw.http.post("/api/v1/sessions", Some(&owner), json!({"label": format!("{org}-{j}")})).await;
+            let r = gw.http.post("/api/v1/sessions", Some(&owner), json!({"label": format!("{org}-{j}"), "start": false})).await;
             assert_eq!(r.status, 201);
             ids.push(r.json["id"].as_str().unwrap_or("").to_string());
         }

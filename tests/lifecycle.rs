@@ -1,8 +1,9 @@
 //! The session lifecycle over real HTTP with the sim engine: every
 //! transition, conflicts, QR (JSON and PNG), pairing codes, reconnects,
 //! logout, gateway restarts in the middle, permissions and tenancy on every
-//! lifecycle route, the admin's start/stop, and the unavailable `whatsapp`
-//! engine ending `failed` with a clear `lastError`.
+//! lifecycle route, the admin's start/stop, the `start` default of creates,
+//! and the real `whatsapp` engine, with nowhere to connect to, ending
+//! `failed` with a clear `lastError`.
 
 mod common;
 
@@ -249,7 +250,9 @@ async fn permissions_and_tenancy_on_every_lifecycle_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any_moment() {
+    // The harness points the whatsapp engine at a closed loopback port.
     let gw = TestGateway::start_with(|c| {
+        assert_eq!(c.engine, EngineKind::Whatsapp, "the default engine");
         c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(60) };
     })
     .await;
@@ -260,12 +263,15 @@ async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any
     assert_eq!(r.status, 404);
     // Started, it backs off and ends failed with the reason.
     post(h, &t, &id, "start", None).await;
-    wait_for(h, &t, &id, "failed").await;
-    let ulid = ulid::Ulid::from_string(&id).expect("ulid");
-    let stored = gw.app().store.get_session(ulid, None).expect("stored");
-    let err = stored.last_error.unwrap_or_default();
-    assert!(err.contains("whatsapp engine is not built"), "a clear lastError: {err}");
-    assert!(!stored.desired_running || stored.status == wa_gateway::store::records::SessionStatus::Failed);
+    let failed = wait_for(h, &t, &id, "failed").await;
+    let err = failed["lastError"].as_str().unwrap_or_default();
+    assert!(err.contains("could not connect to WhatsApp") && err.contains("WebSocket connect failed"), "a clear lastError: {failed}");
+    let metrics = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
+    assert!(metrics.contains("wa_gateway_engine_errors 3"), "three failed attempts counted: {metrics}");
+    // Started again, it is retrying and shows the seed's fields only.
+    let again = post(h, &t, &id, "start", None).await;
+    assert_eq!(again.status, 200);
+    assert!(again.json.get("lastError").is_none(), "{:?}", again.json);
     // Stop works during the backoff, and from failed.
     let id2 = create(h, &t, true).await;
     let r = post(h, &t, &id2, "stop", None).await;
@@ -305,4 +311,32 @@ async fn metrics_count_statuses_and_the_event_stream_is_ordered() {
     // check agrees with the counts.
     let report = wa_gateway::store::check::check(&gw.app().store.read().expect("read")).expect("check");
     assert!(report.ok(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_start_by_default_when_the_caller_may_control_sessions() {
+    let gw = TestGateway::start_with(sim).await;
+    let (h, owner) = (&gw.http, gw.owner("org_a"));
+    // An owner holds sessions:control: a create without `start` starts.
+    let r = h.post("/api/v1/sessions", Some(&owner), json!({"label": "default"})).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json["status"], "starting");
+    wait_for(h, &owner, r.json["id"].as_str().expect("id"), "scan_qr_code").await;
+    // A key with sessions:write but not sessions:control creates stopped
+    // sessions, and may not ask for a start.
+    let key = h.post("/api/v1/api-keys", Some(&owner), json!({"name": "w", "permissions": ["sessions:write"]})).await;
+    let key = key.json["key"].as_str().expect("key").to_string();
+    let r = h.post("/api/v1/sessions", Some(&key), json!({"label": "k"})).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json["status"], "stopped");
+    let r = h.post("/api/v1/sessions", Some(&key), json!({"label": "k", "start": true})).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.code(), "forbidden");
+    // `"start": false` is honoured for anyone; the admin API starts by default too.
+    let r = h.post("/api/v1/sessions", Some(&owner), json!({"start": false})).await;
+    assert_eq!(r.json["status"], "stopped");
+    let r = h.post("/api/v1/admin/sessions", Some(&gw.super_admin()), json!({"organizationId": "org_b"})).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json["status"], "starting");
+    assert_eq!(r.json["isAdminSession"], true);
 }

@@ -62,7 +62,7 @@ pub async fn create_session(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         Some(_) => return Err(ApiError::invalid("organizationId", "not a valid organization id")),
         None => return Err(ApiError::invalid("organizationId", "organizationId is required")),
     };
-    let start = body.start.unwrap_or(false);
+    let start = body.start.unwrap_or(true);
     let session = new_session(body, org, user, app.config.gateway_id.clone(), true)?;
     insert(&app, session, start).await
 }

@@ -42,6 +42,13 @@ pub fn write_session(out: &mut Vec<u8>, id: u128, s: &SessionRef) {
     json::bytes_as_string(out, s.label);
     out.extend_from_slice(b",\"lastConnectedAt\":");
     json::opt_int(out, s.last_connected_at);
+    // Only on a `failed` or `logged_out` session, saying why: the seed pins
+    // the other fields exactly, so this one is never `null`, and a session
+    // still retrying keeps the seed's shape (the log has each attempt).
+    if let (Some(e), SessionStatus::Failed | SessionStatus::LoggedOut) = (s.last_error, s.status) {
+        out.extend_from_slice(b",\"lastError\":");
+        json::bytes_as_string(out, e);
+    }
     out.extend_from_slice(b",\"organizationId\":");
     json::bytes_as_string(out, s.organization_id);
     out.extend_from_slice(b",\"phoneNumber\":");
@@ -256,7 +263,10 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     })
 }
 
-/// `POST /api/v1/sessions` [sessions:write]: creates a stopped session.
+/// `POST /api/v1/sessions` [sessions:write]: creates a session and starts it
+/// (`start` defaults to true when the caller also holds `sessions:control`;
+/// `"start": true` without it is 403; without it and without `start`, the
+/// session is created stopped).
 pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsWrite).await?;
     let body: CreateSession = req.json()?;
@@ -266,7 +276,14 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             "organizationId comes from your credentials; only the admin API takes it",
         ));
     }
-    let start = body.start.unwrap_or(false);
+    let may_control = access.permissions.contains(Permission::SessionsControl);
+    let start = match body.start {
+        Some(true) if !may_control => {
+            return Err(ApiError::new(ErrorCode::Forbidden, "missing permission sessions:control (needed for \"start\": true)"))
+        }
+        Some(s) => s,
+        None => may_control,
+    };
     let session = new_session(body, access.org_id, access.user_id, app.config.gateway_id.clone(), false)?;
     insert(&app, session, start).await
 }

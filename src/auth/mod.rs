@@ -132,6 +132,8 @@ pub struct OrgAccess {
     pub user_id: String,
     pub super_admin: bool,
     pub via_api_key: bool,
+    /// Everything the caller may do here (for defaults that depend on it).
+    pub permissions: Permissions,
 }
 
 /// Verifies bearer tokens and answers permission questions.
@@ -287,7 +289,13 @@ impl Authenticator {
         if !principal.permissions().contains(perm) {
             return Err(AuthError::Forbidden(format!("missing permission {}", perm.as_str())));
         }
-        Ok(OrgAccess { org_id, user_id, super_admin: principal.is_super_admin(), via_api_key })
+        Ok(OrgAccess {
+            org_id,
+            user_id,
+            super_admin: principal.is_super_admin(),
+            via_api_key,
+            permissions: principal.permissions(),
+        })
     }
 
     /// Clears `principal` for `/api/v1/admin/*`: a super_admin login JWT only.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,6 +79,9 @@ pub struct SessionEvent {
 struct Slot {
     generation: u64,
     conn: Option<Arc<dyn Connection>>,
+    /// The pending connect or backoff task of this generation: aborted when
+    /// the generation ends (stop, restart, shutdown), so nothing outlives it.
+    task: Option<tokio::task::AbortHandle>,
     qr: Option<(String, i64)>,
     attempts: u32,
 }
@@ -152,8 +156,28 @@ impl Manager {
         self.slot(id, |s| {
             s.generation += 1;
             s.qr = None;
+            if let Some(t) = s.task.take() {
+                t.abort();
+            }
             (s.generation, s.conn.take())
         })
+    }
+
+    /// Runs `work` for `generation` of session `id` as its one pending task
+    /// (or not at all if that generation is already over).
+    fn spawn_for(&self, id: Ulid, generation: u64, work: impl Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(work);
+        let current = self.slot(id, |s| {
+            if s.generation == generation {
+                s.task = Some(task.abort_handle());
+                true
+            } else {
+                false
+            }
+        });
+        if !current {
+            task.abort();
+        }
     }
 
     async fn persist(
@@ -200,8 +224,7 @@ impl Manager {
         } else {
             self.store.get_session(id, None)?
         };
-        let me = self.clone();
-        tokio::spawn(async move { me.connect(id, generation).await });
+        self.spawn_for(id, generation, self.clone().connect(id, generation));
         Ok(session)
     }
 
@@ -270,7 +293,7 @@ impl Manager {
         let delay = self.backoff(attempts);
         tracing::info!(session = %id, attempts, delay_ms = delay.as_millis() as u64, error = %error, "reconnecting");
         let me = self.clone();
-        tokio::spawn(async move {
+        self.spawn_for(id, generation, async move {
             tokio::time::sleep(delay).await;
             if me.slot(id, |s| s.generation == generation) {
                 me.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -406,6 +429,9 @@ impl Manager {
                 .values_mut()
                 .filter_map(|s| {
                     s.generation += 1;
+                    if let Some(t) = s.task.take() {
+                        t.abort();
+                    }
                     s.conn.take()
                 })
                 .collect(),

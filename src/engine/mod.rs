@@ -11,7 +11,8 @@
 
 pub mod manager;
 pub mod sim;
-pub mod unavailable;
+pub mod wa_engine;
+pub mod whatsapp;
 
 use std::fmt;
 use std::future::Future;

@@ -316,12 +316,14 @@ fn schemas() -> Value {
             "ratePerMin": {"type": "integer"}, "ratePerHour": {"type": "integer"},
             "isAdminSession": {"type": "boolean"}, "waJid": string_or_null, "waLid": string_or_null,
             "lastConnectedAt": ts_or_null, "createdAt": ts, "updatedAt": ts,
+            "lastError": {"type": "string", "description": "Why the session is `failed` (retries exhausted) or `logged_out` (unlinked by WhatsApp); present only on such a session"},
         }),
     );
     let mut create = session_inputs(false);
-    create.insert("start".into(), json!({"type": "boolean", "description": "Start the session right away (default false)"}));
+    create.insert("start".into(), json!({"type": "boolean", "description": "Start the session right away. Default: true when the caller holds sessions:control, else false; true without sessions:control is 403"}));
     let mut admin_create = create.clone();
     admin_create.insert("organizationId".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}));
+    admin_create.insert("start".into(), json!({"type": "boolean", "description": "Start the session right away (default true)"}));
     let org_status = string_enum(&["active", "suspended"]);
     let name = json!({"type": "string", "minLength": 1, "maxLength": 128});
     let key_permissions = json!({"type": "array", "items": string_enum(&PERMISSIONS[..6])});

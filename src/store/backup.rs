@@ -62,6 +62,7 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
         copy(src, &txn, ORG_API_KEYS)?;
         copy(src, &txn, RUNNING)?;
         copy(src, &txn, STATUS_COUNTS)?;
+        crate::engine::whatsapp::tables::copy_tables(src, &txn)?;
         txn.commit()?;
         db.close()?;
         std::fs::File::open(&tmp)?.sync_all()?;

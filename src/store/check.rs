@@ -16,6 +16,8 @@ pub struct CheckReport {
     pub organizations: u64,
     pub sessions: u64,
     pub api_keys: u64,
+    /// Rows of WhatsApp protocol state (credentials, Signal keys), all sessions.
+    pub whatsapp_state_rows: u64,
     /// Human-readable problems; empty means the file is consistent.
     pub problems: Vec<String>,
 }
@@ -39,6 +41,7 @@ impl fmt::Display for CheckReport {
         writeln!(f, "organizations: {}", self.organizations)?;
         writeln!(f, "sessions: {}", self.sessions)?;
         writeln!(f, "api_keys: {}", self.api_keys)?;
+        writeln!(f, "whatsapp_state_rows: {}", self.whatsapp_state_rows)?;
         for p in &self.problems {
             writeln!(f, "problem: {p}")?;
         }
@@ -111,6 +114,12 @@ pub fn check(txn: &ReadTransaction) -> StoreResult<CheckReport> {
         let real = tally.get(st.as_str()).copied().unwrap_or(0);
         if stored != real {
             r.problem(format!("session_status_counts says {stored} {} sessions, there are {real}", st.as_str()));
+        }
+    }
+    for (session, rows) in crate::engine::whatsapp::tables::rows_per_session(txn)? {
+        r.whatsapp_state_rows += rows;
+        if sessions.get(session)?.is_none() {
+            r.problem(format!("{rows} wa_state rows belong to no session ({})", Ulid::from(session)));
         }
     }
     let mut indexed = 0u64;

@@ -205,7 +205,14 @@ impl Store {
         Ok(())
     }
 
-    /// The data version: changes after every commit.
+    /// Commits durably without bumping the version: for writes no API page
+    /// shows (the whatsapp engine's protocol state), so that a busy session's
+    /// Signal traffic does not empty the page cache.
+    pub fn commit_unversioned(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
+        Ok(txn.commit()?)
+    }
+
+    /// The data version: changes after every versioned commit.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
     }

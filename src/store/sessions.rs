@@ -193,9 +193,8 @@ fn rewrite_in(
 
 /// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
 /// the caller's transaction: on delete and on logout.
-fn wipe(_txn: &WriteTransaction, _key: u128) -> StoreResult<u64> {
-    // The whatsapp engine's state tables hook in here.
-    Ok(0)
+fn wipe(txn: &WriteTransaction, key: u128) -> StoreResult<u64> {
+    crate::engine::whatsapp::tables::delete_session_state(txn, key)
 }
 
 impl Store {

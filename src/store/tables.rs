@@ -78,6 +78,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(ORG_SESSIONS)?;
     txn.open_table(API_KEYS)?;
     txn.open_table(API_KEY_HASHES)?;
+    crate::engine::whatsapp::tables::create_tables(&txn)?;
     txn.open_table(ORG_API_KEYS)?;
     txn.open_table(RUNNING)?;
     recount_statuses_if_missing(&txn)?;

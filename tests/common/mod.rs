@@ -113,6 +113,10 @@ impl TestGateway {
     /// Starts on an existing data directory.
     pub async fn start_in(dir: TempDir, f: impl FnOnce(&mut ServeConfig)) -> TestGateway {
         let mut config = ServeConfig::new(dir.path());
+        // Hermetic: the whatsapp engine dials a closed loopback port with a
+        // pinned version (nothing leaves the machine; connects fail fast).
+        config.whatsapp.ws_url = Some(closed_loopback_ws());
+        config.whatsapp.version = Some((2, 3000, 1_000_000_000));
         f(&mut config);
         let app = App::build(config).expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -162,9 +166,18 @@ impl TestGateway {
     }
 }
 
-/// Creates a session through the org API and returns its JSON.
+/// A `ws://` URL on a loopback port nothing listens on.
+pub fn closed_loopback_ws() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("ws://{addr}/ws/chat")
+}
+
+/// Creates a stopped session through the org API and returns its JSON
+/// (`"start": false`: tests of the appliance keep the engine out of it).
 pub async fn create_session(http: &Http, token: &str, label: &str) -> Value {
-    let r = http.post("/api/v1/sessions", Some(token), json!({"label": label})).await;
+    let r = http.post("/api/v1/sessions", Some(token), json!({"label": label, "start": false})).await;
     assert_eq!(r.status, 201, "create session: {:?}", r.json);
     r.json
 }

@@ -199,6 +199,26 @@ pub fn count_session_rows(txn: &ReadTransaction, session: u128) -> StoreResult<u
     Ok(n)
 }
 
+/// Every session that owns [`WA_STATE`] rows, with its row count, in id
+/// order (for `check`: rows of a session that no longer exists are orphans).
+pub fn rows_per_session(txn: &ReadTransaction) -> StoreResult<Vec<(u128, u64)>> {
+    let table = match txn.open_table(WA_STATE) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::from(e)),
+    };
+    let mut out: Vec<(u128, u64)> = Vec::new();
+    for row in table.iter()? {
+        let (k, _) = row?;
+        let (session, _, _) = k.value();
+        match out.last_mut() {
+            Some((s, n)) if *s == session => *n += 1,
+            _ => out.push((session, 1)),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,7 +144,7 @@ impl RedbBackend {
                     // A data file from before this table: create it, then read.
                     let w = store.write()?;
                     create_tables(&w)?;
-                    store.commit(w)?;
+                    store.commit_unversioned(w)?;
                     store.read()?.open_table(WA_STATE)?
                 }
                 Err(e) => return Err(e.into()),
@@ -170,7 +170,7 @@ impl RedbBackend {
                 let mut w = Writer { table, session };
                 f(&mut w)?
             };
-            store.commit(txn)?;
+            store.commit_unversioned(txn)?;
             Ok(out)
         };
         Ok(tokio::task::spawn_blocking(run).await.map_err(|e| WaStoreError::Task(e.to_string()))??)
