@@ -31,6 +31,10 @@
 //! - **F. Sim engine at scale**: `wa-gateway serve --engine sim` with 1,000
 //!   sessions linked and `working`: resident memory per session, then a
 //!   restart: spawn to `/readyz`, and spawn to all 1,000 `working` again.
+//! - **G. Idle `whatsapp` clients** (`bench_parts/wa_idle.rs`): 200 real
+//!   `whatsapp-rust` clients on the redb backend, each waiting on a loopback
+//!   websocket that never answers the noise handshake: resident memory per
+//!   client (offline, so before login).
 //!
 //! A summary table with the targets comes last.
 
@@ -40,6 +44,9 @@ mod seed;
 
 #[path = "../tests/common/keys.rs"]
 mod keys;
+
+#[path = "bench_parts/wa_idle.rs"]
+mod wa_idle;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -92,8 +99,8 @@ struct Args {
     /// Iterations per algorithm for JWT verification (part D).
     #[arg(long, default_value_t = 20_000)]
     jwt_iterations: usize,
-    /// Which parts to run (letters a-e), e.g. `--only a` for throughput only.
-    #[arg(long, default_value = "abcdef")]
+    /// Which parts to run (letters a-g), e.g. `--only a` for throughput only.
+    #[arg(long, default_value = "abcdefg")]
     only: String,
 }
 
@@ -493,7 +500,8 @@ async fn run(args: Args) {
             tmp.path().to_path_buf()
         }
     };
-    let (_, seeded) = ensure_seeded(&dir);
+    // Parts A-C read the 1M-session file; the others bring their own data.
+    let seeded = if "abc".chars().any(want) { ensure_seeded(&dir).1 } else { None };
     if let Some(s) = &seeded {
         summary.add("seed 1M sessions", format!("{:.2} s", s.elapsed.as_secs_f64()), "< 60 s");
     }
@@ -770,6 +778,16 @@ async fn run(args: Args) {
                 summary.add("F sim sessions", "skipped", "");
             }
             Some(bin) => sim_sessions(&bin, &jwks_url, &tokens, &mut summary).await,
+        }
+    }
+
+    // ---- G. Idle whatsapp engine clients ----------------------------------
+    if want('g') {
+        println!("\n--- G. 200 idle whatsapp-rust clients (loopback websocket, no WhatsApp server) ---");
+        let pid = std::process::id();
+        match wa_idle::idle_clients(200, || proc_status_kib(pid, "VmRSS:")).await {
+            Some(per) => summary.add("G VmRSS per idle whatsapp client (pre-login)", format!("{per:.1} KiB"), ""),
+            None => summary.add("G VmRSS per idle whatsapp client (pre-login)", "not all connected", ""),
         }
     }
 
