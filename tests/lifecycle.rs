@@ -340,3 +340,46 @@ async fn creates_start_by_default_when_the_caller_may_control_sessions() {
     assert_eq!(r.json["status"], "starting");
     assert_eq!(r.json["isAdminSession"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_and_delete_wipe_the_protocol_state_and_backups_keep_the_rest() {
+    use wa_gateway::engine::whatsapp::tables::count_session_rows;
+    use wa_gateway::engine::whatsapp::RedbBackend;
+    use whatsapp_rust::wacore::store::traits::SignalStore;
+
+    let gw = TestGateway::start_with(sim).await;
+    let (h, t) = (&gw.http, gw.owner("org_a"));
+    let store = gw.app().store.clone();
+    let rows = |id: &str| {
+        let id = ulid::Ulid::from_string(id).expect("ulid");
+        count_session_rows(&store.read().expect("read"), id.0).expect("count")
+    };
+    let ids = [create(h, &t, false).await, create(h, &t, false).await, create(h, &t, false).await];
+    // Protocol state as the whatsapp engine writes it, through the crate's traits.
+    for id in &ids {
+        let b = RedbBackend::new(store.clone(), ulid::Ulid::from_string(id).expect("ulid"));
+        b.put_identity("1@lid", [7; 32]).await.expect("identity");
+        b.put_session("1@lid", b"signal session").await.expect("session");
+        b.store_prekey(1, b"prekey", false).await.expect("prekey");
+        assert_eq!(rows(id), 3);
+    }
+    let r = post(h, &t, &ids[0], "logout", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["status"], "logged_out");
+    assert_eq!(rows(&ids[0]), 0, "logout wipes the credentials");
+    let r = h.delete(&format!("/api/v1/sessions/{}", ids[1]), Some(&t)).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(rows(&ids[1]), 0, "delete wipes the credentials");
+    assert_eq!(rows(&ids[2]), 3, "another session's state is untouched");
+
+    // A backup holds the survivor's state, and check agrees with it.
+    let r = h.post("/api/v1/admin/backup", Some(&gw.super_admin()), json!({})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let path = r.json["path"].as_str().expect("path").to_string();
+    let snap = wa_gateway::store::open_read_only(std::path::Path::new(&path)).expect("open backup");
+    let report = wa_gateway::store::check::check(&snap.begin_read().expect("read")).expect("check");
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.whatsapp_state_rows, 3);
+    let live = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
+    assert!(live.ok(), "{live}");
+}
