@@ -67,6 +67,13 @@ pub struct ServeArgs {
     /// How often the JWKS is refreshed.
     #[arg(long, env = "WAG_JWKS_REFRESH", default_value = "10m", value_parser = parse_duration)]
     pub jwks_refresh: Duration,
+    /// Failed connects in a row before a session is `failed` (1..=1000).
+    #[arg(long, env = "WAG_RECONNECT_ATTEMPTS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reconnect_attempts: u32,
+    /// Longest wait between two connects (backoff doubles from 1s up to this).
+    #[arg(long, env = "WAG_RECONNECT_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
+    pub reconnect_max_delay: Duration,
 }
 
 /// How login JWTs are read: shared by `serve` (to verify) and `token` (to mint).
@@ -184,6 +191,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     config.max_connections = args.max_connections;
     config.jwks.refresh_every = args.jwks_refresh;
     config.engine = args.engine;
+    config.retry.max_attempts = args.reconnect_attempts;
+    config.retry.backoff_max = args.reconnect_max_delay.max(config.retry.backoff_base);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(e),

@@ -79,9 +79,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
         _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs(secs))

@@ -356,6 +356,9 @@ fn every_flag_has_a_wag_environment_variable() {
                 "claim-role",
                 "claim-platform-role",
                 "log-format",
+                "engine",
+                "reconnect-attempts",
+                "reconnect-max-delay",
             ],
         ),
         (
@@ -382,7 +385,11 @@ fn every_flag_has_a_wag_environment_variable() {
                 .unwrap_or_else(|| panic!("{cmd} has no --{name}:\n{help}"));
             let end = lines[start + 1..]
                 .iter()
-                .position(|l| l.trim_start().starts_with('-'))
+                .position(|l| {
+                    // The next flag (`--x` or `-x, --x`), not a "- value: ..." line.
+                    let t = l.trim_start();
+                    t.starts_with("--") || t.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic) && t.starts_with('-')
+                })
                 .map_or(lines.len(), |i| start + 1 + i);
             let block = lines[start..end].join("\n");
             assert!(
@@ -582,4 +589,41 @@ async fn jwt_audience_and_gateway_id_flags() {
         json!("gw-flag-9"),
         "the flag must win over WAG_GATEWAY_ID: {body}"
     );
+}
+
+/// The default engine through the real binary, on a machine with no route
+/// to WhatsApp: an owner's create starts the session, it retries as often as
+/// `--reconnect-attempts` says and ends `failed` with a clear `lastError`;
+/// stop works after that, and SIGTERM exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_whatsapp_engine_without_a_route_ends_failed_with_last_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_path_buf();
+    let mut server = Server::start_with(|c, addr| {
+        c.arg("--data").arg(&data).arg("--listen").arg(addr);
+        c.env("WAG_RECONNECT_ATTEMPTS", "2").args(["--reconnect-max-delay", "1s"]);
+    });
+    let api = server.api();
+    let owner = owner_token(&data);
+    let (st, created) = api.post("/api/v1/sessions", Some(&owner), json!({"label": "real"})).await;
+    assert_eq!(st, 201, "{created}");
+    assert_eq!(created["status"], "starting", "an owner's create starts the session");
+    let id = created["id"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let failed = loop {
+        let (_, s) = api.get(&format!("/api/v1/sessions/{id}"), Some(&owner)).await;
+        if s["status"] == "failed" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let err = failed["lastError"].as_str().unwrap_or_default();
+    assert!(err.starts_with("connect: "), "a clear lastError: {failed}");
+    let log = server.log();
+    assert_eq!(log.matches("reconnecting").count(), 1, "two attempts, one backoff:\n{log}");
+    assert!(log.contains("retries exhausted"), "{log}");
+    let (st, stopped) = api.post(&format!("/api/v1/sessions/{id}/stop"), Some(&owner), json!({})).await;
+    assert_eq!((st, &stopped["status"]), (200, &json!("stopped")), "{stopped}");
+    server.stop(Duration::from_secs(10));
 }
