@@ -13,8 +13,8 @@ use ulid::Ulid;
 use wa_gateway::engine::manager::{Manager, ManagerConfig};
 use wa_gateway::engine::wa_engine::{format_pair_code, WaOptions, WhatsappEngine};
 use wa_gateway::engine::{Connection, Engine, EngineError, EngineEvent, EventSink, StartInfo};
-use wa_gateway::store::records::{Session, SessionStatus};
-use wa_gateway::store::{now_ms, Store};
+use wa_gateway::store::records::SessionStatus;
+use wa_gateway::store::Store;
 
 const VERSION: Option<(u32, u32, u32)> = Some((2, 3000, 1_000_000_000));
 
@@ -181,28 +181,10 @@ async fn concurrent_sessions_fail_independently() {
 }
 
 fn new_session(store: &Store) -> Ulid {
-    let now = now_ms();
+    use wa_gateway::api::sessions::{new_session, CreateSession};
+    let body: CreateSession = serde_json::from_value(serde_json::json!({"label": "wa engine"})).expect("create body");
+    let s = new_session(body, "org_wa".into(), "user_1".into(), "gw-test".into(), false).expect("valid session");
     let id = Ulid::generate();
-    let s = Session {
-        organization_id: "org_wa".into(),
-        created_by_user_id: "user_1".into(),
-        gateway_id: "gw-test".into(),
-        label: "wa engine".into(),
-        phone_number: None,
-        status: SessionStatus::Stopped,
-        auto_read: false,
-        presence_typing: false,
-        rate_per_min: 0,
-        rate_per_hour: 0,
-        is_admin_session: false,
-        wa_jid: None,
-        wa_lid: None,
-        last_connected_at: None,
-        desired_running: false,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    };
     store.create_session(id, &s).expect("create session");
     id
 }
