@@ -734,7 +734,8 @@ async fn run(args: Args) {
         let fresh = tempfile::tempdir().expect("tempdir");
         let gw = start(config(fresh.path(), &jwks_url, 10_000, 256), None).await;
         let owner = tokens.owner("org_bench");
-        let body = Bytes::from(json!({"label": "bench", "phoneNumber": "6281234567890"}).to_string());
+        // `"start": false`: the durable create itself; starting is measured below.
+        let body = Bytes::from(json!({"label": "bench", "phoneNumber": "6281234567890", "start": false}).to_string());
         {
             let mut c = Conn::open(gw.addr()).await.expect("connect");
             let (status, b) = c
@@ -767,6 +768,25 @@ async fn run(args: Args) {
             summary.add(format!("E creates/s, {clients} client(s)"), format!("{:.0}", l.rps()), "");
         }
         gw.shutdown().await.expect("shutdown");
+
+        // The default create starts the session: one more durable write
+        // (`starting`) and the engine's work. On the sim engine; and on the
+        // whatsapp engine with no route out (every start fails and retries).
+        for engine in [wa_gateway::engine::EngineKind::Sim, wa_gateway::engine::EngineKind::Whatsapp] {
+            let fresh = tempfile::tempdir().expect("tempdir");
+            let mut c = config(fresh.path(), &jwks_url, 10_000, 256);
+            c.engine = engine;
+            let name = if engine == wa_gateway::engine::EngineKind::Sim { "sim" } else { "whatsapp, no route" };
+            let gw = start(c, None).await;
+            let body = Bytes::from(json!({"label": "bench"}).to_string());
+            for clients in [1usize, 16] {
+                let l = load(gw.addr(), Method::POST, "/api/v1/sessions", Some(&owner), Some(body.clone()),
+                    StatusCode::CREATED, None, clients, cdur).await;
+                println!("{clients:>2} client(s): {:>8.0} creates/s that start ({name})  ({} created, {} errors)", l.rps(), l.ok, l.errors);
+                summary.add(format!("E creates/s that start ({name}), {clients} client(s)"), format!("{:.0}", l.rps()), "");
+            }
+            gw.shutdown().await.expect("shutdown");
+        }
     }
 
     // ---- F. 1,000 sessions running on the sim engine ------------------------

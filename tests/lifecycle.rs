@@ -19,7 +19,7 @@ use wa_gateway::engine::EngineKind;
 
 fn sim(c: &mut ServeConfig) {
     c.engine = EngineKind::Sim;
-    c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(80) };
+    c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(80), ..ManagerConfig::default() };
 }
 
 async fn create(http: &Http, token: &str, start: bool) -> String {
@@ -253,7 +253,7 @@ async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any
     // The harness points the whatsapp engine at a closed loopback port.
     let gw = TestGateway::start_with(|c| {
         assert_eq!(c.engine, EngineKind::Whatsapp, "the default engine");
-        c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(60) };
+        c.retry = ManagerConfig { max_attempts: 3, backoff_base: Duration::from_millis(20), backoff_max: Duration::from_millis(60), ..ManagerConfig::default() };
     })
     .await;
     let (h, t) = (&gw.http, gw.owner("org_a"));

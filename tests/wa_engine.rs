@@ -220,6 +220,7 @@ async fn manager_records_the_connect_error_and_retries() {
         max_attempts: 2,
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_millis(100),
+        ..ManagerConfig::default()
     };
     let m = Manager::new(engine, store.clone(), config);
     let id = new_session(&store);
@@ -236,6 +237,40 @@ async fn manager_records_the_connect_error_and_retries() {
     let err = s.last_error.unwrap_or_default();
     assert!(err.starts_with("connect: could not connect to WhatsApp"), "{err}");
     assert!(m.counters.errors.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+}
+
+#[tokio::test]
+async fn manager_caps_connects_in_flight_and_stop_releases_a_queued_one() {
+    let (_dir, store) = store();
+    let (url, mut accepted) = silent_server().await;
+    let engine: Arc<dyn Engine> = Arc::new(engine(store.clone(), url, Duration::from_millis(1500)));
+    let config = ManagerConfig { max_attempts: 1, max_concurrent_connects: 2, ..ManagerConfig::default() };
+    let m = Manager::new(engine, store.clone(), config);
+    let ids: Vec<Ulid> = (0..5).map(|_| new_session(&store)).collect();
+    for id in &ids {
+        m.start(*id).await.expect("start");
+    }
+    // Two connects reach the server; the other three wait their turn.
+    let mut opened = 0;
+    while let Some(open) = next(&mut accepted, Duration::from_millis(700)).await {
+        opened += usize::from(open);
+    }
+    assert_eq!(opened, 2, "at most two connects in flight");
+    // A queued session can be stopped while it waits.
+    let stopped = m.stop(ids[4]).await.expect("stop");
+    assert_eq!(stopped.status, SessionStatus::Stopped);
+    // When the first two time out, the next two go (never the stopped one).
+    let mut later = 0;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        if let Some(true) = next(&mut accepted, Duration::from_millis(200)).await {
+            later += 1;
+        }
+    }
+    assert_eq!(later, 2, "the two remaining queued sessions connected after the first two");
+    for id in &ids[..4] {
+        let _ = m.stop(*id).await;
+    }
 }
 
 #[allow(dead_code)]

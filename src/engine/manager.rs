@@ -30,11 +30,20 @@ pub struct ManagerConfig {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Connects in flight at once (the rest queue, in the order they came):
+    /// a restart with many sessions, or a burst of creates, reaches DNS and
+    /// WhatsApp as a steady stream instead of a stampede.
+    pub max_concurrent_connects: usize,
 }
 
 impl Default for ManagerConfig {
     fn default() -> Self {
-        ManagerConfig { max_attempts: 6, backoff_base: Duration::from_secs(1), backoff_max: Duration::from_secs(60) }
+        ManagerConfig {
+            max_attempts: 6,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_concurrent_connects: 16,
+        }
     }
 }
 
@@ -102,6 +111,8 @@ pub struct Manager {
     tx: mpsc::UnboundedSender<(Ulid, u64, EngineEvent)>,
     stream: broadcast::Sender<SessionEvent>,
     seq: AtomicU64,
+    /// Permits for [`ManagerConfig::max_concurrent_connects`].
+    connecting: tokio::sync::Semaphore,
     pub counters: EngineCounters,
 }
 
@@ -114,6 +125,7 @@ impl Manager {
     pub fn new(engine: Arc<dyn Engine>, store: Arc<Store>, config: ManagerConfig) -> Arc<Manager> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (stream, _) = broadcast::channel(1024);
+        let config_connects = config.max_concurrent_connects.max(1);
         let m = Arc::new(Manager {
             engine,
             store,
@@ -122,6 +134,7 @@ impl Manager {
             tx,
             stream,
             seq: AtomicU64::new(0),
+            connecting: tokio::sync::Semaphore::new(config_connects),
             counters: EngineCounters::default(),
         });
         tokio::spawn(Manager::event_loop(Arc::downgrade(&m), rx));
@@ -241,7 +254,11 @@ impl Manager {
                 linked_lid: session.wa_lid.clone(),
             };
             let sink = EventSink::new(id, generation, self.tx.clone());
-            match self.engine.start(info, sink).await {
+            // Held while connecting only; a stop aborts this task, waiting or not.
+            let Ok(permit) = self.connecting.acquire().await else { return };
+            let started = self.engine.start(info, sink).await;
+            drop(permit);
+            match started {
                 Ok(conn) => {
                     let conn: Arc<dyn Connection> = Arc::from(conn);
                     let stale = self.slot(id, |s| {
@@ -284,12 +301,17 @@ impl Manager {
                 .await;
             return;
         }
-        let _ = self
-            .persist(id, move |s| {
-                s.status = SessionStatus::Starting;
-                s.last_error = Some(err);
-            })
-            .await;
+        // A session already `starting` stays so: retrying costs no write (the
+        // API shows no lastError while starting; each attempt's error is logged).
+        let already_starting = matches!(self.store.get_session(id, None), Ok(s) if s.status == SessionStatus::Starting);
+        if !already_starting {
+            let _ = self
+                .persist(id, move |s| {
+                    s.status = SessionStatus::Starting;
+                    s.last_error = Some(err);
+                })
+                .await;
+        }
         let delay = self.backoff(attempts);
         tracing::info!(session = %id, attempts, delay_ms = delay.as_millis() as u64, error = %error, "reconnecting");
         let me = self.clone();
