@@ -31,7 +31,7 @@
 //! - **F. Sim engine at scale**: `wa-gateway serve --engine sim` with 1,000
 //!   sessions linked and `working`: resident memory per session, then a
 //!   restart: spawn to `/readyz`, and spawn to all 1,000 `working` again.
-//! - **G. Idle `whatsapp` clients** (`bench_parts/wa_idle.rs`): 200 real
+//! - **G. Idle `whatsapp` clients** (`bench_parts/wa_idle.rs`, run first): 200 real
 //!   `whatsapp-rust` clients on the redb backend, each waiting on a loopback
 //!   websocket that never answers the noise handshake: resident memory per
 //!   client (offline, so before login).
@@ -491,6 +491,17 @@ async fn run(args: Args) {
         args.duration
     );
 
+    // ---- G. Idle whatsapp engine clients (first: on a fresh heap, so the
+    // allocator does not hand them memory that earlier parts freed) -----
+    if want('g') {
+        println!("\n--- G. 200 idle whatsapp-rust clients (loopback websocket, no WhatsApp server) ---");
+        let pid = std::process::id();
+        match wa_idle::idle_clients(200, || proc_status_kib(pid, "VmRSS:")).await {
+            Some(per) => summary.add("G VmRSS per idle whatsapp client (pre-login)", format!("{per:.1} KiB"), ""),
+            None => summary.add("G VmRSS per idle whatsapp client (pre-login)", "not all connected", ""),
+        }
+    }
+
     // Data: --data DIR (seeded if empty) or a temporary directory.
     let tmp;
     let dir = match &args.data {
@@ -798,16 +809,6 @@ async fn run(args: Args) {
                 summary.add("F sim sessions", "skipped", "");
             }
             Some(bin) => sim_sessions(&bin, &jwks_url, &tokens, &mut summary).await,
-        }
-    }
-
-    // ---- G. Idle whatsapp engine clients ----------------------------------
-    if want('g') {
-        println!("\n--- G. 200 idle whatsapp-rust clients (loopback websocket, no WhatsApp server) ---");
-        let pid = std::process::id();
-        match wa_idle::idle_clients(200, || proc_status_kib(pid, "VmRSS:")).await {
-            Some(per) => summary.add("G VmRSS per idle whatsapp client (pre-login)", format!("{per:.1} KiB"), ""),
-            None => summary.add("G VmRSS per idle whatsapp client (pre-login)", "not all connected", ""),
         }
     }
 
