@@ -180,17 +180,21 @@ impl Manager {
     /// (or not at all if that generation is already over).
     fn spawn_for(&self, id: Ulid, generation: u64, work: impl Future<Output = ()> + Send + 'static) {
         let task = tokio::spawn(work);
-        let current = self.slot(id, |s| {
-            if s.generation == generation {
-                s.task = Some(task.abort_handle());
-                true
-            } else {
-                false
-            }
-        });
-        if !current {
+        if !self.if_current(id, generation, |s| s.task = Some(task.abort_handle())) {
             task.abort();
         }
+    }
+
+    /// Runs `f` on the slot of `id` if `generation` is still its current one;
+    /// says whether it was.
+    fn if_current(&self, id: Ulid, generation: u64, f: impl FnOnce(&mut Slot)) -> bool {
+        self.slot(id, |s| {
+            let current = s.generation == generation;
+            if current {
+                f(s);
+            }
+            current
+        })
     }
 
     async fn persist(
@@ -261,15 +265,7 @@ impl Manager {
             match started {
                 Ok(conn) => {
                     let conn: Arc<dyn Connection> = Arc::from(conn);
-                    let stale = self.slot(id, |s| {
-                        if s.generation == generation {
-                            s.conn = Some(conn.clone());
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                    if stale {
+                    if !self.if_current(id, generation, |s| s.conn = Some(conn.clone())) {
                         conn.stop().await;
                     }
                 }
