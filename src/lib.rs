@@ -15,6 +15,11 @@
 //! - [`store`] — the redb data file: tables, versioned postcard records,
 //!   migrations, backup and consistency check.
 //! - [`ops`] — health, readiness, Prometheus metrics, the OpenAPI document.
+//! - [`engine`] — WhatsApp connections: the engine boundary, the session
+//!   [`engine::manager`] (lifecycle, backoff, connect cap, the ordered event
+//!   stream), the `whatsapp` engine ([`engine::wa_engine`], one `whatsapp-rust`
+//!   client per session) with its protocol state in the data file
+//!   ([`engine::whatsapp`]), and the in-process [`engine::sim`].
 
 pub mod api;
 pub mod app;

@@ -111,7 +111,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(201, &json!({"apiKey": ApiKeyView::new(id, &record), "key": secret.key})))
 }
 
-/// `GET /api/v1/api-keys` [api_keys:write]: this organization's keys, revoked ones included.
+/// `GET /api/v1/api-keys` \[api_keys:write\]: this organization's keys, revoked ones included.
 pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::ApiKeysWrite).await?;
     let mut q = req.query()?;
@@ -131,7 +131,7 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(200, &body))
 }
 
-/// `DELETE /api/v1/api-keys/{id}` [api_keys:write]: revokes; idempotent → 204.
+/// `DELETE /api/v1/api-keys/{id}` \[api_keys:write\]: revokes; idempotent → 204.
 pub async fn revoke(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::ApiKeysWrite).await?;
     let id = req.ulid("api-key")?;

@@ -1,4 +1,4 @@
-//! Session lifecycle over HTTP [sessions:control]: start, stop, restart,
+//! Session lifecycle over HTTP \[sessions:control\]: start, stop, restart,
 //! logout, the QR code (JSON, or PNG with `Accept: image/png`), pairing codes;
 //! the sim engine's phone controls; and the super_admin's start/stop of any
 //! session. A request that does not fit the session's state is 409

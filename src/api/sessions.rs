@@ -245,7 +245,7 @@ pub fn parse_status(v: Option<String>) -> Result<Option<SessionStatus>, ApiError
     .transpose()
 }
 
-/// `GET /api/v1/sessions` [sessions:read]: this organization's sessions, `status` filter.
+/// `GET /api/v1/sessions` \[sessions:read\]: this organization's sessions, `status` filter.
 pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsRead).await?;
     let mut q = req.query()?;
@@ -263,7 +263,7 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     })
 }
 
-/// `POST /api/v1/sessions` [sessions:write]: creates a session and starts it
+/// `POST /api/v1/sessions` \[sessions:write\]: creates a session and starts it
 /// (`start` defaults to true when the caller also holds `sessions:control`;
 /// `"start": true` without it is 403; without it and without `start`, the
 /// session is created stopped).
@@ -288,7 +288,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     insert(&app, session, start).await
 }
 
-/// `GET /api/v1/sessions/{id}` [sessions:read].
+/// `GET /api/v1/sessions/{id}` \[sessions:read\].
 pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsRead).await?;
     let id = req.ulid("session")?;
@@ -307,7 +307,7 @@ fn guard_admin_session(access: &OrgAccess, session: &Session) -> Result<(), ApiE
     Ok(())
 }
 
-/// `PATCH /api/v1/sessions/{id}` [sessions:write].
+/// `PATCH /api/v1/sessions/{id}` \[sessions:write\].
 pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsWrite).await?;
     let id = req.ulid("session")?;
@@ -351,7 +351,7 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(session_response(200, id, &session))
 }
 
-/// `DELETE /api/v1/sessions/{id}` [sessions:write] → 204.
+/// `DELETE /api/v1/sessions/{id}` \[sessions:write\] → 204.
 pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsWrite).await?;
     let id = req.ulid("session")?;

@@ -4,7 +4,7 @@
 //! store, connects it and returns once the websocket and the noise handshake
 //! are up (or fails with [`EngineError::Connect`] within
 //! [`WaOptions::connect_timeout`]). A supervisor task then drives the client's
-//! read loop and reports what happens as [`EngineEvent`]s.
+//! read loop and reports what happens as [`EngineEvent`](crate::engine::EngineEvent)s.
 //!
 //! Reconnecting belongs to the [`Manager`](crate::engine::manager::Manager):
 //! the crate's own auto-reconnect is switched off, so a lost connection ends
