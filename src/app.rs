@@ -2,6 +2,7 @@
 //! every handler shares, and the `serve` lifecycle (start, signal, drain, close).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,7 +22,9 @@ use crate::auth::jwt::{VerifyOptions, Verifier, DEFAULT_LEEWAY_SECS};
 use crate::auth::{Authenticator, OrgAccess, Permission, Principal};
 use crate::config::ServeConfig;
 use crate::http::server::{self, RunningServer};
-use crate::http::{ApiError, Req};
+use crate::http::limits::Limits;
+use crate::http::rate_limit::{self, retry_after_secs};
+use crate::http::{ApiError, ErrorCode, Req};
 use crate::ops::metrics::Metrics;
 use crate::store::{data_file, Store, StoreError, StoreResult};
 
@@ -64,6 +67,8 @@ pub struct App {
     pub sim: Option<SimEngine>,
     /// Fixed responses mounted by benchmarks (never by `serve`).
     pub extra_static: Vec<(String, Bytes)>,
+    /// Per-principal and failed-auth rate limits.
+    pub limits: Limits,
 }
 
 impl App {
@@ -73,6 +78,12 @@ impl App {
         // Nothing is connected yet: sessions meant to run say `starting` until
         // the engine brings them back (see `Gateway::start`).
         store.mark_resuming().map_err(StartError::Store)?;
+        store.set_min_free_disk(config.min_free_disk);
+        // The file remembers who issues its tokens, so that `wa-gateway
+        // token` can refuse to mint for a gateway that would not accept them.
+        store
+            .set_issuer_mode(if config.jwks_url.is_some() { "jwks" } else { "embedded" })
+            .map_err(StartError::Store)?;
         let (source, issuer) = match &config.jwks_url {
             Some(url) => (JwksSource::remote(url, config.jwks.clone()).map_err(StartError::Jwks)?, None),
             None => {
@@ -88,8 +99,8 @@ impl App {
             audience: config.jwt_audience.clone(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
         };
-        let verifier = Verifier::new(Arc::new(source), opts, config.token_cache);
-        let auth = Authenticator::new(verifier, config.claims.clone(), store.clone());
+        let verifier = Verifier::new(Arc::new(source), opts);
+        let auth = Authenticator::new(verifier, config.claims.clone(), store.clone(), config.token_cache);
         let pages = PageCache::new(config.page_cache);
         let (engine, sim): (Arc<dyn Engine>, _) = match config.engine {
             EngineKind::Sim => {
@@ -99,20 +110,51 @@ impl App {
             EngineKind::Whatsapp => (Arc::new(WhatsappEngine::new(store.clone(), config.whatsapp.clone())), None),
         };
         let engine = Manager::new(engine, store.clone(), config.retry.clone());
-        Ok(App { store, auth, config, metrics: Metrics::new(), issuer, pages, engine, sim, extra_static: Vec::new() })
+        let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
+        let metrics = Metrics::new(&engine.counters);
+        Ok(App { store, auth, config, metrics, issuer, pages, engine, sim, extra_static: Vec::new(), limits })
     }
 
-    /// Authenticates the request (and notes its organization for the log).
+    /// The caller the pipeline authenticated (before reading the body).
     pub async fn principal(&self, req: &Req) -> Result<Principal, ApiError> {
-        let p = self.auth.authenticate(&req.headers).await;
-        if p.is_err() {
-            self.metrics.auth_failures.inc();
+        match &req.principal {
+            Some(p) => Ok(p.clone()),
+            // Only `/api/` routes reach handlers that ask, and the pipeline
+            // authenticates every one of them; this is the fallback for
+            // handlers driven directly.
+            None => {
+                let p = self.auth.authenticate(&req.headers).await;
+                if p.is_err() {
+                    self.metrics.auth_failures.inc();
+                }
+                let p = p?;
+                if let Some(org) = p.org_id() {
+                    let _ = req.log_org.set(org.to_string());
+                }
+                Ok(p)
+            }
         }
-        let p = p?;
-        if let Some(org) = p.org_id() {
-            let _ = req.log_org.set(org.to_string());
+    }
+
+    /// The client's address: the peer, or with `--trusted-proxy` the
+    /// `X-Forwarded-For` hop the trusted proxies vouch for.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.config.trusted_proxies.is_empty() {
+            return peer;
         }
-        Ok(p)
+        // Several X-Forwarded-For headers read as one list, in order.
+        let xff: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let joined = xff.join(",");
+        rate_limit::client_addr(peer, (!xff.is_empty()).then_some(joined.as_str()), &self.config.trusted_proxies)
+    }
+
+    /// 429 `rate_limited` with `Retry-After`, counted by `limit`.
+    pub fn limited(&self, limit: &'static str, wait: std::time::Duration) -> ApiError {
+        self.metrics.rate_limited(limit);
+        let secs = retry_after_secs(wait);
+        ApiError::new(ErrorCode::RateLimited, "too many requests: slow down")
+            .detail("retryAfterSeconds", secs)
+            .header("retry-after", secs.to_string())
     }
 
     /// Authenticates and clears the caller for `perm` in its organization.
@@ -194,22 +236,32 @@ impl Gateway {
     }
 
     /// Drains in-flight requests, stops background work, closes the data
-    /// file. `Ok(true)` when the file was closed here; `Ok(false)` if a
-    /// background task still held it after 5 s (redb closes it on drop).
+    /// file, all within `--shutdown-timeout`: requests get all but the last
+    /// second and a half, then open connections are cut; the engine and the
+    /// file share the rest. `Ok(true)` when the file was closed here;
+    /// `Ok(false)` if a background task still held it at the deadline (redb
+    /// closes it on drop).
     pub async fn shutdown(self) -> Result<bool, StartError> {
+        use std::time::{Duration, Instant};
+        let started = Instant::now();
+        let total = self.app.config.shutdown_timeout;
+        let deadline = started + total;
+        let drain = total.saturating_sub(Duration::from_millis(1500)).max(total / 2);
         let _ = self.stop_refresh.send(true);
-        self.server.shutdown().await;
-        self.app.engine.shutdown().await;
+        self.server.shutdown(started + drain).await;
+        let engine_until = deadline.checked_sub(Duration::from_millis(500)).unwrap_or(deadline);
+        if tokio::time::timeout_at(engine_until.into(), self.app.engine.shutdown()).await.is_err() {
+            tracing::warn!("shutdown: engine connections still closing at the deadline");
+        }
         let mut store = self.app.store.clone();
         drop(self.app);
         // Background writes (api-key lastUsedAt) finish within moments.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match Arc::try_unwrap(store) {
                 Ok(s) => return s.close().map(|()| true).map_err(StartError::Store),
-                Err(still_shared) if tokio::time::Instant::now() < deadline => {
+                Err(still_shared) if Instant::now() < deadline => {
                     store = still_shared;
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(_) => return Ok(false),
             }

@@ -11,7 +11,9 @@ use serde_json::{json, Map, Value};
 use crate::app::{App, Gateway};
 use crate::auth::issuer::{Issuer, DEFAULT_ISSUER};
 use crate::auth::ClaimPaths;
-use crate::config::{parse_duration, LogFormat, ServeConfig};
+use crate::config::{parse_bytes, parse_duration, LogFormat, ServeConfig};
+use crate::http::conn::Timeouts;
+use crate::http::rate_limit::Limit;
 use crate::store::{self, backup, check, data_file};
 
 /// wa-gateway: a self-hosted, multi-tenant WhatsApp gateway.
@@ -58,9 +60,45 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (comma-separated); none by default.
     #[arg(long, env = "WAG_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
-    /// Cap on open client connections.
-    #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 1024)]
+    /// Cap on open client connections; 0 = from the open-files limit (raised
+    /// to its hard limit at start). At the cap, the connection that has
+    /// waited longest on its client is shed.
+    #[arg(long, env = "WAG_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
+    /// Longest wait for a request's headers, from its first byte.
+    #[arg(long, env = "WAG_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Longest wait for a whole request body.
+    #[arg(long, env = "WAG_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Longest wait for a client to take any one write of our answer.
+    #[arg(long, env = "WAG_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Longest idle time of a keep-alive connection between requests.
+    #[arg(long, env = "WAG_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Longest a shutdown (SIGTERM, ctrl-c) takes before open connections are cut.
+    #[arg(long, env = "WAG_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Requests per second per principal (api-key, or user+org of a JWT);
+    /// 0 turns this and the failed-authentication limit off.
+    #[arg(long, env = "WAG_RATE_LIMIT", default_value = "50", value_parser = crate::http::rate_limit::parse_rate)]
+    pub rate_limit: f64,
+    /// Burst of requests per principal above the steady rate.
+    #[arg(long, env = "WAG_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+    /// Failed authentications per second per client address.
+    #[arg(long, env = "WAG_AUTH_FAILURE_LIMIT", default_value = "10", value_parser = crate::http::rate_limit::parse_rate)]
+    pub auth_failure_limit: f64,
+    /// Burst of failed authentications per client address.
+    #[arg(long, env = "WAG_AUTH_FAILURE_BURST", default_value_t = 50)]
+    pub auth_failure_burst: u32,
+    /// Proxies (CIDR, comma-separated) whose `X-Forwarded-For` names the client.
+    #[arg(long, env = "WAG_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<crate::http::rate_limit::Cidr>,
+    /// Writes are refused (503) while the data disk has less free space (0 = never).
+    #[arg(long, env = "WAG_MIN_FREE_DISK", default_value = "256MiB", value_parser = parse_bytes)]
+    pub min_free_disk: u64,
     /// The WhatsApp engine: `whatsapp` (real) or `sim` (in-process simulator).
     #[arg(long, env = "WAG_ENGINE", value_enum, default_value = "whatsapp")]
     pub engine: crate::engine::EngineKind,
@@ -131,6 +169,11 @@ pub struct TokenArgs {
     /// as `serve`, so tokens match the server they are minted for.
     #[command(flatten)]
     pub jwt: JwtArgs,
+    /// Mint even though this data directory's gateway verifies tokens from
+    /// `--jwks-url` (the token would be accepted only if the gateway ever
+    /// started again without it).
+    #[arg(long, env = "WAG_FORCE")]
+    pub force: bool,
 }
 
 /// Flags of `backup`.
@@ -150,6 +193,10 @@ pub struct CheckArgs {
     pub data: PathBuf,
     /// A data file or backup to check instead of `--data`.
     pub file: Option<PathBuf>,
+    /// Repair the file in place (the only mode that writes to it): recover it
+    /// after a crash and verify every page checksum; the server must be stopped.
+    #[arg(long, env = "WAG_REPAIR")]
+    pub repair: bool,
 }
 
 /// Runs the parsed command.
@@ -161,6 +208,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check_cmd(args),
     }
 }
+
+/// Exit status after a write failed with an I/O error (EX_IOERR).
+pub const EXIT_IO: u8 = 74;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("wa-gateway: {msg}");
@@ -189,6 +239,18 @@ fn serve(args: ServeArgs) -> ExitCode {
     config.jwt_audience = args.jwt.jwt_audience;
     config.cors_origins = args.cors_origin.into_iter().filter(|o| !o.is_empty()).collect();
     config.max_connections = args.max_connections;
+    config.timeouts = Timeouts {
+        header: args.header_timeout,
+        body: args.body_timeout,
+        write: args.write_timeout,
+        idle: args.idle_timeout,
+    };
+    config.shutdown_timeout = args.shutdown_timeout;
+    config.rate_limit = Limit::new(args.rate_limit, args.rate_limit_burst);
+    // `--rate-limit 0` turns both off (benchmarks, trusted networks).
+    config.auth_failure_limit = config.rate_limit.and(Limit::new(args.auth_failure_limit, args.auth_failure_burst));
+    config.trusted_proxies = args.trusted_proxy;
+    config.min_free_disk = args.min_free_disk;
     config.jwks.refresh_every = args.jwks_refresh;
     config.engine = args.engine;
     config.retry.max_attempts = args.reconnect_attempts;
@@ -228,9 +290,24 @@ fn serve(args: ServeArgs) -> ExitCode {
                  (`wa-gateway token`). Use --jwks-url to trust your frontend instead."
             );
         }
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining requests and closing the data file");
-        match gateway.shutdown().await {
+        let store = gateway.app.store.clone();
+        let failed = tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = store.failed() => true,
+        };
+        if failed {
+            tracing::error!(
+                error = store.failure().unwrap_or("-"),
+                "a write to the data file failed with an I/O error: exiting with status {EXIT_IO} so that the \
+                 service manager restarts the gateway (every acknowledged write is on disk; free space if the disk is full)"
+            );
+        } else {
+            tracing::info!("shutting down: draining requests and closing the data file");
+        }
+        drop(store);
+        let closed = gateway.shutdown().await;
+        match closed {
+            _ if failed => ExitCode::from(EXIT_IO),
             Ok(true) => {
                 tracing::info!("data file closed cleanly");
                 ExitCode::SUCCESS
@@ -244,7 +321,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     });
     // Whatever is still running (a DNS lookup on the blocking pool, say)
     // must not keep the process from exiting.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(300));
     code
 }
 
@@ -288,6 +365,22 @@ fn token(args: TokenArgs) -> ExitCode {
             args.data.display()
         ));
     }
+    if !args.force {
+        let file = data_file(&args.data);
+        let mode = if file.is_file() {
+            store::open_read_only(&file).and_then(|db| store::issuer_mode(&db.begin_read()?)).ok().flatten()
+        } else {
+            None
+        };
+        if mode.as_deref() == Some("jwks") {
+            return fail(format!(
+                "the gateway of {} verifies login tokens from --jwks-url, so it would refuse a token from the \
+                 embedded issuer; mint tokens with your frontend instead (or pass --force to create and use \
+                 the embedded issuer key anyway)",
+                args.data.display()
+            ));
+        }
+    }
     let issuer = match Issuer::load_or_create(&args.data) {
         Ok(i) => i,
         Err(e) => return fail(e),
@@ -315,8 +408,17 @@ fn token(args: TokenArgs) -> ExitCode {
 }
 
 fn backup_cmd(args: BackupArgs) -> ExitCode {
-    let result = store::open_read_only(&data_file(&args.data))
-        .and_then(|db| backup::snapshot(&db.begin_read()?, &args.out));
+    // Refused before anything is opened or written.
+    if let Err(e) = backup::check_target(&args.out) {
+        return fail(e);
+    }
+    let path = data_file(&args.data);
+    let result = store::open_read_only(&path).and_then(|db| {
+        if let Some(note) = db.note(&path) {
+            eprintln!("note: {note}");
+        }
+        backup::snapshot(&db.begin_read()?, &args.out)
+    });
     match result {
         Ok(r) => {
             println!("wrote {} ({} bytes, {} sessions)", r.path.display(), r.size_bytes, r.sessions);
@@ -326,24 +428,45 @@ fn backup_cmd(args: BackupArgs) -> ExitCode {
     }
 }
 
+/// `check`: exit 0 if the file is sound, 1 if it is damaged, inconsistent or
+/// unreadable, 2 if the check could not run as asked; never a panic (101).
 fn check_cmd(args: CheckArgs) -> ExitCode {
+    use std::io::Write;
     let path = match &args.file {
         Some(f) if f.is_dir() => data_file(f),
         Some(f) => f.clone(),
         None => data_file(&args.data),
     };
-    let result = store::open_read_only(Path::new(&path)).and_then(|db| check::check(&db.begin_read()?));
+    let mode = if args.repair { check::CheckMode::Repair } else { check::CheckMode::ReadOnly };
+    // Whatever the storage layer panics on is damage to report, not a crash.
+    check::quiet_panics();
+    let result = check::guarded(|| check::run(Path::new(&path), mode));
+    // Write errors (a closed pipe) are ignored: println! would panic on them.
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let shown = path.display();
     match result {
-        Ok(report) => {
-            println!("{}: {report}", path.display());
-            if report.ok() {
+        Ok(Ok(run)) => {
+            for note in &run.notes {
+                let _ = writeln!(err, "note: {note}");
+            }
+            let _ = writeln!(out, "{shown}: {}", run.report);
+            if run.report.ok() {
                 ExitCode::SUCCESS
             } else {
+                let _ = writeln!(err, "wa-gateway: check {shown}: FAILED ({} problems)", run.report.problem_count());
                 ExitCode::from(1)
             }
         }
-        Err(e) => {
-            eprintln!("wa-gateway: check {}: {e}", path.display());
+        Ok(Err(e @ check::CheckError::Unreadable(_))) => {
+            let _ = writeln!(err, "wa-gateway: check {shown}: {e}");
+            ExitCode::from(1)
+        }
+        Ok(Err(e @ check::CheckError::Refused(_))) => {
+            let _ = writeln!(err, "wa-gateway: check {shown}: {e}");
+            ExitCode::from(2)
+        }
+        Err(panic) => {
+            let _ = writeln!(err, "wa-gateway: check {shown}: FAILED: the check itself failed: {panic}");
             ExitCode::from(1)
         }
     }

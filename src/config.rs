@@ -9,6 +9,11 @@ use crate::auth::ClaimPaths;
 use crate::engine::manager::ManagerConfig;
 use crate::engine::wa_engine::WaOptions;
 use crate::engine::EngineKind;
+use crate::http::conn::Timeouts;
+use crate::http::rate_limit::{self, Cidr, Limit};
+
+/// Default `--min-free-disk`: 256 MiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 256 * 1024 * 1024;
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -28,8 +33,21 @@ pub struct ServeConfig {
     pub jwt_audience: Option<String>,
     pub claims: ClaimPaths,
     pub cors_origins: Vec<String>,
+    /// Cap on open client connections; 0 = from the fd limit (see
+    /// [`crate::http::server::connection_cap`]).
     pub max_connections: usize,
-    pub header_timeout: Duration,
+    /// How long a client may keep us waiting (headers, body, writes, idle).
+    pub timeouts: Timeouts,
+    /// How long a shutdown may take before open connections are cut.
+    pub shutdown_timeout: Duration,
+    /// Requests per principal (api-key, or user+org); `None` = off.
+    pub rate_limit: Option<Limit>,
+    /// Failed authentications per client address; `None` = off.
+    pub auth_failure_limit: Option<Limit>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Writes are refused (503) while the data file's filesystem has less free.
+    pub min_free_disk: u64,
     pub jwks: JwksConfig,
     pub cache_bytes: usize,
     /// Verified-token cache entries (0 disables it).
@@ -55,8 +73,13 @@ impl ServeConfig {
             jwt_audience: None,
             claims: ClaimPaths::default(),
             cors_origins: Vec::new(),
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
+            max_connections: 0,
+            timeouts: Timeouts::default(),
+            shutdown_timeout: Duration::from_secs(10),
+            rate_limit: Limit::new(rate_limit::DEFAULT_RATE, rate_limit::DEFAULT_BURST),
+            auth_failure_limit: Limit::new(rate_limit::AUTH_FAILURE_RATE, rate_limit::AUTH_FAILURE_BURST),
+            trusted_proxies: Vec::new(),
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
             jwks: JwksConfig::default(),
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             token_cache: 10_000,
@@ -87,6 +110,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// Parses a byte size: `256MiB`, `1GiB`, `512k`, `100MB` or a bare number of bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?} (try 256MiB, 1GiB, 0)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("invalid size unit in {s:?} (use B, KiB, MiB, GiB or TiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +139,15 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("12345"), Ok(12345));
+        assert!(parse_bytes("1Q").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
     }
 }

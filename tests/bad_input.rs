@@ -64,7 +64,7 @@ async fn malformed_requests_get_4xx_envelopes() {
     }
     // The 405 names what is allowed.
     let r = gw.http.send(Method::PUT, "/api/v1/sessions", Some(&t), None, &[]).await;
-    assert_eq!(r.headers["allow"], "GET, POST");
+    assert_eq!(r.headers["allow"], "HEAD, GET, POST");
 
     // Nothing stored was lost or changed, and the server still serves.
     let after = gw.http.get(&format!("/api/v1/sessions/{kept_id}"), Some(&t)).await;
@@ -149,7 +149,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_http_is_refused_and_the_server_survives() {
-    let gw = TestGateway::start_with(|c| c.header_timeout = Duration::from_millis(500)).await;
+    let gw = TestGateway::start_with(|c| c.timeouts.header = Duration::from_millis(500)).await;
     let addr = gw.addr();
     let r = raw(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
     assert!(r.starts_with("HTTP/1.1 4"), "{r}");
@@ -169,18 +169,23 @@ async fn broken_http_is_refused_and_the_server_survives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn open_connections_are_capped() {
+async fn at_the_cap_the_idlest_connection_is_shed_for_a_new_client() {
     let gw = TestGateway::start_with(|c| c.max_connections = 2).await;
     let addr = gw.addr();
-    // Two idle connections fill the cap.
-    let a = TcpStream::connect(addr).await.expect("a");
-    let b = TcpStream::connect(addr).await.expect("b");
+    // Two idle connections fill the cap; `a` has waited longest.
+    let mut a = TcpStream::connect(addr).await.expect("a");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut b = TcpStream::connect(addr).await.expect("b");
+    b.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("b writes");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let waiting = tokio::spawn(async move { raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "third connection waits while two are open");
-    drop(a);
-    let r = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served").expect("task");
+    // A third client is served at once instead of waiting for a free slot.
+    let r = tokio::time::timeout(Duration::from_secs(2), raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        .await
+        .expect("a new client is served while the cap is full");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // ... because `a`, the idlest, was cut.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), a.read(&mut buf)).await.expect("a is closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "the idlest connection was shed");
     drop(b);
 }

@@ -366,7 +366,7 @@ fn every_flag_has_a_wag_environment_variable() {
             &["data", "sub", "org", "role", "super-admin", "ttl"],
         ),
         ("backup", &["data", "out"]),
-        ("check", &["data"]),
+        ("check", &["data", "repair"]),
     ];
     for (cmd, names) in flags {
         let out = run(&[cmd, "--help"]);

@@ -155,8 +155,8 @@ async fn sigkill_during_creates_loses_no_acknowledged_session() {
     assert_eq!(unique.len(), acked.len(), "an id was acknowledged twice");
 
     // Restart on the same data directory: redb recovers the file.
-    // With no server running, `check` repairs the unclean file (redb needs one
-    // writable open after a crash) and passes; so would `backup`.
+    // With no server running, `check` checks a recovered private copy of the
+    // unclean file (the file itself is not written) and passes; so would `backup`.
     let (code, out, err) = check(&["--data", s(data)]);
     assert_eq!(code, Some(0), "check after kill -9 with the server down:\n{out}\n{err}");
     assert!(err.contains("not closed cleanly"), "the repair is announced: {err}");

@@ -267,7 +267,7 @@ async fn the_whatsapp_engine_without_a_connection_fails_cleanly_and_stops_at_any
     let err = failed["lastError"].as_str().unwrap_or_default();
     assert!(err.contains("could not connect to WhatsApp") && err.contains("WebSocket connect failed"), "a clear lastError: {failed}");
     let metrics = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
-    assert!(metrics.contains("wa_gateway_engine_errors 3"), "three failed attempts counted: {metrics}");
+    assert!(metrics.contains("wa_gateway_engine_errors_total 3"), "three failed attempts counted: {metrics}");
     // Started again, it is retrying and shows the seed's fields only.
     let again = post(h, &t, &id, "start", None).await;
     assert_eq!(again.status, 200);

@@ -236,7 +236,7 @@ async fn manager_records_the_connect_error_and_retries() {
     assert_eq!(s.status, SessionStatus::Failed, "{s:?}");
     let err = s.last_error.unwrap_or_default();
     assert!(err.starts_with("connect: could not connect to WhatsApp"), "{err}");
-    assert!(m.counters.errors.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(m.counters.errors.get() >= 2);
 }
 
 #[tokio::test]

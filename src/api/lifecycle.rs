@@ -27,6 +27,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Engine(EngineError::State(m)) => ApiError::new(ErrorCode::Conflict, m),
             ManagerError::Engine(e) => ApiError::new(ErrorCode::Unavailable, format!("engine: {e}")),
             ManagerError::Store(e) => e.into(),
+            ManagerError::ShuttingDown => ApiError::new(ErrorCode::Unavailable, "the gateway is shutting down"),
         }
     }
 }

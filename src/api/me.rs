@@ -12,6 +12,7 @@ use crate::http::{ApiError, Req};
 /// Kind, user id, organization, role or permissions, platform role.
 pub async fn me(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let p = app.principal(&req).await?;
+    app.auth.check_active(&p)?;
     let perms = p.permissions().names();
     let body = match &p {
         Principal::User { user_id, org_id, role, super_admin } => json!({

@@ -118,6 +118,12 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 }
 
 /// `PATCH /api/v1/admin/organizations/{id}`: `name`, `status`, `maxSessions` (null = unlimited).
+///
+/// `"status": "suspended"` also stops the organization's running sessions
+/// (connections closed, `stopped`, still meant to run) before answering;
+/// they stay stopped across gateway restarts. `"status": "active"` on a
+/// suspended organization starts again its sessions meant to run (see
+/// `engine::manager::suspension`).
 pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     app.admin(&req).await?;
     let id = req.id.clone().filter(|i| valid_org_id(i)).ok_or_else(|| ApiError::not_found("organization"))?;
@@ -127,9 +133,11 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     }
     let status = parse_status(patch.status)?;
     let key = id.clone();
-    let org = app
+    let (org, before) = app
         .blocking(move |s| {
-            s.update_org(&key, |o| {
+            let mut before = None;
+            let org = s.update_org(&key, |o| {
+                before = Some(o.status);
                 if let Some(n) = patch.name {
                     o.name = n;
                 }
@@ -140,8 +148,21 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
                     o.max_sessions = m;
                 }
                 o.updated_at = now_ms();
-            })
+            })?;
+            Ok((org, before))
         })
         .await?;
+    match (before, status) {
+        // Also when it already was: stops anything still running (idempotent).
+        (_, Some(OrgStatus::Suspended)) => {
+            let stopped = app.engine.suspend_org(&id).await?;
+            tracing::info!(organization = %id, sessions = stopped, "organization suspended: sessions stopped");
+        }
+        (Some(OrgStatus::Suspended), Some(OrgStatus::Active)) => {
+            let started = app.engine.resume_org(&id).await?;
+            tracing::info!(organization = %id, sessions = started, "organization reactivated: sessions started");
+        }
+        _ => {}
+    }
     Ok(response::json(200, &OrgView::new(&id, &org)))
 }

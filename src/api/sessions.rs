@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::{OrgAccess, Permission};
 use crate::http::response::{self, Resp};
 use crate::http::{json, ApiError, ErrorCode, Req};
-use crate::store::records::{Session, SessionRef, SessionStatus};
+use crate::store::records::{OrgStatus, Session, SessionRef, SessionStatus};
 use crate::store::sessions::scan_org;
 use crate::store::{now_ms, StoreResult};
 
@@ -222,7 +222,14 @@ pub fn new_session(
 }
 
 /// Stores a new session (and starts it when asked) and answers 201 with it.
+/// A start is refused (409, nothing created) in a suspended organization.
 pub async fn insert(app: &App, session: Session, start: bool) -> Result<Resp, ApiError> {
+    if start && app.store.get_org(&session.organization_id)?.is_some_and(|o| o.status == OrgStatus::Suspended) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the organization is suspended: create the session with \"start\": false, or reactivate the organization",
+        ));
+    }
     let id = crate::new_id();
     let stored = session.clone();
     app.blocking(move |s| s.create_session(id, &stored)).await?;
@@ -356,8 +363,7 @@ pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsWrite).await?;
     let id = req.ulid("session")?;
     guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
-    let org = access.org_id.clone();
-    app.blocking(move |s| s.delete_session(id, Some(&org), |_| Ok(()))).await?;
-    app.engine.forget(id).await;
+    // In the session's turn: closes the connection, then deletes the record.
+    app.engine.delete(id, Some(access.org_id.clone())).await?;
     Ok(response::empty(204))
 }

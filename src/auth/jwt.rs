@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use verifier::Verifier;
+pub use verifier::{now_secs, Verifier};
 
 use super::jwks::{b64url, Alg, KeySet};
 use super::strict_json;
@@ -232,7 +232,7 @@ pub fn verify_with(
 
 /// `exp`, `nbf` and `iat`, rounded conservatively to whole seconds.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TimeClaims {
+pub struct TimeClaims {
     pub(crate) exp: i64,
     pub(crate) nbf: Option<i64>,
     pub(crate) iat: Option<i64>,
@@ -240,7 +240,7 @@ pub(crate) struct TimeClaims {
 
 impl TimeClaims {
     /// Reads the time claims; `exp` is required and all must be JSON numbers.
-    pub(crate) fn read(claims: &Map<String, Value>) -> Result<TimeClaims, JwtError> {
+    pub fn read(claims: &Map<String, Value>) -> Result<TimeClaims, JwtError> {
         let exp = number(claims, "exp")?.ok_or(JwtError::MissingExp)?;
         let nbf = number(claims, "nbf")?;
         let iat = number(claims, "iat")?;
@@ -253,7 +253,7 @@ impl TimeClaims {
     }
 
     /// Applies the time rules with `leeway` seconds of skew allowed.
-    pub(crate) fn check(&self, leeway: i64, now: i64) -> Result<(), JwtError> {
+    pub fn check(&self, leeway: i64, now: i64) -> Result<(), JwtError> {
         if self.exp.saturating_add(leeway) < now {
             return Err(JwtError::Expired);
         }

@@ -11,9 +11,11 @@ pub mod jwks;
 pub mod jwt;
 pub mod permissions;
 pub mod strict_json;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,7 @@ use serde_json::Value;
 use ulid::Ulid;
 
 pub use permissions::{Permission, Permissions, Role};
+use token_cache::TokenCache;
 
 use crate::store::records::OrgStatus;
 use crate::store::{now_ms, Store, StoreError};
@@ -141,11 +144,29 @@ pub struct Authenticator {
     verifier: jwt::Verifier,
     claims: ClaimPaths,
     store: Arc<Store>,
+    /// Verified login tokens → their principal.
+    cache: TokenCache<Principal>,
+    cache_hits: AtomicU64,
     /// When each api-key's `lastUsedAt` was last written (at most once a minute).
     last_used: Mutex<HashMap<Ulid, Instant>>,
 }
 
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
+
+/// Bytes the verified-token cache may hold: a principal is a few dozen
+/// bytes, so this is thousands of callers, whatever their tokens weigh.
+pub const TOKEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Principal {
+    /// About how many bytes this principal holds (for the token cache's budget).
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Principal>()
+            + match self {
+                Principal::User { user_id, org_id, .. } => user_id.len() + org_id.as_ref().map_or(0, String::len),
+                Principal::ApiKey { org_id, created_by, .. } => org_id.len() + created_by.len(),
+            }
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
@@ -164,9 +185,24 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
 }
 
 impl Authenticator {
-    /// Builds an authenticator over a JWT verifier and the store.
-    pub fn new(verifier: jwt::Verifier, claims: ClaimPaths, store: Arc<Store>) -> Authenticator {
-        Authenticator { verifier, claims, store, last_used: Mutex::new(HashMap::new()) }
+    /// Builds an authenticator over a JWT verifier and the store, caching up
+    /// to `cache_entries` verified tokens (0 disables the cache).
+    pub fn new(verifier: jwt::Verifier, claims: ClaimPaths, store: Arc<Store>, cache_entries: usize) -> Authenticator {
+        let leeway = verifier.options().leeway_secs;
+        Authenticator {
+            verifier,
+            claims,
+            store,
+            cache: TokenCache::new(cache_entries, TOKEN_CACHE_BYTES, leeway),
+            cache_hits: AtomicU64::new(0),
+            last_used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Logins answered from the token cache, and the cache's (entries, bytes).
+    pub fn cache_stats(&self) -> (u64, usize, usize) {
+        let (n, bytes) = self.cache.usage();
+        (self.cache_hits.load(Ordering::Relaxed), n, bytes)
     }
 
     /// The JWT verifier (for readiness and metrics).
@@ -180,12 +216,25 @@ impl Authenticator {
         if token.starts_with(api_key::PREFIX) {
             return self.api_key(token);
         }
+        // The generation is read before verifying: a key-set swap meanwhile
+        // can only tag the entry older than the keys used, never newer.
+        let generation = self.verifier.source().generation();
+        let key = self.cache.enabled().then(|| token_cache::token_key(token));
+        let now = jwt::now_secs();
+        if let Some(p) = key.as_ref().and_then(|k| self.cache.get(k, generation, now)) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
         let verified = self
             .verifier
             .verify(token)
             .await
             .map_err(|e| AuthError::Unauthorized(format!("invalid token: {e}")))?;
-        self.user(&verified.claims)
+        let principal = self.user(&verified.claims)?;
+        if let (Some(k), Ok(times)) = (key, jwt::TimeClaims::read(&verified.claims)) {
+            self.cache.put(k, principal.clone(), principal.weight(), times, generation, now);
+        }
+        Ok(principal)
     }
 
     fn user(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, AuthError> {
@@ -201,8 +250,8 @@ impl Authenticator {
             if !crate::api::valid_org_id(org) {
                 return Err(AuthError::Unauthorized("invalid token: unusable organization id".into()));
             }
-            // Organizations are created on first sight of a valid token naming them.
-            self.store.ensure_org(org)?;
+            // The organization's row is written by its first write (a
+            // session or api-key created), never by a read or a refusal.
         }
         let role = match claim(claims, &self.claims.role) {
             Some(Value::String(s)) => Role::parse(s.strip_prefix("org:").unwrap_or(s)),
@@ -272,6 +321,18 @@ impl Authenticator {
         }
     }
 
+    /// Refuses a caller whose organization is suspended (403), on every
+    /// route that acts as that organization, `/me` included.
+    pub fn check_active(&self, principal: &Principal) -> Result<(), AuthError> {
+        let Some(org_id) = principal.org_id() else { return Ok(()) };
+        if let Some(org) = self.store.get_org(org_id)? {
+            if org.status == OrgStatus::Suspended {
+                return Err(AuthError::Forbidden("organization is suspended".into()));
+            }
+        }
+        Ok(())
+    }
+
     /// Clears `principal` to act in its organization with `perm`.
     pub fn org_access(&self, principal: &Principal, perm: Permission) -> Result<OrgAccess, AuthError> {
         let (org_id, user_id, via_api_key) = match principal {
@@ -281,11 +342,7 @@ impl Authenticator {
             }
             Principal::ApiKey { org_id, created_by, .. } => (org_id.clone(), created_by.clone(), true),
         };
-        if let Some(org) = self.store.get_org(&org_id)? {
-            if org.status == OrgStatus::Suspended {
-                return Err(AuthError::Forbidden("organization is suspended".into()));
-            }
-        }
+        self.check_active(principal)?;
         if !principal.permissions().contains(perm) {
             return Err(AuthError::Forbidden(format!("missing permission {}", perm.as_str())));
         }

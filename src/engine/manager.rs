@@ -6,21 +6,42 @@
 //! Each start bumps the session's generation; events and scheduled retries
 //! of an older generation are dropped, so `stop` wins at any moment. Applied
 //! events are published, numbered, on [`Manager::subscribe`].
+//!
+//! One lifecycle operation at a time per session: start, stop, restart,
+//! logout, delete, resume and suspension each hold the session's *turn* (a
+//! per-session async mutex) for their whole run, so two of them never
+//! interleave on one session, and sessions never wait for each other. What a
+//! connection writes on its own (engine events, the connect and backoff
+//! tasks) is not serialized that way; instead each such write re-checks,
+//! inside its write transaction, that its generation is still current. redb
+//! has one writer at a time and an operation ends the generation before it
+//! writes, so a stale event can never overwrite what an operation wrote.
+//!
+//! The invariant this buys, once calls have returned and events are applied:
+//! a session's stored status is `starting`, `scan_qr_code` or `working` only
+//! while it has a connection task (a live connection, or a pending connect or
+//! backoff), and any other status only while it has none
+//! ([`Manager::has_connection_task`]).
+//!
+//! Split by responsibility: `connect` (connects, retries, backoff), `events`
+//! (the engine-event loop), `suspension` (resume at boot, organizations
+//! suspended and reactivated).
+
+mod connect;
+mod events;
+mod suspension;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ring::rand::{SecureRandom, SystemRandom};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedMutexGuard};
 use ulid::Ulid;
 
-use super::{Connection, Engine, EngineError, EngineEvent, EventSink, StartInfo};
+use super::{Connection, Engine, EngineError, EngineEvent};
 use crate::store::records::{Session, SessionStatus};
-use crate::store::sessions::SessionChange;
 use crate::store::{now_ms, Store, StoreError};
 
 /// Retry policy.
@@ -55,6 +76,9 @@ pub enum ManagerError {
     Conflict(&'static str, SessionStatus),
     Engine(EngineError),
     Store(StoreError),
+    /// The gateway is shutting down: no new connection is opened, so that
+    /// none outlives [`Manager::shutdown`].
+    ShuttingDown,
 }
 
 impl fmt::Display for ManagerError {
@@ -63,6 +87,7 @@ impl fmt::Display for ManagerError {
             ManagerError::Conflict(m, st) => write!(f, "{m} (status {})", st.as_str()),
             ManagerError::Engine(e) => write!(f, "{e}"),
             ManagerError::Store(e) => write!(f, "{e}"),
+            ManagerError::ShuttingDown => write!(f, "the gateway is shutting down"),
         }
     }
 }
@@ -95,11 +120,40 @@ struct Slot {
     attempts: u32,
 }
 
+/// The per-session runtime state, shared with store closures (which check a
+/// generation inside their write transaction).
+type Slots = Arc<Mutex<HashMap<Ulid, Slot>>>;
+
+/// Runs `f` on the slot map, poisoned or not (a panic elsewhere must not
+/// wedge every session).
+fn with_slots<T>(slots: &Mutex<HashMap<Ulid, Slot>>, f: impl FnOnce(&mut HashMap<Ulid, Slot>) -> T) -> T {
+    match slots.lock() {
+        Ok(mut map) => f(&mut map),
+        Err(poisoned) => f(&mut poisoned.into_inner()),
+    }
+}
+
+/// Whether `generation` is the current one of session `id` (a session with no
+/// slot has no current generation).
+fn is_current(slots: &Mutex<HashMap<Ulid, Slot>>, id: Ulid, generation: u64) -> bool {
+    with_slots(slots, |m| m.get(&id).is_some_and(|s| s.generation == generation))
+}
+
+/// Aborts a pending task, unless it is the task calling (a connect task that
+/// ends its own generation must still finish its write).
+fn end_task(task: tokio::task::AbortHandle) {
+    if tokio::task::try_id() != Some(task.id()) {
+        task.abort();
+    }
+}
+
 /// Counters for `/metrics`.
 #[derive(Default)]
 pub struct EngineCounters {
-    pub reconnects: AtomicU64,
-    pub errors: AtomicU64,
+    /// Reconnect attempts (a Prometheus counter; `/metrics` shows it).
+    pub reconnects: prometheus_client::metrics::counter::Counter,
+    /// Failed connects.
+    pub errors: prometheus_client::metrics::counter::Counter,
 }
 
 /// Runs sessions on an engine.
@@ -107,7 +161,11 @@ pub struct Manager {
     engine: Arc<dyn Engine>,
     store: Arc<Store>,
     config: ManagerConfig,
-    slots: Mutex<HashMap<Ulid, Slot>>,
+    slots: Slots,
+    /// Each session's turn: held across a whole lifecycle operation.
+    turns: Mutex<HashMap<Ulid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set by [`Manager::shutdown`] (under the slot lock): no task is spawned after it.
+    closing: AtomicBool,
     tx: mpsc::UnboundedSender<(Ulid, u64, EngineEvent)>,
     stream: broadcast::Sender<SessionEvent>,
     seq: AtomicU64,
@@ -130,7 +188,9 @@ impl Manager {
             engine,
             store,
             config,
-            slots: Mutex::new(HashMap::new()),
+            slots: Arc::new(Mutex::new(HashMap::new())),
+            turns: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
             tx,
             stream,
             seq: AtomicU64::new(0),
@@ -153,50 +213,88 @@ impl Manager {
 
     /// Sessions this process is running, by live status (for metrics).
     pub fn live_count(&self) -> usize {
-        self.slots.lock().map(|s| s.values().filter(|x| x.conn.is_some()).count()).unwrap_or(0)
+        with_slots(&self.slots, |m| m.values().filter(|x| x.conn.is_some()).count())
     }
 
+    /// Whether session `id` has a connection task in this process: a live
+    /// connection, or a pending connect or backoff. Exists so tests (and
+    /// diagnostics) can check the lifecycle invariant: once things settle, a
+    /// session is `starting`, `scan_qr_code` or `working` exactly when this
+    /// holds.
+    pub fn has_connection_task(&self, id: Ulid) -> bool {
+        with_slots(&self.slots, |m| {
+            m.get(&id)
+                .is_some_and(|s| s.conn.is_some() || s.task.as_ref().is_some_and(|t| !t.is_finished()))
+        })
+    }
+
+    /// Runs `f` on the slot of `id`, creating it if new.
     fn slot<T>(&self, id: Ulid, f: impl FnOnce(&mut Slot) -> T) -> T {
-        match self.slots.lock() {
-            Ok(mut slots) => f(slots.entry(id).or_default()),
-            Err(poisoned) => f(poisoned.into_inner().entry(id).or_default()),
-        }
+        with_slots(&self.slots, |m| f(m.entry(id).or_default()))
+    }
+
+    /// Waits for session `id`'s turn; the guard ends it. Every lifecycle
+    /// operation takes it first, so operations on one session run one after
+    /// another (an operation holds at most one turn, except suspension,
+    /// which takes its sessions' turns in id order: no cycle can form).
+    async fn turn(&self, id: Ulid) -> OwnedMutexGuard<()> {
+        let lock = match self.turns.lock() {
+            Ok(mut m) => m.entry(id).or_default().clone(),
+            Err(poisoned) => poisoned.into_inner().entry(id).or_default().clone(),
+        };
+        lock.lock_owned().await
+    }
+
+    /// Forgets a deleted session's turn (an operation still waiting on it
+    /// finds the session gone).
+    fn drop_turn(&self, id: Ulid) {
+        match self.turns.lock() {
+            Ok(mut m) => m.remove(&id),
+            Err(poisoned) => poisoned.into_inner().remove(&id),
+        };
     }
 
     /// Bumps the generation (cancelling retries and silencing the old
-    /// connection) and takes the connection out.
+    /// connection) and takes the connection out; creates the slot if new.
     fn detach(&self, id: Ulid) -> (u64, Option<Arc<dyn Connection>>) {
         self.slot(id, |s| {
             s.generation += 1;
             s.qr = None;
             if let Some(t) = s.task.take() {
-                t.abort();
+                end_task(t);
             }
             (s.generation, s.conn.take())
         })
     }
 
-    /// Runs `work` for `generation` of session `id` as its one pending task
-    /// (or not at all if that generation is already over).
-    fn spawn_for(&self, id: Ulid, generation: u64, work: impl Future<Output = ()> + Send + 'static) {
-        let task = tokio::spawn(work);
-        if !self.if_current(id, generation, |s| s.task = Some(task.abort_handle())) {
-            task.abort();
+    /// Ends whatever runs for session `id` (as [`Manager::detach`]) and closes
+    /// its connection; a session never started here has nothing to end.
+    async fn close(&self, id: Ulid) {
+        let has_slot = with_slots(&self.slots, |m| m.contains_key(&id));
+        if has_slot {
+            if let (_, Some(c)) = self.detach(id) {
+                c.stop().await;
+            }
         }
     }
 
-    /// Runs `f` on the slot of `id` if `generation` is still its current one;
-    /// says whether it was.
-    fn if_current(&self, id: Ulid, generation: u64, f: impl FnOnce(&mut Slot)) -> bool {
-        self.slot(id, |s| {
-            let current = s.generation == generation;
-            if current {
-                f(s);
+    /// Ends generation `generation` of session `id` if it is still the
+    /// current one (an engine event saying the connection is over): returns
+    /// the new generation and the connection, or `None` if it was stale.
+    fn end_generation(&self, id: Ulid, generation: u64) -> Option<(u64, Option<Arc<dyn Connection>>)> {
+        with_slots(&self.slots, |m| {
+            let s = m.get_mut(&id).filter(|s| s.generation == generation)?;
+            s.generation += 1;
+            s.qr = None;
+            if let Some(t) = s.task.take() {
+                end_task(t);
             }
-            current
+            Some((s.generation, s.conn.take()))
         })
     }
 
+    /// Writes `change` (and `updatedAt`) unconditionally: for operations,
+    /// which hold the session's turn.
     async fn persist(
         &self,
         id: Ulid,
@@ -214,132 +312,64 @@ impl Manager {
         .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
     }
 
-    /// Starts a stopped, failed or logged-out session.
+    /// Writes `change` (and `updatedAt`) only if `generation` is still the
+    /// session's current one when the write transaction runs, and `change`
+    /// agrees (returns `true`): for writes a connection makes on its own.
+    /// `None` when nothing was written.
+    async fn persist_if(
+        &self,
+        id: Ulid,
+        generation: u64,
+        change: impl FnOnce(&mut Session) -> bool + Send + 'static,
+    ) -> Result<Option<Session>, StoreError> {
+        let (store, slots) = (self.store.clone(), self.slots.clone());
+        tokio::task::spawn_blocking(move || {
+            store.update_session_if(id, move |s| {
+                if !is_current(&slots, id, generation) || !change(s) {
+                    return false;
+                }
+                s.updated_at = now_ms();
+                true
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
+    }
+
+    /// Refuses to start a session of a suspended organization.
+    fn refuse_suspended(&self, session: &Session) -> Result<(), ManagerError> {
+        if self.org_suspended(&session.organization_id)? {
+            return Err(ManagerError::Conflict(
+                "the organization is suspended: reactivate it to start its sessions",
+                session.status,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped, failed or logged-out session (or one that says it is
+    /// running but has no connection here, e.g. not yet resumed at boot).
     pub async fn start(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
+        let _turn = self.turn(id).await;
         let current = self.store.get_session(id, None)?;
-        if running(current.status) {
+        if running(current.status) && self.has_connection_task(id) {
             return Err(ManagerError::Conflict("the session is already running", current.status));
         }
+        self.refuse_suspended(&current)?;
         self.launch(id, true).await
-    }
-
-    /// Opens a fresh connection; `mark` persists `starting` first (resume at
-    /// boot skips it: `Store::mark_resuming` already did, in one transaction).
-    async fn launch(self: &Arc<Self>, id: Ulid, mark: bool) -> Result<Session, ManagerError> {
-        let (generation, old) = self.detach(id);
-        if let Some(c) = old {
-            c.stop().await;
-        }
-        self.slot(id, |s| s.attempts = 0);
-        let session = if mark {
-            self.persist(id, |s| {
-                s.status = SessionStatus::Starting;
-                s.desired_running = true;
-                s.last_error = None;
-            })
-            .await?
-        } else {
-            self.store.get_session(id, None)?
-        };
-        self.spawn_for(id, generation, self.clone().connect(id, generation));
-        Ok(session)
-    }
-
-    /// Opens the connection for `generation` (boxed: retries recurse).
-    fn connect(self: Arc<Self>, id: Ulid, generation: u64) -> super::BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let session = match self.store.get_session(id, None) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            let info = StartInfo {
-                session: id,
-                linked_jid: session.wa_jid.clone(),
-                linked_lid: session.wa_lid.clone(),
-            };
-            let sink = EventSink::new(id, generation, self.tx.clone());
-            // Held while connecting only; a stop aborts this task, waiting or not.
-            let Ok(permit) = self.connecting.acquire().await else { return };
-            let started = self.engine.start(info, sink).await;
-            drop(permit);
-            match started {
-                Ok(conn) => {
-                    let conn: Arc<dyn Connection> = Arc::from(conn);
-                    if !self.if_current(id, generation, |s| s.conn = Some(conn.clone())) {
-                        conn.stop().await;
-                    }
-                }
-                Err(e) => self.failed_attempt(id, generation, e.to_string()).await,
-            }
-        })
-    }
-
-    /// One connect failed: back off and retry, or give up as `failed`.
-    async fn failed_attempt(self: &Arc<Self>, id: Ulid, generation: u64, error: String) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        let attempts = self.slot(id, |s| {
-            if s.generation != generation {
-                return None;
-            }
-            s.attempts += 1;
-            s.conn = None;
-            Some(s.attempts)
-        });
-        let Some(attempts) = attempts else { return };
-        let err = error.clone();
-        if attempts >= self.config.max_attempts {
-            tracing::warn!(session = %id, attempts, error = %error, "session failed: retries exhausted");
-            let _ = self
-                .persist(id, move |s| {
-                    s.status = SessionStatus::Failed;
-                    s.last_error = Some(err);
-                })
-                .await;
-            return;
-        }
-        // A session already `starting` stays so: retrying costs no write (the
-        // API shows no lastError while starting; each attempt's error is logged).
-        let already_starting = matches!(self.store.get_session(id, None), Ok(s) if s.status == SessionStatus::Starting);
-        if !already_starting {
-            let _ = self
-                .persist(id, move |s| {
-                    s.status = SessionStatus::Starting;
-                    s.last_error = Some(err);
-                })
-                .await;
-        }
-        let delay = self.backoff(attempts);
-        tracing::info!(session = %id, attempts, delay_ms = delay.as_millis() as u64, error = %error, "reconnecting");
-        let me = self.clone();
-        self.spawn_for(id, generation, async move {
-            tokio::time::sleep(delay).await;
-            if me.slot(id, |s| s.generation == generation) {
-                me.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                me.connect(id, generation).await;
-            }
-        });
-    }
-
-    /// Exponential backoff with full jitter in [base/2, min(max, base·2ⁿ)].
-    fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.config.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(self.config.backoff_max);
-        let mut r = [0u8; 4];
-        let _ = SystemRandom::new().fill(&mut r);
-        let frac = f64::from(u32::from_be_bytes(r)) / f64::from(u32::MAX);
-        let low = self.config.backoff_base.as_secs_f64() / 2.0;
-        Duration::from_secs_f64(low + (cap.as_secs_f64() - low).max(0.0) * frac)
     }
 
     /// Stops a session (at any moment, retries included); credentials stay.
     pub async fn stop(&self, id: Ulid) -> Result<Session, ManagerError> {
+        let _turn = self.turn(id).await;
         let current = self.store.get_session(id, None)?;
-        if matches!(current.status, SessionStatus::Stopped | SessionStatus::LoggedOut) && !current.desired_running {
+        if matches!(current.status, SessionStatus::Stopped | SessionStatus::LoggedOut)
+            && !current.desired_running
+            && !self.has_connection_task(id)
+        {
             return Err(ManagerError::Conflict("the session is not running", current.status));
         }
-        let (_, conn) = self.detach(id);
-        if let Some(c) = conn {
-            c.stop().await;
-        }
+        self.close(id).await;
         Ok(self
             .persist(id, |s| {
                 s.status = SessionStatus::Stopped;
@@ -350,15 +380,18 @@ impl Manager {
 
     /// Stops (if running) and starts again.
     pub async fn restart(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
-        self.store.get_session(id, None)?;
+        let _turn = self.turn(id).await;
+        let current = self.store.get_session(id, None)?;
+        self.refuse_suspended(&current)?;
         self.launch(id, true).await
     }
 
     /// Unlinks the device: closes the connection, wipes the protocol state and
     /// marks the session `logged_out` in one transaction; it is not restarted.
     pub async fn logout(&self, id: Ulid) -> Result<Session, ManagerError> {
+        let _turn = self.turn(id).await;
         let current = self.store.get_session(id, None)?;
-        if current.status == SessionStatus::LoggedOut {
+        if current.status == SessionStatus::LoggedOut && !self.has_connection_task(id) {
             return Err(ManagerError::Conflict("the session is already logged out", current.status));
         }
         let (_, conn) = self.detach(id);
@@ -367,14 +400,26 @@ impl Manager {
                 tracing::warn!(session = %id, error = %e, "logout on the phone failed; wiping local credentials anyway");
             }
         }
-        self.logged_out(id, None).await
+        self.logged_out_if(id, None, None)
+            .await?
+            .ok_or(ManagerError::Store(StoreError::NotFound("session")))
     }
 
-    async fn logged_out(&self, id: Ulid, reason: Option<String>) -> Result<Session, ManagerError> {
-        self.engine.forget(id);
-        let store = self.store.clone();
+    /// Marks the session `logged_out` and wipes its protocol state, in one
+    /// transaction; with `generation`, only if it is still current then.
+    /// The engine forgets the session only once that is written.
+    async fn logged_out_if(
+        &self,
+        id: Ulid,
+        generation: Option<u64>,
+        reason: Option<String>,
+    ) -> Result<Option<Session>, ManagerError> {
+        let (store, slots) = (self.store.clone(), self.slots.clone());
         let session = tokio::task::spawn_blocking(move || {
-            store.logout_session(id, |s| {
+            store.logout_session_if(id, |s| {
+                if generation.is_some_and(|g| !is_current(&slots, id, g)) {
+                    return false;
+                }
                 s.status = SessionStatus::LoggedOut;
                 s.desired_running = false;
                 // Unlinked: the next start links a phone afresh.
@@ -382,17 +427,21 @@ impl Manager {
                 s.wa_lid = None;
                 s.last_error = reason;
                 s.updated_at = now_ms();
+                true
             })
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))??;
+        if session.is_some() {
+            self.engine.forget(id);
+        }
         Ok(session)
     }
 
     /// The current QR code, while the session waits for a scan.
     pub fn qr(&self, id: Ulid) -> Result<(String, i64), ManagerError> {
         let current = self.store.get_session(id, None)?;
-        let qr = self.slot(id, |s| s.qr.clone());
+        let qr = with_slots(&self.slots, |m| m.get(&id).and_then(|s| s.qr.clone()));
         match qr {
             Some((v, exp)) if current.status == SessionStatus::ScanQrCode && exp > now_ms() => Ok((v, exp)),
             _ => Err(ManagerError::Conflict("no QR code: the session is not waiting for a scan", current.status)),
@@ -402,7 +451,7 @@ impl Manager {
     /// Requests a pairing code for `phone`, while the session waits to be linked.
     pub async fn pair_code(&self, id: Ulid, phone: &str) -> Result<String, ManagerError> {
         let current = self.store.get_session(id, None)?;
-        let conn = self.slot(id, |s| s.conn.clone());
+        let conn = with_slots(&self.slots, |m| m.get(&id).and_then(|s| s.conn.clone()));
         match conn {
             Some(c) if matches!(current.status, SessionStatus::Starting | SessionStatus::ScanQrCode) => {
                 c.pair_code(phone).await.map_err(ManagerError::Engine)
@@ -411,40 +460,53 @@ impl Manager {
         }
     }
 
-    /// Closes the connection of a session being deleted.
-    pub async fn forget(&self, id: Ulid) {
-        let (_, conn) = self.detach(id);
-        if let Some(c) = conn {
-            c.stop().await;
+    /// Deletes a session (within `org`, if given) in its turn: closes its
+    /// connection first (so nothing writes protocol state after the wipe),
+    /// then removes the record, its indexes and its protocol state.
+    pub async fn delete(&self, id: Ulid, org: Option<String>) -> Result<(), ManagerError> {
+        let _turn = self.turn(id).await;
+        self.store.get_session(id, org.as_deref())?;
+        self.close(id).await;
+        let store = self.store.clone();
+        let deleted = tokio::task::spawn_blocking(move || store.delete_session(id, org.as_deref(), |_| Ok(())))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?;
+        if let Err(e) = deleted {
+            // Kept, but no longer connected: say so.
+            let _ = self
+                .persist(id, |s| {
+                    if running(s.status) {
+                        s.status = SessionStatus::Stopped;
+                    }
+                })
+                .await;
+            return Err(e.into());
         }
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(&id);
-        }
-        self.engine.forget(id);
+        self.forget_locked(id);
+        Ok(())
     }
 
-    /// Starts every session that was meant to be running (at gateway start).
-    pub async fn resume_all(self: &Arc<Self>) -> Result<usize, ManagerError> {
-        let ids = {
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.running_sessions())
-                .await
-                .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))??
-        };
-        for id in &ids {
-            if let Err(e) = self.launch(*id, false).await {
-                tracing::warn!(session = %id, error = %e, "could not resume session");
-            }
-        }
-        Ok(ids.len())
+    /// Closes the connection of a session being deleted (by a caller that
+    /// deletes the record itself; [`Manager::delete`] does both in one turn).
+    pub async fn forget(&self, id: Ulid) {
+        let _turn = self.turn(id).await;
+        self.close(id).await;
+        self.forget_locked(id);
+    }
+
+    /// Drops everything kept for a deleted session; in its turn.
+    fn forget_locked(&self, id: Ulid) {
+        with_slots(&self.slots, |m| m.remove(&id));
+        self.engine.forget(id);
+        self.drop_turn(id);
     }
 
     /// Closes every connection (gateway shutdown); statuses and the intent
     /// to run stay, so the sessions resume on the next start.
     pub async fn shutdown(&self) {
-        let conns: Vec<Arc<dyn Connection>> = match self.slots.lock() {
-            Ok(mut slots) => slots
-                .values_mut()
+        let conns: Vec<Arc<dyn Connection>> = with_slots(&self.slots, |m| {
+            self.closing.store(true, Ordering::SeqCst);
+            m.values_mut()
                 .filter_map(|s| {
                     s.generation += 1;
                     if let Some(t) = s.task.take() {
@@ -452,139 +514,16 @@ impl Manager {
                     }
                     s.conn.take()
                 })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+                .collect()
+        });
         for c in conns {
             c.stop().await;
         }
     }
 
-    async fn event_loop(me: std::sync::Weak<Manager>, mut rx: mpsc::UnboundedReceiver<(Ulid, u64, EngineEvent)>) {
-        while let Some(first) = rx.recv().await {
-            let Some(m) = me.upgrade() else { return };
-            // Drain what is queued: a burst (e.g. every session reconnecting
-            // at start) is persisted in a few transactions, not one each.
-            let mut batch = vec![first];
-            while batch.len() < 512 {
-                match rx.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
-                }
-            }
-            m.apply_batch(batch).await;
-        }
-    }
-
-    /// Applies events in order: consecutive simple status changes are
-    /// committed together; disconnects and logouts are handled one by one.
-    async fn apply_batch(self: &Arc<Self>, events: Vec<(Ulid, u64, EngineEvent)>) {
-        let mut pending: Vec<(Ulid, SessionChange)> = Vec::new();
-        let mut applied: Vec<(Ulid, EngineEvent)> = Vec::new();
-        for (id, generation, event) in events {
-            if !self.slot(id, |s| s.generation == generation) {
-                continue;
-            }
-            match self.simple_change(id, &event) {
-                Some(change) => {
-                    pending.extend(change.map(|c| (id, c)));
-                    applied.push((id, event));
-                }
-                None => {
-                    self.flush(&mut pending, &mut applied).await;
-                    match self.apply_one(id, generation, &event).await {
-                        Ok(()) => self.publish(id, event),
-                        Err(e) => tracing::warn!(session = %id, event = event.kind(), error = %e, "could not apply engine event"),
-                    }
-                }
-            }
-        }
-        self.flush(&mut pending, &mut applied).await;
-    }
-
-    /// Commits the pending changes in one transaction, then publishes their events.
-    async fn flush(&self, pending: &mut Vec<(Ulid, SessionChange)>, applied: &mut Vec<(Ulid, EngineEvent)>) {
-        if !pending.is_empty() {
-            let changes = std::mem::take(pending);
-            let store = self.store.clone();
-            match tokio::task::spawn_blocking(move || store.update_sessions(changes)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not persist engine events"),
-                Err(e) => tracing::warn!(error = %e, "store task failed"),
-            }
-        }
-        for (id, event) in applied.drain(..) {
-            self.publish(id, event);
-        }
-    }
-
+    /// Numbers an applied event and sends it to subscribers.
     fn publish(&self, session: Ulid, event: EngineEvent) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = self.stream.send(SessionEvent { seq, session, at: now_ms(), event });
-    }
-
-    /// The store change of an event that needs nothing else (`Some(None)`:
-    /// no change at all), or `None` for events handled one by one.
-    fn simple_change(&self, id: Ulid, event: &EngineEvent) -> Option<Option<SessionChange>> {
-        match event.clone() {
-            EngineEvent::Qr { value, expires_at } => {
-                self.slot(id, |s| s.qr = Some((value, expires_at)));
-                Some(Some(Box::new(|s: &mut Session| {
-                    s.status = SessionStatus::ScanQrCode;
-                    s.updated_at = now_ms();
-                })))
-            }
-            EngineEvent::Connected { jid, lid, .. } => {
-                self.slot(id, |s| {
-                    s.attempts = 0;
-                    s.qr = None;
-                });
-                Some(Some(Box::new(move |s: &mut Session| {
-                    let now = now_ms();
-                    s.status = SessionStatus::Working;
-                    if s.phone_number.is_none() {
-                        // The linked phone's number, from its JID.
-                        s.phone_number = jid
-                            .split(['@', ':'])
-                            .next()
-                            .filter(|n| (6..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
-                            .map(str::to_string);
-                    }
-                    s.wa_jid = Some(jid);
-                    s.wa_lid = lid.or(s.wa_lid.take());
-                    s.last_connected_at = Some(now);
-                    s.last_error = None;
-                    s.updated_at = now;
-                })))
-            }
-            EngineEvent::PairCode { .. } | EngineEvent::MessageReceived { .. } | EngineEvent::MessageStatus { .. } => {
-                Some(None)
-            }
-            EngineEvent::Disconnected { .. } | EngineEvent::LoggedOut { .. } => None,
-        }
-    }
-
-    async fn apply_one(self: &Arc<Self>, id: Ulid, generation: u64, event: &EngineEvent) -> Result<(), ManagerError> {
-        match event.clone() {
-            EngineEvent::Disconnected { reason, retry: true } => {
-                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                // Counts as a failed attempt: backs off, may end `failed`.
-                self.failed_attempt(id, generation, reason).await;
-            }
-            EngineEvent::Disconnected { reason, retry: false } => {
-                self.detach(id);
-                self.persist(id, move |s| {
-                    s.status = SessionStatus::Failed;
-                    s.last_error = Some(reason);
-                })
-                .await?;
-            }
-            EngineEvent::LoggedOut { reason } => {
-                self.detach(id);
-                self.logged_out(id, Some(reason)).await?;
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }

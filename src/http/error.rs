@@ -138,6 +138,21 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            StoreError::DiskFull { free, min } => {
+                ApiError::new(ErrorCode::Unavailable, "writes are paused: the data disk is nearly full (reads still work)")
+                    .detail("freeBytes", free)
+                    .detail("minFreeBytes", min)
+                    .header("retry-after", "30")
+            }
+            e @ StoreError::Failed(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()).header("retry-after", "5"),
+            // The write that met the I/O error itself (the store latches it
+            // and the gateway restarts): not acknowledged, try again.
+            StoreError::Db(e @ (redb::Error::Io(_) | redb::Error::PreviousIo)) => {
+                let mut out = ApiError::new(ErrorCode::Unavailable, "the data file could not be written; the gateway is restarting")
+                    .header("retry-after", "5");
+                out.cause = Some(e.to_string());
+                out
+            }
             other => ApiError::internal(other),
         }
     }

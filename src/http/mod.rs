@@ -1,8 +1,12 @@
 //! HTTP: a hand-built router on hyper 1 (HTTP/1.1), request/response helpers,
 //! the error envelope, and the server loop (limits, timeouts, shutdown, logs).
 
+pub mod conn;
 pub mod error;
 pub mod json;
+pub mod limits;
+pub mod pipeline;
+pub mod rate_limit;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -1,6 +1,7 @@
 //! A request as handlers see it: method, path parameters, query, headers and a
 //! body already read under the size limit; plus strict parsing helpers.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use serde::de::DeserializeOwned;
 use ulid::Ulid;
 
 use super::error::{ApiError, ErrorCode};
+use crate::auth::Principal;
 
 /// A buffered request.
 pub struct Req {
@@ -23,6 +25,9 @@ pub struct Req {
     pub request_id: String,
     /// The caller's organization, once known, for the access log.
     pub log_org: Arc<OnceLock<String>>,
+    /// The caller, authenticated by the pipeline before the body was read
+    /// (`None` on routes that take no token).
+    pub principal: Option<Principal>,
 }
 
 impl Req {
@@ -82,31 +87,30 @@ impl Req {
 
 /// Query parameters; every one must be consumed, so unknown ones are refused.
 pub struct Query {
-    pairs: Vec<(String, String)>,
+    /// Name → (position in the query, value).
+    pairs: HashMap<String, (usize, String)>,
 }
 
 impl Query {
-    /// Parses `a=1&b=2`, refusing repeated names.
+    /// Parses `a=1&b=2`, refusing repeated names. Linear in the query's length.
     pub fn parse(raw: &str) -> Result<Query, ApiError> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
-            if pairs.iter().any(|(n, _)| *n == k) {
+        let mut pairs = HashMap::new();
+        for (i, (k, v)) in form_urlencoded::parse(raw.as_bytes()).enumerate() {
+            if let Some(_dup) = pairs.insert(k.clone().into_owned(), (i, v.into_owned())) {
                 return Err(ApiError::invalid(&k, format!("query parameter {k} given twice")));
             }
-            pairs.push((k.into_owned(), v.into_owned()));
         }
         Ok(Query { pairs })
     }
 
     /// Takes a parameter out.
     pub fn take(&mut self, name: &str) -> Option<String> {
-        let i = self.pairs.iter().position(|(k, _)| k == name)?;
-        Some(self.pairs.swap_remove(i).1)
+        self.pairs.remove(name).map(|(_, v)| v)
     }
 
-    /// Refuses whatever was not taken.
+    /// Refuses whatever was not taken (naming the first one given).
     pub fn finish(self) -> Result<(), ApiError> {
-        match self.pairs.first() {
+        match self.pairs.iter().min_by_key(|(_, (i, _))| *i) {
             Some((k, _)) => Err(ApiError::invalid(k, format!("unknown query parameter {k}"))),
             None => Ok(()),
         }

@@ -77,6 +77,30 @@ pub fn routes() -> &'static [Route] {
     })
 }
 
+impl Route {
+    /// Whether the route takes a bearer token: every `/api/` route does;
+    /// the operational ones (health, metrics, OpenAPI, JWKS) never do, and
+    /// none of those takes a body.
+    pub fn needs_auth(&self) -> bool {
+        self.pattern.starts_with("/api/")
+    }
+}
+
+/// The route of a benchmark's fixed response (`App::extra_static`).
+pub fn static_route() -> &'static Route {
+    static STATIC: OnceLock<Route> = OnceLock::new();
+    STATIC.get_or_init(|| Route {
+        method: Method::GET,
+        pattern: "static",
+        handler: |app, req| {
+            Box::pin(async move {
+                let body = app.extra_static(&req.path).unwrap_or_default();
+                Ok(super::response::bytes(200, "application/json", body))
+            })
+        },
+    })
+}
+
 /// The result of matching a request against the table.
 pub enum Match {
     /// A route, with its `{id}` segment if any.
@@ -100,13 +124,17 @@ fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
-/// Finds the route for a method and path.
+/// Finds the route for a method and path; `HEAD` is served wherever `GET` is.
 pub fn find(method: &Method, path: &str) -> Match {
+    let wanted = if method == Method::HEAD { &Method::GET } else { method };
     let mut allowed = Vec::new();
     for route in routes() {
         if let Some(id) = matches(route.pattern, path) {
-            if route.method == method {
+            if route.method == wanted {
                 return Match::Found(route, id);
+            }
+            if route.method == Method::GET {
+                allowed.push(Method::HEAD);
             }
             allowed.push(route.method.clone());
         }
@@ -129,7 +157,8 @@ mod tests {
         assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/a/b"), None);
         assert_eq!(matches("/api/v1/sessions", "/api/v1/sessions/"), None);
         assert_eq!(matches("/healthz", "/healthz"), Some(None));
-        assert!(matches!(find(&Method::PUT, "/api/v1/sessions"), Match::MethodNotAllowed(m) if m.len() == 2));
+        assert!(matches!(find(&Method::PUT, "/api/v1/sessions"), Match::MethodNotAllowed(m) if m.len() == 3));
+        assert!(matches!(find(&Method::HEAD, "/healthz"), Match::Found(r, _) if r.method == Method::GET));
         assert!(matches!(find(&Method::GET, "/nope"), Match::NotFound));
     }
 }

@@ -1,38 +1,42 @@
-//! The accept loop and the per-request pipeline.
+//! The accept loop and the life of each connection.
 //!
-//! Per connection: a cap on open connections (a semaphore; accept waits when it
-//! is full), a header read timeout, a header size limit. Per request: request
-//! id, routing, body limit, the handler in its own task (a panic becomes a 500
-//! that says only `internal`), CORS if configured, metrics, one log line.
+//! - **Accept never stops.** When the cap on open connections is reached,
+//!   the connection that has waited longest on its client (idle, stalled in
+//!   its headers or body, or not reading our answers) is shed so the new
+//!   client is served. Accept errors (`EMFILE` under a low fd limit, say)
+//!   shed one too and back off, logging at most once a second.
+//! - **Timeouts** (CONTRACT §11): headers, idle keep-alive and blocked writes
+//!   are judged by [`conn::verdict`] once a second; the body timeout where
+//!   the body is read. A request head that times out gets a 408.
+//! - **Refusals before routing** (hyper's own 400/414/431, our 408) get an
+//!   access-log line and a metric like any request.
+//! - **Lingering close**: a connection closing with a body we did not read
+//!   first sends its answer, then discards what the client still sends (up
+//!   to 8 MiB or 2 s), so the client reads the answer instead of a reset.
+//! - **Shutdown** drains in-flight requests until the deadline, then cuts
+//!   what is left, so the process exits on time.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::error::{ApiError, ErrorCode};
-use super::request::Req;
-use super::response::{self, Resp};
-use super::router::{self, Match};
+use super::conn::{self, ConnState, Cut, Registry, Tracked};
+use super::pipeline::{self, log_request};
 use crate::app::App;
 
-/// Largest request body accepted (CONTRACT §6).
-pub const MAX_BODY: usize = 1024 * 1024;
 /// Largest request head (start line and headers); beyond it hyper answers 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How much of an unread body a closing connection discards, and for how long.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// A running server.
 pub struct RunningServer {
@@ -47,242 +51,207 @@ impl RunningServer {
         self.addr
     }
 
-    /// Stops accepting and drains in-flight requests, then returns.
-    pub async fn shutdown(self) {
+    /// Stops accepting, lets in-flight requests finish until `deadline`,
+    /// then cuts every connection still open and returns.
+    pub async fn shutdown(self, deadline: Instant) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout_at(deadline.into(), self.task).await.is_err() {
+            abort.abort();
+        }
     }
+}
+
+/// The soft limit on open files, raised to the hard limit (the connection
+/// cap follows from it). Returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return 1024;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim.rlim_cur = lim.rlim_max;
+                }
+            }
+        }
+        lim.rlim_cur as u64
+    }
+    #[cfg(not(unix))]
+    {
+        1024
+    }
+}
+
+/// The connection cap for an fd limit: half of what is left after 256 fds
+/// kept for the data file, engines and DNS, between 16 and 65,536.
+pub fn connection_cap(fd_limit: u64) -> usize {
+    (fd_limit.saturating_sub(256) / 2).clamp(16, 65_536) as usize
 }
 
 /// Starts serving `app` on `listener` in the background.
 pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
-    let (tx, mut rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let limit = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
-        let graceful = GracefulShutdown::new();
-        loop {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = rx.changed() => break,
-            };
-            let stream = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = rx.changed() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let header_timeout = app.config.header_timeout;
-            let conn_app = app.clone();
-            let svc = service_fn(move |req| handle(conn_app.clone(), req));
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_header_size(MAX_HEADER_BYTES)
-                .max_headers(100)
-                .serve_connection(TokioIo::new(stream), svc);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                let _ = conn.await;
-                drop(permit);
-            });
-        }
-        drop(listener);
-        tokio::select! {
-            _ = graceful.shutdown() => {}
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {
-                tracing::warn!("shutdown: connections still open after 10 s, closing them");
-            }
-        }
-    });
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(app, listener, rx));
     Ok(RunningServer { addr, shutdown: tx, task })
 }
 
-/// A client-sent request id we are willing to echo.
-fn sane_request_id(v: Option<&HeaderValue>) -> Option<String> {
-    let s = v?.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then(|| s.to_string())
-}
-
-/// How much of an over-limit body we read and discard before answering 413.
-///
-/// A client streaming a body is still writing when we decide; if we answered
-/// and closed at once, it would see a broken pipe instead of our 413 (the
-/// same "lingering close" nginx does). Beyond this, or after
-/// [`DRAIN_TIME`], we answer and close anyway.
-const DRAIN_MAX: u64 = 8 * 1024 * 1024;
-/// The longest we spend discarding an over-limit body.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
-
-async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(ErrorCode::PayloadTooLarge, "request body exceeds 1 MiB")
-            .detail("maxBytes", MAX_BODY as u64)
-            .header("connection", "close".to_string())
+async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let cap = match app.config.max_connections {
+        0 => connection_cap(raise_fd_limit()),
+        n => n,
     };
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        if declared.is_some_and(|n| n <= DRAIN_MAX) {
-            let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
-        }
-        return Err(too_large());
-    }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "could not read request body"));
+    let registry = Arc::new(Registry::default());
+    let mut backoff = Duration::from_millis(5);
+    let mut last_warn: Option<Instant> = None;
+    let mut suppressed = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
         };
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_BODY {
-                let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
-                return Err(too_large());
+        let (stream, peer) = match accepted {
+            Ok(s) => {
+                backoff = Duration::from_millis(5);
+                s
             }
-            buf.extend_from_slice(&data);
+            Err(e) => {
+                // Out of fds (or another transient error): make room and
+                // back off instead of spinning; say so once a second.
+                registry.shed_one();
+                app.metrics.accept_errors.inc();
+                if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, suppressed, open = registry.len(), "accept failed; shedding and backing off");
+                    last_warn = Some(Instant::now());
+                    suppressed = 0;
+                } else {
+                    suppressed += 1;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if registry.len() >= cap && registry.shed_one() {
+            app.metrics.connections_cut(Cut::Shed);
         }
+        let _ = stream.set_nodelay(true);
+        let state = Arc::new(ConnState::new(peer));
+        let key = registry.add(state.clone());
+        let (app, registry, stop) = (app.clone(), registry.clone(), stop.clone());
+        tokio::spawn(async move {
+            drive(&app, stream, state, stop).await;
+            registry.remove(key);
+        });
     }
-    Ok(Bytes::from(buf))
+    drop(listener);
+    // Drain: every connection finishes its request and closes (see `drive`);
+    // the caller's deadline aborts this task, and with it nothing else, so
+    // cut what is left when dropped.
+    let guard = CutOnDrop(registry.clone());
+    while !registry.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(guard);
 }
 
-/// Reads and discards a body we answer without using, within the drain bounds.
-async fn discard_body(mut body: Incoming) {
-    if !hyper::body::Body::is_end_stream(&body) {
-        let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, DRAIN_MAX)).await;
+/// Cuts every open connection when the accept task ends or is aborted.
+struct CutOnDrop(Arc<Registry>);
+
+impl Drop for CutOnDrop {
+    fn drop(&mut self) {
+        self.0.shed_all();
     }
 }
 
-/// Reads and discards up to `max` more bytes of `body`.
-async fn drain(body: &mut Incoming, max: u64) {
-    let mut seen = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            seen += data.len() as u64;
-            if seen > max {
+/// One connection, from accept to close.
+async fn drive(app: &Arc<App>, stream: tokio::net::TcpStream, state: Arc<ConnState>, mut stop: watch::Receiver<bool>) {
+    let svc_app = app.clone();
+    let svc_state = state.clone();
+    let svc = service_fn(move |req| Box::pin(pipeline::handle(svc_app.clone(), svc_state.clone(), req)));
+    let mut conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(100)
+        .serve_connection(TokioIo::new(Tracked::new(stream, state.clone())), svc);
+    let timeouts = app.config.timeouts;
+    // Deadlines are checked a few times per the shortest timeout (at most
+    // once a second): cheap, and precise enough.
+    let shortest = [timeouts.header, timeouts.write, timeouts.idle].into_iter().min().unwrap_or(Duration::from_secs(1));
+    let mut tick = tokio::time::interval((shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut draining = *stop.borrow();
+    if draining {
+        std::pin::Pin::new(&mut conn).graceful_shutdown();
+    }
+    let result = loop {
+        tokio::select! {
+            r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+            _ = tick.tick() => {
+                if let Some(cut) = conn::verdict(state.snapshot(), conn::mono_now().as_millis() as u64, &timeouts) {
+                    app.metrics.connections_cut(cut);
+                    if cut == Cut::HeaderTimeout {
+                        // A request head that did not arrive in time: 408, logged, closed.
+                        let mut io = conn.into_parts().io.into_inner();
+                        let answer = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+                        let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(answer)).await;
+                        log_request(app, "-", "-", "unrouted", 408, timeouts.header, "-", "-");
+                    }
+                    return;
+                }
+            }
+            _ = state.shed() => {
+                app.metrics.connections_cut(if draining { Cut::Shutdown } else { Cut::Shed });
                 return;
             }
-        }
-    }
-}
-
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let started = Instant::now();
-    let request_id = sane_request_id(req.headers().get("x-request-id"))
-        .unwrap_or_else(|| ulid::Ulid::generate().to_string());
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let origin = app.cors_origin(req.headers());
-    let log_org = Arc::new(OnceLock::new());
-
-    let (mut resp, route) = respond(&app, req, &request_id, &log_org, origin.is_some()).await;
-
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
-    }
-    if let Some(origin) = origin {
-        h.insert("access-control-allow-origin", origin);
-        h.insert("access-control-expose-headers", HeaderValue::from_static("x-request-id, retry-after"));
-        h.insert("vary", HeaderValue::from_static("origin"));
-    }
-    let status = resp.status().as_u16();
-    let latency = started.elapsed();
-    app.metrics.observe_request(method.as_str(), route, status, latency);
-    tracing::info!(
-        target: "wa_gateway::access",
-        method = %method,
-        path = %path,
-        status,
-        latency_ms = %format_args!("{:.3}", latency.as_secs_f64() * 1000.0),
-        org = log_org.get().map(String::as_str).unwrap_or("-"),
-        request_id = %request_id,
-    );
-    Ok(resp)
-}
-
-async fn respond(
-    app: &Arc<App>,
-    req: Request<Incoming>,
-    request_id: &str,
-    log_org: &Arc<OnceLock<String>>,
-    cors: bool,
-) -> (Resp, &'static str) {
-    let path = req.uri().path();
-    let (handler, route_label, id): (router::Handler, &'static str, _) = match router::find(req.method(), path) {
-        Match::Found(route, id) => (route.handler, route.pattern, id),
-        // A benchmark's fixed response takes the same pipeline as any route
-        // (body read, request built, handler task), so comparing an endpoint
-        // with it measures exactly that endpoint's own work.
-        Match::NotFound if app.extra_static(path).is_some() => (serve_extra_static, "static", None),
-        Match::MethodNotAllowed(allowed) => {
-            let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-            if cors && req.method() == Method::OPTIONS {
-                let mut r = response::empty(204);
-                let h = r.headers_mut();
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    h.insert("access-control-allow-methods", v);
-                }
-                h.insert("access-control-allow-headers", HeaderValue::from_static("authorization, content-type, x-request-id"));
-                h.insert("access-control-max-age", HeaderValue::from_static("600"));
-                return (r, "preflight");
+            _ = stop.changed(), if !draining => {
+                draining = true;
+                std::pin::Pin::new(&mut conn).graceful_shutdown();
             }
-            let e = ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed here", req.method()))
-                .detail("allowed", allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>())
-                .header("allow", allow);
-            discard_body(req.into_body()).await;
-            return (response::error(&e, request_id), "unmatched");
-        }
-        Match::NotFound => {
-            let e = ApiError::new(ErrorCode::NotFound, "no such route");
-            discard_body(req.into_body()).await;
-            return (response::error(&e, request_id), "unmatched");
         }
     };
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let body = match read_body(body, declared).await {
-        Ok(b) => b,
-        Err(e) => return (response::error(&e, request_id), route_label),
-    };
-    let req = Req {
-        method: parts.method,
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: parts.headers,
-        body,
-        id,
-        request_id: request_id.to_string(),
-        log_org: log_org.clone(),
-    };
-    let result = match tokio::spawn(handler(app.clone(), req)).await {
-        Ok(r) => r,
-        Err(join) => Err(ApiError::internal(format!("handler panicked: {join}"))),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(cause) = &e.cause {
-                tracing::error!(request_id, cause = %cause, "internal error");
-            }
-            response::error(&e, request_id)
+    match result {
+        Ok(()) if state.body_left() => {
+            let mut io = conn.into_parts().io.into_inner();
+            let _ = tokio::time::timeout(LINGER_TIME, linger(&mut io)).await;
         }
-    };
-    (resp, route_label)
+        Ok(()) => {}
+        Err(e) => refused_by_hyper(app, &e),
+    }
 }
 
-fn serve_extra_static(app: Arc<App>, req: Req) -> router::HandlerFuture {
-    Box::pin(async move {
-        let body = app.extra_static(&req.path).unwrap_or_default();
-        Ok(response::bytes(200, "application/json", body))
-    })
+/// Closes our side, then reads and drops what the client still sends.
+async fn linger(io: &mut Tracked) {
+    let _ = io.shutdown().await;
+    let mut buf = [0u8; 16 * 1024];
+    let mut seen = 0;
+    while seen < LINGER_BYTES {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n,
+        }
+    }
+}
+
+/// hyper answered (or dropped) a request it could not parse: log it as a request.
+fn refused_by_hyper(app: &App, e: &hyper::Error) {
+    let status = if e.is_parse_too_large() {
+        431
+    } else if e.is_parse() {
+        // hyper answers 414 for an over-long URI and 400 for the rest.
+        if e.to_string().contains("URI") { 414 } else { 400 }
+    } else {
+        return;
+    };
+    log_request(app, "-", "-", "unrouted", status, Duration::ZERO, "-", "-");
 }

@@ -8,9 +8,30 @@ use crate::app::App;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, ErrorCode, Req};
 
-/// `GET /healthz`: the process answers.
-pub async fn healthz(_app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
-    Ok(response::json(200, &json!({"status": "ok"})))
+/// `GET /healthz`: the process answers, and says whether the data file can
+/// be written (`store.writable`: false while the disk is below
+/// `--min-free-disk`, when writes answer 503 and reads keep working). 503
+/// only once a write has failed with an I/O error (the gateway is then
+/// exiting so that its service manager restarts it).
+pub async fn healthz(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
+    let store = &app.store;
+    let writable = store.writable();
+    let failure = store.failure();
+    let status = match (failure, writable) {
+        (Some(_), _) => "failing",
+        (None, true) => "ok",
+        (None, false) => "degraded",
+    };
+    let body = json!({
+        "status": status,
+        "store": {
+            "writable": writable,
+            "freeBytes": store.free_bytes(),
+            "minFreeBytes": store.min_free_disk(),
+            "error": failure,
+        },
+    });
+    Ok(response::json(if failure.is_some() { 503 } else { 200 }, &body))
 }
 
 /// `GET /readyz`: the store is readable and login keys are loaded.

@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::app::App;
+use crate::engine::manager::EngineCounters;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
 
@@ -25,6 +26,16 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,10 +57,14 @@ pub struct Metrics {
     sessions: Gauge,
     by_status: Family<StatusLabels, Gauge>,
     live: Gauge,
-    reconnects: Gauge,
-    engine_errors: Gauge,
     jwks_keys: Gauge,
     jwks_fetches: Gauge,
+    /// Failed `accept` calls (out of fds, say).
+    pub accept_errors: Counter,
+    cuts: Family<ReasonLabels, Counter>,
+    limited: Family<LimitLabels, Counter>,
+    writes_refused: Counter,
+    disk_free: Gauge,
 }
 
 fn method_label(m: &str) -> &'static str {
@@ -66,8 +81,9 @@ fn method_label(m: &str) -> &'static str {
 }
 
 impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Metrics {
+    /// Registers every metric; the engine's counters are exported as they
+    /// count (`wa_gateway_engine_*_total`).
+    pub fn new(engine: &EngineCounters) -> Metrics {
         let mut registry = Registry::with_prefix("wa_gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
@@ -76,17 +92,27 @@ impl Metrics {
         let jwks_keys = Gauge::default();
         let jwks_fetches = Gauge::default();
         let by_status = Family::<StatusLabels, Gauge>::default();
-        let (live, reconnects, engine_errors) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let live = Gauge::default();
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("auth_failures", "Requests refused by authentication", auth_failures.clone());
         registry.register("sessions", "Sessions in the data file", sessions.clone());
         registry.register("sessions_by_status", "Sessions by status", by_status.clone());
         registry.register("engine_live_connections", "Engine connections open in this process", live.clone());
-        registry.register("engine_reconnects", "Reconnect attempts since start", reconnects.clone());
-        registry.register("engine_errors", "Failed engine connects since start", engine_errors.clone());
+        registry.register("engine_reconnects", "Reconnect attempts since start", engine.reconnects.clone());
+        registry.register("engine_errors", "Failed engine connects since start", engine.errors.clone());
         registry.register("jwks_keys", "Usable keys in the current JWKS", jwks_keys.clone());
         registry.register("jwks_fetch_attempts", "JWKS fetch attempts since start", jwks_fetches.clone());
+        let accept_errors = Counter::default();
+        let cuts = Family::<ReasonLabels, Counter>::default();
+        let limited = Family::<LimitLabels, Counter>::default();
+        let writes_refused = Counter::default();
+        let disk_free = Gauge::default();
+        registry.register("accept_errors", "Failed accepts of client connections", accept_errors.clone());
+        registry.register("connections_cut", "Client connections cut by a timeout, shedding or shutdown", cuts.clone());
+        registry.register("rate_limited", "Requests answered 429 by a rate limit", limited.clone());
+        registry.register("writes_refused", "Writes refused with 503 because the disk is nearly full", writes_refused.clone());
+        registry.register("data_disk_free_bytes", "Free bytes on the data file's filesystem", disk_free.clone());
         Metrics {
             registry,
             requests,
@@ -95,11 +121,29 @@ impl Metrics {
             sessions,
             by_status,
             live,
-            reconnects,
-            engine_errors,
             jwks_keys,
             jwks_fetches,
+            accept_errors,
+            cuts,
+            limited,
+            writes_refused,
+            disk_free,
         }
+    }
+
+    /// Counts one connection cut by the server.
+    pub fn connections_cut(&self, cut: crate::http::conn::Cut) {
+        self.cuts.get_or_create(&ReasonLabels { reason: cut.as_str() }).inc();
+    }
+
+    /// Counts one request refused by a rate limit (`principal` or `auth_failures`).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.limited.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// Counts one write refused for lack of disk space.
+    pub fn write_refused(&self) {
+        self.writes_refused.inc();
     }
 
     /// Counts one request.
@@ -111,11 +155,6 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn render(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
@@ -124,10 +163,8 @@ pub async fn render(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
     for (status, n) in app.store.status_counts().unwrap_or_default() {
         m.by_status.get_or_create(&StatusLabels { status: status.as_str() }).set(n as i64);
     }
-    let counters = &app.engine.counters;
     m.live.set(app.engine.live_count() as i64);
-    m.reconnects.set(counters.reconnects.load(std::sync::atomic::Ordering::Relaxed) as i64);
-    m.engine_errors.set(counters.errors.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    m.disk_free.set(app.store.free_bytes().map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)));
     let source = app.auth.verifier().source();
     m.jwks_keys.set(source.current().map_or(0, |k| k.len() as i64));
     m.jwks_fetches.set(source.fetch_count() as i64);

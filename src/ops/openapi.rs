@@ -55,8 +55,9 @@ fn op(id: &str, summary: &str, tag: &str, auth: bool, ok: (u16, Value)) -> Op {
     let security = if auth { json!([{"bearerAuth": []}]) } else { json!([]) };
     let m = json!({"operationId": id, "summary": summary, "tags": [tag], "security": security, "responses": {}});
     let op = Op(m.as_object().cloned().unwrap_or_default()).response(ok.0, ok.1);
-    // Every authenticated operation can refuse the token, and reads the store.
-    if auth { op.errors(&[401, 500]) } else { op }
+    // Every authenticated operation can refuse the token, rate-limit the
+    // caller (CONTRACT §11), and reads the store.
+    if auth { op.errors(&[401, 429, 500]) } else { op }
 }
 
 impl Op {
@@ -102,6 +103,7 @@ fn error_response_name(status: u16) -> &'static str {
         409 => "Conflict",
         413 => "PayloadTooLarge",
         415 => "UnsupportedMediaType",
+        429 => "RateLimited",
         503 => "Unavailable",
         _ => "Internal",
     }
@@ -243,7 +245,8 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("get", "/api/v1/me",
             op("getMe", "Who the token says the caller is", "me", AUTH, ok("Me", "The caller"))),
         ("get", "/healthz",
-            op("healthz", "Liveness", "ops", PUBLIC, ok("Health", "The process answers"))),
+            op("healthz", "Liveness, and whether the data file can be written", "ops", PUBLIC,
+                ok("Health", "The process answers")).errors(&[503])),
         ("get", "/readyz",
             op("readyz", "Readiness: store open, login keys loaded", "ops", PUBLIC, ok("Ready", "Ready"))
             .errors(&[503])),
@@ -393,7 +396,15 @@ fn schemas() -> Value {
             "file": {"type": "string"}, "path": {"type": "string"},
             "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,
         })),
-        "Health": object(&["status"], json!({"status": string_enum(&["ok"])})),
+        "Health": object(&["status", "store"], json!({
+            "status": string_enum(&["ok", "degraded", "failing"]),
+            "store": object(&["writable", "freeBytes", "minFreeBytes", "error"], json!({
+                "writable": {"type": "boolean", "description": "false while the disk is below --min-free-disk (writes answer 503)"},
+                "freeBytes": {"type": ["integer", "null"]},
+                "minFreeBytes": {"type": "integer"},
+                "error": {"type": ["string", "null"], "description": "set once a write failed with an I/O error; the gateway then exits to be restarted"},
+            })),
+        })),
         "Ready": object(&["status", "store", "jwksKeys"], json!({
             "status": string_enum(&["ready"]), "store": {"type": "string"}, "jwksKeys": {"type": "integer"},
         })),
@@ -414,6 +425,11 @@ fn error_responses() -> Value {
     unauthorized["headers"] = json!({"WWW-Authenticate": {
         "description": "Bearer challenge", "schema": {"type": "string", "example": "Bearer realm=\"wa-gateway\""},
     }});
+    let mut rate_limited = e("Too many requests from this principal, or too many failed authentications from \
+        this address (rate_limited)");
+    rate_limited["headers"] = json!({"Retry-After": {
+        "description": "Seconds until a request will be accepted", "schema": {"type": "integer", "minimum": 1},
+    }});
     json!({
         "BadRequest": e("Bad JSON, unknown or bad field, bad query parameter (invalid_request), or bad cursor \
             (invalid_cursor); details.field names the culprit"),
@@ -424,7 +440,9 @@ fn error_responses() -> Value {
         "Conflict": e("Conflicts with the current state, e.g. an organization's session limit (conflict)"),
         "PayloadTooLarge": e("Request body over 1 MiB (payload_too_large)"),
         "UnsupportedMediaType": e("Request body is not application/json (unsupported_media_type)"),
-        "Unavailable": e("Not ready (unavailable)"),
+        "Unavailable": e("Not ready, or (for writes) the data disk is below --min-free-disk; reads keep \
+            working (unavailable)"),
+        "RateLimited": rate_limited,
         "Internal": e("Internal error; details.requestId identifies it in the log (internal)"),
     })
 }
@@ -449,6 +467,9 @@ fn parameters() -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for (method, path, op) in operations() {
+        // Every write can be refused while the data disk is nearly full.
+        let writes = method != "get" && op.0.get("security").is_some_and(|s| s != &json!([]));
+        let op = if writes { op.errors(&[503]) } else { op };
         if let Value::Object(item) = paths.entry(path).or_insert_with(|| json!({})) {
             item.insert(method.to_string(), Value::Object(op.0));
         }

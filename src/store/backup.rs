@@ -2,15 +2,24 @@
 //!
 //! A snapshot copies every table out of ONE read transaction into a brand-new
 //! redb file, so it is consistent even while the server keeps writing. (A `cp`
-//! of the live file is not: it can catch a half-written commit.) The copy is
-//! written to a temporary name, synced, then renamed into place, so a snapshot
-//! that exists is complete.
+//! of the live file is not: it can catch a half-written commit.)
+//!
+//! The target is checked before anything is written (a directory, a path
+//! ending in `/` or an existing file is refused). The copy is written to a
+//! temporary name in the target's directory and synced, then hard-linked to
+//! the target name — `link(2)` fails if that name exists, so an existing file
+//! is never replaced, even one created meanwhile — and the temporary name is
+//! removed. A snapshot that exists is complete, and no temporary file is left
+//! behind on any failure.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction};
 
-use super::tables::{API_KEYS, API_KEY_HASHES, META, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
+use super::tables::{
+    API_KEYS, API_KEY_HASHES, META, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS,
+};
 use super::{StoreError, StoreResult};
 
 /// What a snapshot wrote.
@@ -19,6 +28,40 @@ pub struct BackupReport {
     pub path: PathBuf,
     pub size_bytes: u64,
     pub sessions: u64,
+}
+
+/// A file this process created under a fresh name, removed when dropped
+/// (also while a panic unwinds): so that a failed backup or check leaves no
+/// temporary file behind.
+pub(crate) struct TempPath {
+    path: PathBuf,
+}
+
+impl TempPath {
+    /// Creates `path`, which must not exist (`O_EXCL`), readable by the owner
+    /// only (the data file holds credentials).
+    pub(crate) fn create_new(path: PathBuf) -> std::io::Result<(TempPath, File)> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&path)?;
+        Ok((TempPath { path }, file))
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 fn copy<K: Key + 'static, V: Value + 'static>(
@@ -37,50 +80,83 @@ fn copy<K: Key + 'static, V: Value + 'static>(
     Ok(n)
 }
 
+/// Refuses a snapshot target that is not a new file name: a path ending in a
+/// slash (or in `.`/`..`), an existing directory, or any existing file
+/// (including a symlink). Called before anything is written, so a refused
+/// backup creates nothing. (The final hard link re-checks atomically.)
+pub fn check_target(out: &Path) -> StoreResult<()> {
+    let raw = out.to_string_lossy();
+    let refuse = |why: &str| Err(StoreError::Conflict(format!("{raw} {why}")));
+    if raw.is_empty() {
+        return Err(StoreError::Conflict("no snapshot file named".into()));
+    }
+    if raw.ends_with('/') || raw.ends_with(std::path::MAIN_SEPARATOR) {
+        return refuse("ends with a slash, so it names a directory: name the snapshot file to create (e.g. DIR/gateway-backup.redb)");
+    }
+    let last = raw.rsplit(['/', std::path::MAIN_SEPARATOR]).next().unwrap_or_default();
+    if last == "." || last == ".." || out.file_name().is_none() {
+        return refuse("names a directory: name the snapshot file to create (e.g. DIR/gateway-backup.redb)");
+    }
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.is_dir() => {
+            refuse("is a directory: name the snapshot file to create inside it (e.g. DIR/gateway-backup.redb)")
+        }
+        Ok(_) => refuse("already exists: a snapshot never replaces a file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Io(std::io::Error::new(e.kind(), format!("{raw}: {e}")))),
+    }
+}
+
 /// Writes every table of the snapshot `src` into a new file at `out`.
-/// Refuses to overwrite an existing file.
+/// Refuses to overwrite an existing file, and leaves nothing behind on failure.
 pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> {
-    if out.exists() {
-        return Err(StoreError::Conflict(format!("{} already exists", out.display())));
+    check_target(out)?;
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        super::create_private_dir(dir)?;
     }
-    if let Some(parent) = out.parent() {
-        if !parent.as_os_str().is_empty() {
-            super::create_private_dir(parent)?;
-        }
-    }
-    let tmp = out.with_extension(format!("partial-{}", ulid::Ulid::generate()));
-    let result = (|| {
-        super::create_private_file(&tmp)?;
-        let db = redb::Database::create(&tmp)?;
-        let txn = db.begin_write()?;
-        copy(src, &txn, META)?;
-        copy(src, &txn, ORGS)?;
-        let sessions = copy(src, &txn, SESSIONS)?;
-        copy(src, &txn, ORG_SESSIONS)?;
-        copy(src, &txn, API_KEYS)?;
-        copy(src, &txn, API_KEY_HASHES)?;
-        copy(src, &txn, ORG_API_KEYS)?;
-        copy(src, &txn, RUNNING)?;
-        copy(src, &txn, STATUS_COUNTS)?;
-        crate::engine::whatsapp::tables::copy_tables(src, &txn)?;
-        txn.commit()?;
-        db.close()?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        Ok::<u64, StoreError>(sessions)
-    })();
-    let sessions = match result {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&tmp, out)?;
-    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp_path = out.with_file_name(format!(".{name}.partial-{}", ulid::Ulid::generate()));
+    let (tmp, file) = TempPath::create_new(tmp_path)?;
+    drop(file);
+    let db = redb::Database::create(tmp.path())?;
+    let txn = db.begin_write()?;
+    copy(src, &txn, META)?;
+    copy(src, &txn, ORGS)?;
+    let sessions = copy(src, &txn, SESSIONS)?;
+    copy(src, &txn, ORG_SESSIONS)?;
+    copy(src, &txn, API_KEYS)?;
+    copy(src, &txn, API_KEY_HASHES)?;
+    copy(src, &txn, ORG_API_KEYS)?;
+    copy(src, &txn, RUNNING)?;
+    copy(src, &txn, STATUS_COUNTS)?;
+    crate::engine::whatsapp::tables::copy_tables(src, &txn)?;
+    txn.commit()?;
+    db.close()?;
+    File::open(tmp.path())?.sync_all()?;
+    // Fails if `out` exists, however it came to: nothing is ever replaced.
+    std::fs::hard_link(tmp.path(), out).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => StoreError::Conflict(format!(
+            "{} already exists: a snapshot never replaces a file",
+            out.display()
+        )),
+        _ => StoreError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot create {}: {e}", out.display()),
+        )),
+    })?;
+    drop(tmp);
+    // The new name is durable once its directory is synced.
+    if let Ok(d) = File::open(dir.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
     }
     let size_bytes = std::fs::metadata(out)?.len();
-    Ok(BackupReport { path: out.to_path_buf(), size_bytes, sessions })
+    Ok(BackupReport {
+        path: out.to_path_buf(),
+        size_bytes,
+        sessions,
+    })
 }

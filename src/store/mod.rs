@@ -27,6 +27,7 @@ pub mod tables;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase};
 
@@ -54,6 +55,11 @@ pub enum StoreError {
     NewerSchema(u32),
     /// Filesystem error around the data file.
     Io(std::io::Error),
+    /// Writes are refused: the data file's filesystem is nearly full.
+    DiskFull { free: u64, min: u64 },
+    /// A write failed with an I/O error; the file must be reopened (the
+    /// gateway exits so that its service manager restarts it).
+    Failed(String),
 }
 
 impl fmt::Display for StoreError {
@@ -68,6 +74,11 @@ impl fmt::Display for StoreError {
                 "data file has schema version {v}, this gateway knows up to {SCHEMA_VERSION}: upgrade the gateway"
             ),
             StoreError::Io(e) => write!(f, "i/o error: {e}"),
+            StoreError::DiskFull { free, min } => write!(
+                f,
+                "writes are paused: {free} bytes free on the data file's disk, below the {min} bytes --min-free-disk keeps"
+            ),
+            StoreError::Failed(m) => write!(f, "the data file can no longer be written ({m}); the gateway is restarting"),
         }
     }
 }
@@ -129,6 +140,12 @@ pub struct Store {
     /// (`SingleWriter`), so an unchanged version means unchanged data: the
     /// page cache relies on it.
     version: AtomicU64,
+    /// Writes are refused below this many free bytes on the file's disk.
+    min_free: AtomicU64,
+    /// Set by the first write that failed with an I/O error: redb then
+    /// refuses every write until the file is reopened.
+    failure: OnceLock<String>,
+    failed: tokio::sync::Notify,
 }
 
 /// Now, in Unix milliseconds.
@@ -166,7 +183,15 @@ impl Store {
                 other => other.into(),
             })?;
         let meta = tables::migrate(&db)?;
-        Ok(Store { db, meta, path: path.to_path_buf(), version: AtomicU64::new(0) })
+        Ok(Store {
+            db,
+            meta,
+            path: path.to_path_buf(),
+            version: AtomicU64::new(0),
+            min_free: AtomicU64::new(0),
+            failure: OnceLock::new(),
+            failed: tokio::sync::Notify::new(),
+        })
     }
 
     /// The redb database.
@@ -189,9 +214,21 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
-    /// Starts a durable write transaction.
+    /// Starts a durable write transaction, unless the disk is nearly full
+    /// (refused before redb could meet ENOSPC) or an earlier write failed.
     pub fn write(&self) -> StoreResult<redb::WriteTransaction> {
-        let mut txn = self.db.begin_write()?;
+        if let Some(why) = self.failure.get() {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        let min = self.min_free.load(Ordering::Relaxed);
+        if min > 0 {
+            if let Some(free) = self.free_bytes() {
+                if free < min {
+                    return Err(StoreError::DiskFull { free, min });
+                }
+            }
+        }
+        let mut txn = self.db.begin_write().map_err(|e| self.noting_failure(e.into()))?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(txn)
@@ -200,7 +237,7 @@ impl Store {
     /// Commits durably, then bumps the version (before any response can
     /// report the write).
     pub fn commit(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
-        txn.commit()?;
+        txn.commit().map_err(|e| self.noting_failure(e.into()))?;
         self.version.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -209,7 +246,67 @@ impl Store {
     /// shows (the whatsapp engine's protocol state), so that a busy session's
     /// Signal traffic does not empty the page cache.
     pub fn commit_unversioned(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
-        Ok(txn.commit()?)
+        txn.commit().map_err(|e| self.noting_failure(e.into()))
+    }
+
+    /// Records who issues this file's login tokens (`jwks` | `embedded`);
+    /// writes only when it changed. A tiny meta write, so it is not held to
+    /// `--min-free-disk` (a gateway must be able to start on a full disk).
+    pub fn set_issuer_mode(&self, mode: &str) -> StoreResult<()> {
+        if issuer_mode(&self.read()?)?.as_deref() == Some(mode) {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        txn.open_table(META)?.insert(tables::META_ISSUER_MODE, mode.as_bytes())?;
+        self.commit(txn)
+    }
+
+    /// Refuses writes while fewer than `bytes` are free on the file's disk
+    /// (0 = never).
+    pub fn set_min_free_disk(&self, bytes: u64) {
+        self.min_free.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The configured floor of free bytes.
+    pub fn min_free_disk(&self) -> u64 {
+        self.min_free.load(Ordering::Relaxed)
+    }
+
+    /// Free bytes (for unprivileged users) on the data file's filesystem.
+    pub fn free_bytes(&self) -> Option<u64> {
+        free_bytes(self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+    }
+
+    /// Whether a write would be accepted now.
+    pub fn writable(&self) -> bool {
+        let min = self.min_free_disk();
+        self.failure.get().is_none() && (min == 0 || self.free_bytes().is_none_or(|f| f >= min))
+    }
+
+    /// Why writes failed for good, if they did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// Resolves once a write has failed with an I/O error.
+    pub async fn failed(&self) {
+        let notified = self.failed.notified();
+        if self.failure.get().is_some() {
+            return;
+        }
+        notified.await
+    }
+
+    /// Latches an I/O failure (redb refuses every write after one) and
+    /// wakes whoever waits in [`Store::failed`].
+    fn noting_failure(&self, e: StoreError) -> StoreError {
+        let io = matches!(&e, StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo));
+        if io && self.failure.set(e.to_string()).is_ok() {
+            self.failed.notify_waiters();
+        }
+        e
     }
 
     /// The data version: changes after every versioned commit.
@@ -220,6 +317,27 @@ impl Store {
     /// Closes the file cleanly, reporting any error.
     pub fn close(self) -> StoreResult<()> {
         Ok(self.db.close()?)
+    }
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs is plain old data; all-zero is a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
     }
 }
 
@@ -255,13 +373,20 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A data file as `check` and `backup` see it.
+/// A data file as `backup` (and library readers) see it: read without ever
+/// being written.
 pub enum Snapshot {
     /// Opened read-only (beside a running server, or on its own).
     ReadOnly(ReadOnlyDatabase),
     /// The file had not been closed cleanly (a crash) and no server had it
-    /// open: it was opened for writing once, which lets redb repair it.
-    Repaired(Database),
+    /// open: redb can read such a file only after a writable open repairs it,
+    /// so a private copy of it was repaired and is read instead. The file
+    /// itself is untouched; the copy is deleted when this is dropped.
+    RepairedCopy {
+        db: Database,
+        // After `db`, so that it is dropped (and the file deleted) last.
+        copy: check::PrivateCopy,
+    },
 }
 
 impl Snapshot {
@@ -269,13 +394,26 @@ impl Snapshot {
     pub fn begin_read(&self) -> StoreResult<ReadTransaction> {
         Ok(match self {
             Snapshot::ReadOnly(db) => db.begin_read()?,
-            Snapshot::Repaired(db) => db.begin_read()?,
+            Snapshot::RepairedCopy { db, .. } => db.begin_read()?,
         })
+    }
+
+    /// What the user should know about how `path` was read, if anything.
+    pub fn note(&self, path: &Path) -> Option<String> {
+        match self {
+            Snapshot::ReadOnly(_) => None,
+            Snapshot::RepairedCopy { copy, .. } => Some(format!(
+                "{} was not closed cleanly (crash or kill -9): read a recovered private copy ({}); the file itself is unchanged",
+                path.display(),
+                copy.path().display()
+            )),
+        }
     }
 }
 
-/// Opens a data file read-only, alongside a running server or on its own. A
-/// file left unclean by a crash (and not open elsewhere) is repaired first.
+/// Opens a data file read-only, alongside a running server or on its own,
+/// without ever writing to it. A file left unclean by a crash (and not open
+/// elsewhere) is read through a repaired private copy ([`Snapshot::RepairedCopy`]).
 pub fn open_read_only(path: &Path) -> StoreResult<Snapshot> {
     if !path.is_file() {
         return Err(StoreError::Io(std::io::Error::new(
@@ -288,17 +426,34 @@ pub fn open_read_only(path: &Path) -> StoreResult<Snapshot> {
         b.set_concurrency_mode(ConcurrencyMode::SingleWriter).set_cache_size(DEFAULT_CACHE_BYTES);
         b
     };
-    match builder().open_read_only(path) {
-        Ok(db) => Ok(Snapshot::ReadOnly(db)),
-        Err(redb::DatabaseError::RepairAborted) => {
-            eprintln!(
-                "note: {} was not closed cleanly (crash or kill -9); repairing it before reading",
-                path.display()
-            );
-            Ok(Snapshot::Repaired(builder().open(path)?))
+    // A copy that a server starting meanwhile could have torn is thrown away
+    // and the open retried: by then the server holds the file, and the
+    // read-only open beside it works.
+    for _ in 0..3 {
+        match builder().open_read_only(path) {
+            Ok(db) => return Ok(Snapshot::ReadOnly(db)),
+            Err(redb::DatabaseError::RepairAborted) => match check::PrivateCopy::of(path) {
+                Ok(copy) => {
+                    let db = redb::Builder::new().set_cache_size(DEFAULT_CACHE_BYTES).open(copy.path())?;
+                    return Ok(Snapshot::RepairedCopy { db, copy });
+                }
+                Err(check::CopyError::Changed) => continue,
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     }
+    Err(StoreError::Conflict(format!(
+        "{} kept changing while it was read: is a server starting?",
+        path.display()
+    )))
+}
+
+/// Who issues the file's login tokens, as its last `serve` recorded.
+pub fn issuer_mode(txn: &ReadTransaction) -> StoreResult<Option<String>> {
+    let table = txn.open_table(META)?;
+    let mode = table.get(tables::META_ISSUER_MODE)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+    Ok(mode)
 }
 
 /// Reads the meta values from any snapshot.

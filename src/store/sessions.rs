@@ -1,13 +1,14 @@
 //! Session records: create, read, update, delete, and id-ordered walks of the
 //! global index (`sessions`) and the per-organization index (`org_sessions`).
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use ulid::Ulid;
 
-use super::records::{Record, Session, SessionRef, SessionStatus};
-use super::tables::{ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
+use super::records::{OrgStatus, Organization, Record, Session, SessionRef, SessionStatus};
+use super::tables::{ORGS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{orgs, Store, StoreError, StoreResult};
 
 /// One page of an id-ordered walk.
@@ -161,6 +162,12 @@ fn move_status(txn: &WriteTransaction, from: SessionStatus, to: SessionStatus) -
 /// A change to one session, applied inside a store transaction.
 pub type SessionChange = Box<dyn FnOnce(&mut Session) + Send>;
 
+/// A change to one session that may decline (return `false`: nothing is
+/// written), decided inside the write transaction: the session manager uses
+/// it to drop a stale engine event in the same transaction that would have
+/// written it, so the check is ordered against every other writer.
+pub type GuardedChange = Box<dyn FnOnce(&mut Session) -> bool + Send>;
+
 /// Reads a session (within `org`, if given), applies `change`, keeps the
 /// running index and status counts in step and optionally wipes its protocol
 /// state, in the caller's transaction.
@@ -171,6 +178,19 @@ fn rewrite_in(
     wipe_state: bool,
     change: impl FnOnce(&mut Session) -> StoreResult<()>,
 ) -> StoreResult<Session> {
+    let written = rewrite_in_if(txn, id, org, wipe_state, |s| change(s).map(|()| true))?;
+    written.ok_or_else(|| StoreError::Corrupt("an unconditional session change declined".into()))
+}
+
+/// [`rewrite_in`] for a change that may decline: when `change` returns
+/// `false` nothing is written (nor wiped) and the result is `None`.
+fn rewrite_in_if(
+    txn: &WriteTransaction,
+    id: Ulid,
+    org: Option<&str>,
+    wipe_state: bool,
+    change: impl FnOnce(&mut Session) -> StoreResult<bool>,
+) -> StoreResult<Option<Session>> {
     let mut table = txn.open_table(SESSIONS)?;
     let key = u128::from(id);
     let mut session = match table.get(key)? {
@@ -181,14 +201,34 @@ fn rewrite_in(
         return Err(StoreError::NotFound("session"));
     }
     let before = session.status;
-    change(&mut session)?;
+    if !change(&mut session)? {
+        return Ok(None);
+    }
     table.insert(key, session.encode().as_slice())?;
     sync_running(txn, key, &session)?;
     move_status(txn, before, session.status)?;
     if wipe_state {
         wipe(txn, key)?;
     }
-    Ok(session)
+    Ok(Some(session))
+}
+
+/// Whether organization `id` is suspended, memoized in `seen` (a missing
+/// organization counts as active, as it does for login).
+fn suspended_in(
+    orgs: &impl ReadableTable<&'static str, &'static [u8]>,
+    seen: &mut HashMap<String, bool>,
+    id: &str,
+) -> StoreResult<bool> {
+    if let Some(s) = seen.get(id) {
+        return Ok(*s);
+    }
+    let suspended = match orgs.get(id)? {
+        Some(v) => Organization::decode(v.value())?.status == OrgStatus::Suspended,
+        None => false,
+    };
+    seen.insert(id.to_string(), suspended);
+    Ok(suspended)
 }
 
 /// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
@@ -209,9 +249,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Ids of one organization's sessions, in id order (suspension and
+    /// reactivation walk them).
+    pub fn org_session_ids(&self, org: &str) -> StoreResult<Vec<Ulid>> {
+        let txn = self.read()?;
+        let index = txn.open_table(ORG_SESSIONS)?;
+        let mut out = Vec::new();
+        for row in index.range::<(&str, u128)>((org, 0)..=(org, u128::MAX))? {
+            out.push(Ulid::from(row?.0.value().1));
+        }
+        Ok(out)
+    }
+
     /// At gateway start, before serving: every session meant to run is not
     /// connected yet, so it is `starting` until its engine reports otherwise.
-    /// One transaction; returns how many sessions were marked.
+    /// A session of a suspended organization is not resumed, so it is
+    /// `stopped` (its `desired_running` stays: reactivation starts it again).
+    /// One transaction; returns how many sessions were marked `starting`.
     pub fn mark_resuming(&self) -> StoreResult<u64> {
         let ids = self.running_sessions()?;
         if ids.is_empty() {
@@ -221,6 +275,8 @@ impl Store {
         let mut marked = 0;
         {
             let mut table = txn.open_table(SESSIONS)?;
+            let orgs = txn.open_table(ORGS)?;
+            let mut seen = HashMap::new();
             let now = super::now_ms();
             for id in ids {
                 let key = u128::from(id);
@@ -228,13 +284,24 @@ impl Store {
                     Some(v) => Session::decode(v.value())?,
                     None => continue,
                 };
-                if matches!(session.status, SessionStatus::Working | SessionStatus::ScanQrCode) {
-                    move_status(&txn, session.status, SessionStatus::Starting)?;
-                    session.status = SessionStatus::Starting;
-                    session.updated_at = now;
-                    table.insert(key, session.encode().as_slice())?;
-                    marked += 1;
-                }
+                let to = if suspended_in(&orgs, &mut seen, &session.organization_id)? {
+                    match session.status {
+                        SessionStatus::Working | SessionStatus::ScanQrCode | SessionStatus::Starting => {
+                            SessionStatus::Stopped
+                        }
+                        _ => continue,
+                    }
+                } else {
+                    match session.status {
+                        SessionStatus::Working | SessionStatus::ScanQrCode => SessionStatus::Starting,
+                        _ => continue,
+                    }
+                };
+                move_status(&txn, session.status, to)?;
+                session.status = to;
+                session.updated_at = now;
+                table.insert(key, session.encode().as_slice())?;
+                marked += u64::from(to == SessionStatus::Starting);
             }
         }
         self.commit(txn)?;
@@ -248,6 +315,12 @@ impl Store {
             change(s);
             Ok(())
         })
+    }
+
+    /// [`Store::logout_session`] for a change that may decline (`false`:
+    /// nothing written, nothing wiped, `None`), decided in the transaction.
+    pub fn logout_session_if(&self, id: Ulid, change: impl FnOnce(&mut Session) -> bool) -> StoreResult<Option<Session>> {
+        self.rewrite_session_if(id, true, change)
     }
 
     /// Inserts a new session (and its organization on first sight), enforcing
@@ -297,6 +370,35 @@ impl Store {
         self.rewrite_session(id, org, false, change)
     }
 
+    /// Read-modify-write of one session that may decline: `change` returns
+    /// `false` to write nothing (the transaction is dropped, no fsync) and the
+    /// result is `None`. The decision is taken inside the write transaction,
+    /// so it is ordered against every other writer (redb has one at a time).
+    pub fn update_session_if(&self, id: Ulid, change: impl FnOnce(&mut Session) -> bool) -> StoreResult<Option<Session>> {
+        self.rewrite_session_if(id, false, change)
+    }
+
+    /// One transaction around [`rewrite_in_if`]: committed when the change
+    /// was applied, aborted when it declined.
+    fn rewrite_session_if(
+        &self,
+        id: Ulid,
+        wipe_state: bool,
+        change: impl FnOnce(&mut Session) -> bool,
+    ) -> StoreResult<Option<Session>> {
+        let txn = self.write()?;
+        match rewrite_in_if(&txn, id, None, wipe_state, |s| Ok(change(s)))? {
+            Some(updated) => {
+                self.commit(txn)?;
+                Ok(Some(updated))
+            }
+            None => {
+                txn.abort()?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads a session (within `org`, if given), applies `change` and
     /// commits, all in one transaction (see [`rewrite_in`]).
     fn rewrite_session(
@@ -316,20 +418,39 @@ impl Store {
     /// fsync for a burst of engine events). Sessions deleted meanwhile are
     /// skipped; returns how many were updated.
     pub fn update_sessions(&self, changes: Vec<(Ulid, SessionChange)>) -> StoreResult<usize> {
+        let guarded = changes
+            .into_iter()
+            .map(|(id, change)| {
+                let g: GuardedChange = Box::new(move |s: &mut Session| {
+                    change(s);
+                    true
+                });
+                (id, g)
+            })
+            .collect();
+        Ok(self.update_sessions_if(guarded)?.into_iter().filter(|w| *w).count())
+    }
+
+    /// [`Store::update_sessions`] for changes that may decline: says, for
+    /// each change in order, whether it was written (`false` when it declined
+    /// or its session was deleted meanwhile). One transaction, committed only
+    /// if something was written.
+    pub fn update_sessions_if(&self, changes: Vec<(Ulid, GuardedChange)>) -> StoreResult<Vec<bool>> {
         let txn = self.write()?;
-        let mut n = 0;
+        let mut written = Vec::with_capacity(changes.len());
         for (id, change) in changes {
-            match rewrite_in(&txn, id, None, false, |s| {
-                change(s);
-                Ok(())
-            }) {
-                Ok(_) => n += 1,
-                Err(StoreError::NotFound(_)) => {}
+            match rewrite_in_if(&txn, id, None, false, |s| Ok(change(s))) {
+                Ok(w) => written.push(w.is_some()),
+                Err(StoreError::NotFound(_)) => written.push(false),
                 Err(e) => return Err(e),
             }
         }
-        self.commit(txn)?;
-        Ok(n)
+        if written.iter().any(|w| *w) {
+            self.commit(txn)?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(written)
     }
 
     /// Deletes a session and its index entry; `guard` may veto after reading it.

@@ -33,6 +33,9 @@ pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
 pub const META_CREATED_AT: &str = "created_at";
+/// `jwks` or `embedded`: who issues the login tokens this file's gateway
+/// accepts (written by `serve`, read by `token`).
+pub const META_ISSUER_MODE: &str = "issuer_mode";
 
 /// Fills a buffer from the OS random source.
 pub fn random_bytes<const N: usize>() -> StoreResult<[u8; N]> {

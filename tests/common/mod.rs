@@ -117,6 +117,10 @@ impl TestGateway {
         // pinned version (nothing leaves the machine; connects fail fast).
         config.whatsapp.ws_url = Some(closed_loopback_ws());
         config.whatsapp.version = Some((2, 3000, 1_000_000_000));
+        // Rate limits off unless a test turns them on (tests/abuse.rs does):
+        // suites fire requests far faster than any principal's budget.
+        config.rate_limit = None;
+        config.auth_failure_limit = None;
         f(&mut config);
         let app = App::build(config).expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

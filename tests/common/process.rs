@@ -170,6 +170,9 @@ impl Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut c = wag();
         c.arg("serve");
+        // Rate limits off unless the test passes `--rate-limit` (a flag
+        // overrides the variable): suites outrun any principal's budget.
+        c.env("WAG_RATE_LIMIT", "0");
         f(&mut c, &addr);
         c.stdout(file.try_clone().expect("dup")).stderr(file);
         let child = c.spawn().expect("spawn serve");
