@@ -11,6 +11,8 @@
 
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use process::*;
+use rng::XorShift;
 use redb::ReadableTable;
 use serde_json::json;
 
@@ -29,27 +32,6 @@ const API_KEY_NAME: &str = "dmg-apikey-name-91c3e8";
 
 fn label(i: usize) -> String {
     format!("dmg-label-{i:02}-7b1e5d")
-}
-
-/// A tiny deterministic RNG (xorshift64*), so a failure can be replayed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A non-zero byte to XOR with (a flip that changes something).
-    fn mask(&mut self) -> u8 {
-        (self.next() % 255 + 1) as u8
-    }
 }
 
 /// Runs `f` on a fresh two-thread runtime (the HTTP client needs one).
@@ -206,7 +188,7 @@ fn check_survives_and_reports_random_corruption() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0x5eed_c0de_d00d_f00d);
-    let mut rng = XorShift(seed);
+    let mut rng = XorShift::new(seed);
     // CHECK_DAMAGE_FLIPS runs a longer campaign (the default is 500).
     let total: usize = std::env::var("CHECK_DAMAGE_FLIPS")
         .ok()

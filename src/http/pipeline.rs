@@ -62,19 +62,36 @@ fn has_body(req: &Request<Incoming>) -> bool {
 }
 
 
-/// One access-log line and the request metrics; shared with requests that
-/// hyper or the connection refused before routing.
-pub fn log_request(app: &App, method: &str, path: &str, route: &'static str, status: u16, latency: Duration, org: &str, request_id: &str) {
-    app.metrics.observe_request(method, route, status, latency);
-    tracing::info!(
-        target: "wa_gateway::access",
-        method,
-        path,
-        status,
-        latency_ms = %format_args!("{:.3}", latency.as_secs_f64() * 1000.0),
-        org,
-        request_id,
-    );
+/// One request as the access log and the metrics see it.
+pub struct Access<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub route: &'static str,
+    pub status: u16,
+    pub latency: Duration,
+    pub org: &'a str,
+    pub request_id: &'a str,
+}
+
+impl Access<'_> {
+    /// A request hyper or the connection refused before it was routed.
+    pub fn unrouted(status: u16, latency: Duration) -> Access<'static> {
+        Access { method: "-", path: "-", route: "unrouted", status, latency, org: "-", request_id: "-" }
+    }
+
+    /// One access-log line and the request metrics.
+    pub fn log(&self, app: &App) {
+        app.metrics.observe_request(self.method, self.route, self.status, self.latency);
+        tracing::info!(
+            target: "wa_gateway::access",
+            method = self.method,
+            path = self.path,
+            status = self.status,
+            latency_ms = %format_args!("{:.3}", self.latency.as_secs_f64() * 1000.0),
+            org = self.org,
+            request_id = self.request_id,
+        );
+    }
 }
 
 /// Serves one request on `conn`.
@@ -93,7 +110,8 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnState>, req: Request<Incoming>)
     let (mut resp, route) = match outcome {
         Ok(r) => r,
         Err((cut, route)) => {
-            log_request(&app, method.as_str(), &path, route, 408, started.elapsed(), org, &request_id);
+            let latency = started.elapsed();
+            Access { method: method.as_str(), path: &path, route, status: 408, latency, org, request_id: &request_id }.log(&app);
             return Err(cut);
         }
     };
@@ -106,7 +124,8 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnState>, req: Request<Incoming>)
         h.insert("access-control-expose-headers", HeaderValue::from_static("x-request-id, retry-after"));
         h.insert("vary", HeaderValue::from_static("origin"));
     }
-    log_request(&app, method.as_str(), &path, route, resp.status().as_u16(), started.elapsed(), org, &request_id);
+    let (status, latency) = (resp.status().as_u16(), started.elapsed());
+    Access { method: method.as_str(), path: &path, route, status, latency, org, request_id: &request_id }.log(&app);
     conn.set_phase(Phase::Idle);
     Ok(resp)
 }

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::conn::{self, ConnState, Cut, Registry, Tracked};
-use super::pipeline::{self, log_request};
+use super::pipeline::{self, Access};
 use crate::app::App;
 
 /// Largest request head (start line and headers); beyond it hyper answers 431.
@@ -80,7 +80,7 @@ pub fn raise_fd_limit() -> u64 {
                 }
             }
         }
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
     #[cfg(not(unix))]
     {
@@ -205,7 +205,7 @@ async fn drive(app: &Arc<App>, stream: tokio::net::TcpStream, state: Arc<ConnSta
                         let mut io = conn.into_parts().io.into_inner();
                         let answer = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
                         let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(answer)).await;
-                        log_request(app, "-", "-", "unrouted", 408, timeouts.header, "-", "-");
+                        Access::unrouted(408, timeouts.header).log(app);
                     }
                     return;
                 }
@@ -253,5 +253,5 @@ fn refused_by_hyper(app: &App, e: &hyper::Error) {
     } else {
         return;
     };
-    log_request(app, "-", "-", "unrouted", status, Duration::ZERO, "-", "-");
+    Access::unrouted(status, Duration::ZERO).log(app);
 }

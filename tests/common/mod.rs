@@ -2,6 +2,8 @@
 //! directory in a temp dir, and speaks real HTTP to it.
 #![allow(dead_code)]
 
+pub mod rng;
+
 use std::time::Duration;
 
 use bytes::Bytes;
