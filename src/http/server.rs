@@ -103,10 +103,12 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<RunningSer
 }
 
 async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let fd_limit = raise_fd_limit();
     let cap = match app.config.max_connections {
-        0 => connection_cap(raise_fd_limit()),
+        0 => connection_cap(fd_limit),
         n => n,
     };
+    tracing::debug!(fd_limit, cap, "connection cap");
     let registry = Arc::new(Registry::default());
     let mut backoff = Duration::from_millis(5);
     let mut last_warn: Option<Instant> = None;
