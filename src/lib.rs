@@ -6,8 +6,11 @@
 //! - [`cli`] — `serve | token | backup | check` (clap; every flag also `WAG_*`).
 //! - [`config`] — what `serve` runs with, however it was given.
 //! - [`app`] — shared state (store, auth, metrics) and the serve lifecycle.
-//! - [`http`] — hyper 1 server loop, the route table ([`http::router`]: every
-//!   endpoint in one hop), request/response helpers, the error envelope.
+//! - [`http`] — hyper 1 server loop ([`http::server`]: accept, shedding,
+//!   shutdown; [`http::conn`]: per-connection progress and timeouts), the
+//!   request pipeline ([`http::pipeline`]: auth and rate limits before the
+//!   body), the route table ([`http::router`]: every endpoint in one hop),
+//!   rate limits, request/response helpers, the error envelope.
 //! - [`api`] — one file per resource: sessions, admin, orgs, api-keys, me; and
 //!   the HMAC-protected list cursors.
 //! - [`auth`] — api-keys, login JWTs (ring, JWKS fetch/cache), the embedded

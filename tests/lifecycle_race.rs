@@ -18,8 +18,6 @@ use common::{Http, TestGateway};
 use serde_json::json;
 use ulid::Ulid;
 use wa_gateway::config::ServeConfig;
-use wa_gateway::engine::manager::ManagerConfig;
-use wa_gateway::engine::EngineKind;
 
 const ROUNDS: usize = 200;
 /// The default seed; `RACE_SEED=<u64>` replays or explores another.
@@ -30,13 +28,7 @@ fn seed() -> u64 {
 }
 
 fn sim(c: &mut ServeConfig) {
-    c.engine = EngineKind::Sim;
-    c.retry = ManagerConfig {
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(20),
-        ..ManagerConfig::default()
-    };
+    common::sim_engine(c, 5, 20);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,19 +13,11 @@ use common::{Http, TestGateway};
 use serde_json::{json, Value};
 use ulid::Ulid;
 use wa_gateway::config::ServeConfig;
-use wa_gateway::engine::manager::ManagerConfig;
-use wa_gateway::engine::EngineKind;
 
 const ORG: &str = "org_susp";
 
 fn sim(c: &mut ServeConfig) {
-    c.engine = EngineKind::Sim;
-    c.retry = ManagerConfig {
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(80),
-        ..ManagerConfig::default()
-    };
+    common::sim_engine(c, 20, 80);
 }
 
 async fn create(h: &Http, t: &str, start: bool) -> String {

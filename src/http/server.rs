@@ -156,9 +156,9 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, mut stop: watch::Rece
         });
     }
     drop(listener);
-    // Drain: every connection finishes its request and closes (see `drive`);
-    // the caller's deadline aborts this task, and with it nothing else, so
-    // cut what is left when dropped.
+    // Drain: every connection finishes its request and closes (see `drive`).
+    // If the caller's deadline aborts this task first, dropping the guard
+    // cuts every connection still open.
     let guard = CutOnDrop(registry.clone());
     while !registry.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;

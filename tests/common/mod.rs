@@ -172,6 +172,18 @@ impl TestGateway {
     }
 }
 
+/// The sim engine with quick reconnects (3 attempts, backoff from `base_ms`
+/// up to `max_ms`), for lifecycle tests that must settle fast.
+pub fn sim_engine(c: &mut ServeConfig, base_ms: u64, max_ms: u64) {
+    c.engine = wa_gateway::engine::EngineKind::Sim;
+    c.retry = wa_gateway::engine::manager::ManagerConfig {
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(base_ms),
+        backoff_max: Duration::from_millis(max_ms),
+        ..Default::default()
+    };
+}
+
 /// A `ws://` URL on a loopback port nothing listens on.
 pub fn closed_loopback_ws() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
