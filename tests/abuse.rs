@@ -19,6 +19,17 @@ use wa_gateway::http::rate_limit::Limit;
 
 static HEAVY: Mutex<()> = Mutex::const_new(());
 
+/// How many connections a test may hold: the 1,024, or fewer where
+/// this process's (raised) fd limit cannot hold both ends of that many.
+fn holdable(want: usize) -> usize {
+    let limit = wa_gateway::http::server::raise_fd_limit() as usize;
+    let n = want.min(limit.saturating_sub(256) / 2);
+    if n < want {
+        eprintln!("fd limit {limit}: holding {n} connections instead of {want}");
+    }
+    n
+}
+
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -56,9 +67,10 @@ async fn connect_many(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_never_stop_health_or_authorized_clients() {
     let _heavy = HEAVY.lock().await;
-    let gw = TestGateway::start_with(|c| c.max_connections = 1024).await;
+    let n = holdable(1024);
+    let gw = TestGateway::start_with(|c| c.max_connections = n).await;
     let t = gw.owner("org_a");
-    let mut held = connect_many(gw.addr(), 1024).await;
+    let mut held = connect_many(gw.addr(), n).await;
     // Half carry a valid token (their body would be read), half none (they
     // are answered 401 at once); none ever sends its one byte of body.
     for (i, s) in held.iter_mut().enumerate() {
@@ -76,12 +88,13 @@ async fn stalled_bodies_never_stop_health_or_authorized_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelining_non_readers_never_stop_health_or_authorized_clients() {
     let _heavy = HEAVY.lock().await;
-    let gw = TestGateway::start_with(|c| c.max_connections = 1024).await;
+    let n = holdable(1024);
+    let gw = TestGateway::start_with(|c| c.max_connections = n).await;
     let t = gw.owner("org_a");
     let addr = gw.addr();
-    let mut held = Vec::with_capacity(1024);
+    let mut held = Vec::with_capacity(n);
     let batch: Vec<u8> = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16).into_bytes();
-    for _ in 0..1024 {
+    for _ in 0..n {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
         let _ = sock.set_recv_buffer_size(4096);
         let mut s = sock.connect(addr).await.expect("connect");
@@ -107,7 +120,7 @@ async fn unauthenticated_uploads_are_never_read_into_memory() {
     let body = Arc::new(vec![b' '; 1024 * 1024]);
     let mut tasks = Vec::new();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for i in 0..500 {
+    for i in 0..holdable(500) {
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let s = TcpStream::connect(addr).await.expect("connect");

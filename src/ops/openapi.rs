@@ -149,7 +149,9 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("patch", "/api/v1/admin/organizations/{id}",
             op("adminUpdateOrganization", "Update or suspend an organization (super_admin)", "admin", AUTH,
                 ok("Organization", "The updated organization"))
-            .describe("A suspended organization's api-keys and members get 403 `forbidden`.")
+            .describe("A suspended organization's api-keys and members get 403 `forbidden` on every route, `/me` \
+                included. Suspending stops the organization's running sessions; they stay stopped across gateway \
+                restarts, and setting `active` again starts the ones the suspension stopped.")
             .params(id_param()).body("PatchOrganization", false).errors(&BODY_ERRORS).errors(&[403, 404])),
         ("post", "/api/v1/admin/sessions/{id}/start",
             op("adminStartSession", "Start any organization's session (super_admin)", "admin", AUTH,
