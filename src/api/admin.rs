@@ -42,14 +42,15 @@ pub async fn list_sessions(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         ),
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
-    let keep = |s: &SessionRef| {
+    let keep = move |s: &SessionRef| {
         status.is_none_or(|st| s.status == st) && gateway.as_deref().is_none_or(|g| s.gateway_id == g.as_bytes())
     };
     let budget = limit * SCAN_FACTOR;
-    list_page(&app, &scope, after, limit, keep, |txn, visit| match &org {
+    list_page(&app, &scope, after, limit, keep, move |txn, visit| match &org {
         Some(o) => scan_org(txn, o, after, limit, budget, visit),
         None => scan_all(txn, after, limit, budget, visit),
     })
+    .await
 }
 
 /// `POST /api/v1/admin/sessions`: creates a session in any organization

@@ -123,7 +123,8 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         filters: format!("org={}", access.org_id),
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
-    let page = app.store.list_api_keys(&access.org_id, after, limit)?;
+    let org = access.org_id.clone();
+    let page = app.blocking(move |s| s.list_api_keys(&org, after, limit)).await?;
     let body = ListPage {
         data: page.items.iter().map(|(id, k)| ApiKeyView::new(Ulid::from(*id), k)).collect(),
         next_cursor: page.next_after.map(|k| scope.encode(&k.to_be_bytes())),

@@ -36,7 +36,7 @@ impl From<ManagerError> for ApiError {
 async fn controlled(app: &App, req: &Req) -> Result<Ulid, ApiError> {
     let access = app.org(req, Permission::SessionsControl).await?;
     let id = req.ulid("session")?;
-    app.store.get_session(id, Some(&access.org_id))?;
+    super::sessions::read_session(app, id, &access.org_id).await?;
     Ok(id)
 }
 
@@ -98,7 +98,7 @@ pub fn qr_png(value: &str) -> Result<Vec<u8>, ApiError> {
 /// `GET /api/v1/sessions/{id}/qr`: `{"value", "expiresAt"}`, or a PNG.
 pub async fn qr(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let id = controlled(&app, &req).await?;
-    let (value, expires_at) = app.engine.qr(id)?;
+    let (value, expires_at) = app.engine.qr(id).await?;
     let wants_png = req
         .headers
         .get(hyper::header::ACCEPT)

@@ -84,7 +84,7 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let after = cursor
         .map(|c| scope.decode(&c).map(|p| String::from_utf8_lossy(&p).into_owned()))
         .transpose()?;
-    let page = app.store.list_orgs(after.as_deref(), limit)?;
+    let page = app.blocking(move |s| s.list_orgs(after.as_deref(), limit)).await?;
     let body = ListPage {
         data: page.items.iter().map(|(id, o)| OrgView::new(id, o)).collect(),
         next_cursor: page.next_after.map(|k| scope.encode(k.as_bytes())),

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::{OrgAccess, Permission};
 use crate::http::response::{self, Resp};
 use crate::http::{json, ApiError, ErrorCode, Req};
-use crate::store::records::{OrgStatus, Session, SessionRef, SessionStatus};
+use crate::store::records::{Session, SessionRef, SessionStatus};
 use crate::store::sessions::scan_org;
 use crate::store::{now_ms, StoreResult};
 
@@ -77,6 +77,13 @@ pub fn session_json(id: Ulid, s: &Session) -> Vec<u8> {
     out
 }
 
+/// Reads one session of `org` on the blocking pool (404 for another
+/// organization's).
+pub async fn read_session(app: &App, id: Ulid, org: &str) -> Result<Session, ApiError> {
+    let org = org.to_string();
+    app.blocking(move |s| s.get_session(id, Some(&org))).await
+}
+
 /// A session response.
 fn session_response(status: u16, id: Ulid, s: &Session) -> Resp {
     response::bytes(status, "application/json", session_json(id, s))
@@ -86,33 +93,41 @@ fn session_response(status: u16, id: Ulid, s: &Session) -> Resp {
 /// since it was rendered, else rendered straight from the store into one
 /// buffer, `{"data":[...],"nextCursor":...}`. `walk` feeds rows (from the
 /// snapshot it is given) to the visitor and returns where the next page starts.
-pub fn list_page(
+pub async fn list_page(
     app: &App,
-    scope: &CursorScope,
+    scope: &CursorScope<'_>,
     after: Option<u128>,
     limit: usize,
-    keep: impl Fn(&SessionRef) -> bool,
-    walk: impl FnOnce(&ReadTransaction, &mut dyn FnMut(u128, &SessionRef) -> bool) -> StoreResult<Option<u128>>,
+    keep: impl Fn(&SessionRef) -> bool + Send + 'static,
+    walk: impl FnOnce(&ReadTransaction, &mut dyn FnMut(u128, &SessionRef) -> bool) -> StoreResult<Option<u128>>
+        + Send
+        + 'static,
 ) -> Result<Resp, ApiError> {
     let version = app.store.version();
     let key = PageKey { list: scope.list, filters: scope.filters.clone(), after, limit };
     if let Some(body) = app.pages.get(&key, version) {
         return Ok(response::bytes(200, "application/json", body));
     }
-    let txn = app.store.read()?;
-    let mut out = Vec::with_capacity(64 + limit * 480);
-    out.extend_from_slice(b"{\"data\":[");
-    let mut first = true;
-    let next = walk(&txn, &mut |id, s| {
-        if !keep(s) {
-            return false;
-        }
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        write_session(&mut out, id, s);
-        true
-    })?;
+    // Reading and rendering the rows touches the data file: the blocking pool.
+    let (mut out, next) = app
+        .blocking(move |store| {
+            let txn = store.read()?;
+            let mut out = Vec::with_capacity(64 + limit * 480);
+            out.extend_from_slice(b"{\"data\":[");
+            let mut first = true;
+            let next = walk(&txn, &mut |id, s| {
+                if !keep(s) {
+                    return false;
+                }
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                write_session(&mut out, id, s);
+                true
+            })?;
+            Ok((out, next))
+        })
+        .await?;
     out.extend_from_slice(b"],\"nextCursor\":");
     match next {
         Some(k) => json::string(&mut out, &scope.encode(&k.to_be_bytes())),
@@ -224,7 +239,7 @@ pub fn new_session(
 /// Stores a new session (and starts it when asked) and answers 201 with it.
 /// A start is refused (409, nothing created) in a suspended organization.
 pub async fn insert(app: &App, session: Session, start: bool) -> Result<Resp, ApiError> {
-    if start && app.store.get_org(&session.organization_id)?.is_some_and(|o| o.status == OrgStatus::Suspended) {
+    if start && app.store.is_suspended(&session.organization_id) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "the organization is suspended: create the session with \"start\": false, or reactivate the organization",
@@ -265,9 +280,11 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         filters: format!("org={}&status={}", access.org_id, status.map_or("", SessionStatus::as_str)),
     };
     let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
-    list_page(&app, &scope, after, limit, |s| status.is_none_or(|st| s.status == st), |txn, visit| {
-        scan_org(txn, &access.org_id, after, limit, limit * SCAN_FACTOR, visit)
+    let org = access.org_id.clone();
+    list_page(&app, &scope, after, limit, move |s| status.is_none_or(|st| s.status == st), move |txn, visit| {
+        scan_org(txn, &org, after, limit, limit * SCAN_FACTOR, visit)
     })
+    .await
 }
 
 /// `POST /api/v1/sessions` \[sessions:write\]: creates a session and starts it
@@ -299,7 +316,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsRead).await?;
     let id = req.ulid("session")?;
-    let session = app.store.get_session(id, Some(&access.org_id))?;
+    let session = read_session(&app, id, &access.org_id).await?;
     Ok(session_response(200, id, &session))
 }
 
@@ -327,7 +344,7 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     }
     let rate_per_min = patch.rate_per_min.map(|v| check_rate("ratePerMin", v)).transpose()?;
     let rate_per_hour = patch.rate_per_hour.map(|v| check_rate("ratePerHour", v)).transpose()?;
-    guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
+    guard_admin_session(&access, &read_session(&app, id, &access.org_id).await?)?;
     let org = access.org_id.clone();
     let session = app
         .blocking(move |s| {
@@ -362,7 +379,7 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::SessionsWrite).await?;
     let id = req.ulid("session")?;
-    guard_admin_session(&access, &app.store.get_session(id, Some(&access.org_id))?)?;
+    guard_admin_session(&access, &read_session(&app, id, &access.org_id).await?)?;
     // In the session's turn: closes the connection, then deletes the record.
     app.engine.delete(id, Some(access.org_id.clone())).await?;
     Ok(response::empty(204))

@@ -27,7 +27,6 @@ use ulid::Ulid;
 pub use permissions::{Permission, Permissions, Role};
 use token_cache::TokenCache;
 
-use crate::store::records::OrgStatus;
 use crate::store::{now_ms, Store, StoreError};
 
 /// Why a caller was refused. Mapped to 401/403 by the HTTP layer.
@@ -214,7 +213,7 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = bearer(headers)?;
         if token.starts_with(api_key::PREFIX) {
-            return self.api_key(token);
+            return self.api_key(token).await;
         }
         // The generation is read before verifying: a key-set swap meanwhile
         // can only tag the entry older than the keys used, never newer.
@@ -265,13 +264,18 @@ impl Authenticator {
         Ok(Principal::User { user_id, org_id, role, super_admin })
     }
 
-    fn api_key(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn api_key(&self, token: &str) -> Result<Principal, AuthError> {
         let refused = || AuthError::Unauthorized("invalid api-key".into());
         if !api_key::well_formed(token) {
             return Err(refused());
         }
         let hash = api_key::hash(token);
-        let (id, key) = self.store.find_api_key(&hash)?.ok_or_else(refused)?;
+        // The lookup reads the data file: on the blocking pool.
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.find_api_key(&hash))
+            .await
+            .map_err(|e| AuthError::Store(StoreError::Corrupt(format!("store task: {e}"))))??;
+        let (id, key) = found.ok_or_else(refused)?;
         if !api_key::constant_time_eq(&key.hash, &hash) {
             return Err(refused());
         }
@@ -324,13 +328,10 @@ impl Authenticator {
     /// Refuses a caller whose organization is suspended (403), on every
     /// route that acts as that organization, `/me` included.
     pub fn check_active(&self, principal: &Principal) -> Result<(), AuthError> {
-        let Some(org_id) = principal.org_id() else { return Ok(()) };
-        if let Some(org) = self.store.get_org(org_id)? {
-            if org.status == OrgStatus::Suspended {
-                return Err(AuthError::Forbidden("organization is suspended".into()));
-            }
+        match principal.org_id() {
+            Some(org) if self.store.is_suspended(org) => Err(AuthError::Forbidden("organization is suspended".into())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Clears `principal` to act in its organization with `perm`.

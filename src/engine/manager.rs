@@ -295,6 +295,14 @@ impl Manager {
 
     /// Writes `change` (and `updatedAt`) unconditionally: for operations,
     /// which hold the session's turn.
+    /// Reads a session (within `org`, if given) on the blocking pool.
+    async fn read(&self, id: Ulid, org: Option<String>) -> Result<Session, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.get_session(id, org.as_deref()))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
+    }
+
     async fn persist(
         &self,
         id: Ulid,
@@ -351,7 +359,7 @@ impl Manager {
     /// running but has no connection here, e.g. not yet resumed at boot).
     pub async fn start(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
         let _turn = self.turn(id).await;
-        let current = self.store.get_session(id, None)?;
+        let current = self.read(id, None).await?;
         if running(current.status) && self.has_connection_task(id) {
             return Err(ManagerError::Conflict("the session is already running", current.status));
         }
@@ -362,7 +370,7 @@ impl Manager {
     /// Stops a session (at any moment, retries included); credentials stay.
     pub async fn stop(&self, id: Ulid) -> Result<Session, ManagerError> {
         let _turn = self.turn(id).await;
-        let current = self.store.get_session(id, None)?;
+        let current = self.read(id, None).await?;
         if matches!(current.status, SessionStatus::Stopped | SessionStatus::LoggedOut)
             && !current.desired_running
             && !self.has_connection_task(id)
@@ -381,7 +389,7 @@ impl Manager {
     /// Stops (if running) and starts again.
     pub async fn restart(self: &Arc<Self>, id: Ulid) -> Result<Session, ManagerError> {
         let _turn = self.turn(id).await;
-        let current = self.store.get_session(id, None)?;
+        let current = self.read(id, None).await?;
         self.refuse_suspended(&current)?;
         self.launch(id, true).await
     }
@@ -390,7 +398,7 @@ impl Manager {
     /// marks the session `logged_out` in one transaction; it is not restarted.
     pub async fn logout(&self, id: Ulid) -> Result<Session, ManagerError> {
         let _turn = self.turn(id).await;
-        let current = self.store.get_session(id, None)?;
+        let current = self.read(id, None).await?;
         if current.status == SessionStatus::LoggedOut && !self.has_connection_task(id) {
             return Err(ManagerError::Conflict("the session is already logged out", current.status));
         }
@@ -439,8 +447,8 @@ impl Manager {
     }
 
     /// The current QR code, while the session waits for a scan.
-    pub fn qr(&self, id: Ulid) -> Result<(String, i64), ManagerError> {
-        let current = self.store.get_session(id, None)?;
+    pub async fn qr(&self, id: Ulid) -> Result<(String, i64), ManagerError> {
+        let current = self.read(id, None).await?;
         let qr = with_slots(&self.slots, |m| m.get(&id).and_then(|s| s.qr.clone()));
         match qr {
             Some((v, exp)) if current.status == SessionStatus::ScanQrCode && exp > now_ms() => Ok((v, exp)),
@@ -450,7 +458,7 @@ impl Manager {
 
     /// Requests a pairing code for `phone`, while the session waits to be linked.
     pub async fn pair_code(&self, id: Ulid, phone: &str) -> Result<String, ManagerError> {
-        let current = self.store.get_session(id, None)?;
+        let current = self.read(id, None).await?;
         let conn = with_slots(&self.slots, |m| m.get(&id).and_then(|s| s.conn.clone()));
         match conn {
             Some(c) if matches!(current.status, SessionStatus::Starting | SessionStatus::ScanQrCode) => {
@@ -465,7 +473,7 @@ impl Manager {
     /// then removes the record, its indexes and its protocol state.
     pub async fn delete(&self, id: Ulid, org: Option<String>) -> Result<(), ManagerError> {
         let _turn = self.turn(id).await;
-        self.store.get_session(id, org.as_deref())?;
+        self.read(id, org.clone()).await?;
         self.close(id).await;
         let store = self.store.clone();
         let deleted = tokio::task::spawn_blocking(move || store.delete_session(id, org.as_deref(), |_| Ok(())))

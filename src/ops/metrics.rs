@@ -159,8 +159,9 @@ impl Metrics {
 /// `GET /metrics`: Prometheus text format.
 pub async fn render(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
     let m = &app.metrics;
-    m.sessions.set(app.store.session_count().map(|n| n as i64).unwrap_or(-1));
-    for (status, n) in app.store.status_counts().unwrap_or_default() {
+    let counts = app.blocking(|s| Ok((s.session_count(), s.status_counts()))).await?;
+    m.sessions.set(counts.0.map(|n| n as i64).unwrap_or(-1));
+    for (status, n) in counts.1.unwrap_or_default() {
         m.by_status.get_or_create(&StatusLabels { status: status.as_str() }).set(n as i64);
     }
     m.live.set(app.engine.live_count() as i64);

@@ -146,6 +146,10 @@ pub struct Store {
     /// refuses every write until the file is reopened.
     failure: OnceLock<String>,
     failed: tokio::sync::Notify,
+    /// Ids of the suspended organizations, kept in step with every org
+    /// write (this process is the only writer): every request asks, and
+    /// the answer must not cost a read on an async worker.
+    suspended: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// Now, in Unix milliseconds.
@@ -183,6 +187,7 @@ impl Store {
                 other => other.into(),
             })?;
         let meta = tables::migrate(&db)?;
+        let suspended = orgs::suspended_ids(&db.begin_read()?)?;
         Ok(Store {
             db,
             meta,
@@ -191,6 +196,7 @@ impl Store {
             min_free: AtomicU64::new(0),
             failure: OnceLock::new(),
             failed: tokio::sync::Notify::new(),
+            suspended: std::sync::RwLock::new(suspended),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Organizations: created on first sight of a login JWT naming them, or by a
 //! super_admin; suspended by a super_admin.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -36,7 +37,36 @@ pub fn get(txn: &ReadTransaction, id: &str) -> StoreResult<Option<Organization>>
     }
 }
 
+/// Ids of every suspended organization in a snapshot (read once at open).
+pub fn suspended_ids(txn: &ReadTransaction) -> StoreResult<HashSet<String>> {
+    let table = txn.open_table(ORGS)?;
+    let mut out = HashSet::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        // An undecodable row is `check`'s business, not a reason not to start.
+        if Organization::decode(v.value()).is_ok_and(|o| o.status == OrgStatus::Suspended) {
+            out.insert(k.value().to_string());
+        }
+    }
+    Ok(out)
+}
+
 impl Store {
+    /// Whether `id` is suspended: answered from memory, no read.
+    pub fn is_suspended(&self, id: &str) -> bool {
+        self.suspended.read().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
+    /// Keeps the in-memory suspended set in step after a committed org write.
+    fn note_status(&self, id: &str, status: OrgStatus) {
+        let mut set = self.suspended.write().unwrap_or_else(|e| e.into_inner());
+        if status == OrgStatus::Suspended {
+            set.insert(id.to_string());
+        } else {
+            set.remove(id);
+        }
+    }
+
     /// Reads an organization.
     pub fn get_org(&self, id: &str) -> StoreResult<Option<Organization>> {
         get(&self.read()?, id)
@@ -65,6 +95,7 @@ impl Store {
             table.insert(id, org.encode().as_slice())?;
         }
         self.commit(txn)?;
+        self.note_status(id, org.status);
         Ok(())
     }
 
@@ -86,6 +117,7 @@ impl Store {
             org
         };
         self.commit(txn)?;
+        self.note_status(id, org.status);
         Ok(org)
     }
 

@@ -36,7 +36,7 @@ impl Manager {
             })
             .await?
         } else {
-            self.store.get_session(id, None)?
+            self.read(id, None).await?
         };
         self.spawn_for(id, generation, self.clone().connect(id, generation));
         Ok(session)
@@ -79,7 +79,7 @@ impl Manager {
     /// Opens the connection for `generation` (boxed: retries recurse).
     fn connect(self: Arc<Self>, id: Ulid, generation: u64) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let session = match self.store.get_session(id, None) {
+            let session = match self.read(id, None).await {
                 Ok(s) => s,
                 // Deleted meanwhile: nothing to connect.
                 Err(crate::store::StoreError::NotFound(_)) => return,

@@ -19,14 +19,14 @@ use ulid::Ulid;
 
 use super::{running, Manager, ManagerError};
 use crate::store::now_ms;
-use crate::store::records::{OrgStatus, Session, SessionStatus};
+use crate::store::records::{Session, SessionStatus};
 use crate::store::sessions::GuardedChange;
 use crate::store::StoreError;
 
 impl Manager {
     /// Whether organization `org` is suspended (an unknown one is not).
     pub(super) fn org_suspended(&self, org: &str) -> Result<bool, StoreError> {
-        Ok(self.store.get_org(org)?.is_some_and(|o| o.status == OrgStatus::Suspended))
+        Ok(self.store.is_suspended(org))
     }
 
     /// Starts every session that was meant to be running (at gateway start),
@@ -59,7 +59,7 @@ impl Manager {
     /// start may have come first). Returns whether it started it.
     async fn resume_one(self: &Arc<Self>, id: Ulid) -> Result<bool, ManagerError> {
         let _turn = self.turn(id).await;
-        let session = match self.store.get_session(id, None) {
+        let session = match self.read(id, None).await {
             Ok(s) => s,
             Err(StoreError::NotFound(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
