@@ -108,26 +108,23 @@ pub async fn list_page(
     if let Some(body) = app.pages.get(&key, version) {
         return Ok(response::bytes(200, "application/json", body));
     }
-    // Reading and rendering the rows touches the data file: the blocking pool.
-    let (mut out, next) = app
-        .blocking(move |store| {
-            let txn = store.read()?;
-            let mut out = Vec::with_capacity(64 + limit * 480);
-            out.extend_from_slice(b"{\"data\":[");
-            let mut first = true;
-            let next = walk(&txn, &mut |id, s| {
-                if !keep(s) {
-                    return false;
-                }
-                if !std::mem::take(&mut first) {
-                    out.push(b',');
-                }
-                write_session(&mut out, id, s);
-                true
-            })?;
-            Ok((out, next))
-        })
-        .await?;
+    // Rendered inline: a page is CPU work on redb's cached pages, and moving
+    // it to the blocking pool (or block_in_place) measured 40% fewer
+    // uncached pages per second (bench part A, page cache off: 0.50 vs 0.29).
+    let txn = app.store.read()?;
+    let mut out = Vec::with_capacity(64 + limit * 480);
+    out.extend_from_slice(b"{\"data\":[");
+    let mut first = true;
+    let next = walk(&txn, &mut |id, s| {
+        if !keep(s) {
+            return false;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_session(&mut out, id, s);
+        true
+    })?;
     out.extend_from_slice(b"],\"nextCursor\":");
     match next {
         Some(k) => json::string(&mut out, &scope.encode(&k.to_be_bytes())),
