@@ -88,6 +88,17 @@ async fn create(api: &process::Api, token: &str, label: &str) -> (u16, Value) {
         .unwrap_or((0, Value::Null))
 }
 
+/// Creates `n` sessions that must be acknowledged (201); returns their ids.
+async fn create_acked(api: &process::Api, token: &str, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (st, body) = create(api, token, &format!("{prefix}-{i}")).await;
+        assert_eq!(st, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_string());
+    }
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn below_min_free_disk_writes_are_refused_reads_work_and_writes_resume() {
     let mount = Tmpfs::mount(256);
@@ -98,12 +109,7 @@ async fn below_min_free_disk_writes_are_refused_reads_work_and_writes_resume() {
     let mut server = Server::start(&data, &["--engine", "sim", "--min-free-disk", &floor.to_string()]);
     let api = server.api();
     let token = owner_token(&data);
-    let mut acked = Vec::new();
-    for i in 0..5 {
-        let (st, body) = create(&api, &token, &format!("before-{i}")).await;
-        assert_eq!(st, 201, "{body}");
-        acked.push(body["id"].as_str().expect("id").to_string());
-    }
+    let acked = create_acked(&api, &token, "before", 5).await;
     let (_, health) = api.get("/healthz", None).await;
     assert_eq!(health["store"]["writable"], true, "{health}");
 
@@ -143,12 +149,7 @@ async fn an_io_error_exits_74_and_loses_no_acknowledged_write() {
     let mut server = Server::start(&data, &["--engine", "sim", "--min-free-disk", "0"]);
     let api = server.api();
     let token = owner_token(&data);
-    let mut acked = Vec::new();
-    for i in 0..3 {
-        let (st, body) = create(&api, &token, &format!("early-{i}")).await;
-        assert_eq!(st, 201, "{body}");
-        acked.push(body["id"].as_str().expect("id").to_string());
-    }
+    let mut acked = create_acked(&api, &token, "early", 3).await;
     let fill = mount.path().join("filler.bin");
     fill_up(&fill);
     let label = "x".repeat(120);
