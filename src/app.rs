@@ -26,6 +26,8 @@ use crate::http::limits::Limits;
 use crate::http::rate_limit::{self, retry_after_secs};
 use crate::http::{ApiError, ErrorCode, Req};
 use crate::ops::metrics::Metrics;
+use crate::messaging::Messaging;
+use crate::store::committer::Committer;
 use crate::store::{data_file, Store, StoreError, StoreResult};
 
 /// Why the gateway could not start.
@@ -69,6 +71,10 @@ pub struct App {
     pub extra_static: Vec<(String, Bytes)>,
     /// Per-principal and failed-auth rate limits.
     pub limits: Limits,
+    /// Group commit of message writes.
+    pub committer: Arc<Committer>,
+    /// Send queues and inbound messages.
+    pub messaging: Arc<Messaging>,
 }
 
 impl App {
@@ -104,7 +110,7 @@ impl App {
         let pages = PageCache::new(config.page_cache);
         let (engine, sim): (Arc<dyn Engine>, _) = match config.engine {
             EngineKind::Sim => {
-                let sim = SimEngine::new();
+                let sim = SimEngine::with_log(config.sim_log.clone()).map_err(StartError::Io)?;
                 (Arc::new(sim.clone()), Some(sim))
             }
             EngineKind::Whatsapp => (Arc::new(WhatsappEngine::new(store.clone(), config.whatsapp.clone())), None),
@@ -112,7 +118,22 @@ impl App {
         let engine = Manager::new(engine, store.clone(), config.retry.clone());
         let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
         let metrics = Metrics::new(&engine.counters);
-        Ok(App { store, auth, config, metrics, issuer, pages, engine, sim, extra_static: Vec::new(), limits })
+        let committer = Arc::new(Committer::start(store.clone()).map_err(StartError::Io)?);
+        let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
+        Ok(App {
+            store,
+            auth,
+            config,
+            metrics,
+            issuer,
+            pages,
+            engine,
+            sim,
+            extra_static: Vec::new(),
+            limits,
+            committer,
+            messaging,
+        })
     }
 
     /// The caller the pipeline authenticated (before reading the body).
@@ -249,6 +270,7 @@ impl Gateway {
         let drain = total.saturating_sub(Duration::from_millis(1500)).max(total / 2);
         let _ = self.stop_refresh.send(true);
         self.server.shutdown(started + drain).await;
+        self.app.messaging.shutdown();
         let engine_until = deadline.checked_sub(Duration::from_millis(500)).unwrap_or(deadline);
         if tokio::time::timeout_at(engine_until.into(), self.app.engine.shutdown()).await.is_err() {
             tracing::warn!("shutdown: engine connections still closing at the deadline");

@@ -112,6 +112,27 @@ pub struct ServeArgs {
     /// Longest wait between two connects (backoff doubles from 1s up to this).
     #[arg(long, env = "WAG_RECONNECT_MAX_DELAY", default_value = "60s", value_parser = parse_duration)]
     pub reconnect_max_delay: Duration,
+    /// A queued message not sent this long after `createdAt` (or `sendAt`) is `expired`.
+    #[arg(long, env = "WAG_MESSAGE_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub message_ttl: Duration,
+    /// Messages queued per session at most; past it, 429.
+    #[arg(long, env = "WAG_MAX_QUEUED_MESSAGES", default_value_t = 10_000)]
+    pub max_queued_messages: u64,
+    /// How long a session's queue pauses after account trouble when WhatsApp names no time.
+    #[arg(long, env = "WAG_SEND_PAUSE", default_value = "1h", value_parser = parse_duration)]
+    pub send_pause: Duration,
+    /// How long messages are kept.
+    #[arg(long, env = "WAG_MESSAGE_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub message_retention: Duration,
+    /// How long events are kept.
+    #[arg(long, env = "WAG_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+    /// Let media URLs (and later webhooks) reach private, loopback and link-local addresses.
+    #[arg(long, env = "WAG_ALLOW_PRIVATE_URLS")]
+    pub allow_private_urls: bool,
+    /// Sim engine: append everything the simulated network receives to FILE, one JSON line each.
+    #[arg(long, env = "WAG_SIM_LOG")]
+    pub sim_log: Option<PathBuf>,
 }
 
 /// How login JWTs are read: shared by `serve` (to verify) and `token` (to mint).
@@ -253,6 +274,15 @@ fn serve(args: ServeArgs) -> ExitCode {
     config.min_free_disk = args.min_free_disk;
     config.jwks.refresh_every = args.jwks_refresh;
     config.engine = args.engine;
+    config.messaging = crate::messaging::MessagingConfig {
+        message_ttl: args.message_ttl,
+        max_queued: args.max_queued_messages,
+        send_pause: args.send_pause,
+        message_retention: args.message_retention,
+        event_retention: args.event_retention,
+        allow_private_urls: args.allow_private_urls,
+    };
+    config.sim_log = args.sim_log;
     config.retry.max_attempts = args.reconnect_attempts;
     config.retry.backoff_max = args.reconnect_max_delay.max(config.retry.backoff_base);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -60,6 +60,10 @@ pub struct ServeConfig {
     pub retry: ManagerConfig,
     /// How the `whatsapp` engine connects (endpoint, timeouts, version).
     pub whatsapp: WaOptions,
+    /// Send queues, retention, media fetching.
+    pub messaging: crate::messaging::MessagingConfig,
+    /// Sim engine: where to append what the simulated network received.
+    pub sim_log: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -87,6 +91,8 @@ impl ServeConfig {
             engine: EngineKind::Whatsapp,
             retry: ManagerConfig::default(),
             whatsapp: WaOptions::default(),
+            messaging: crate::messaging::MessagingConfig::default(),
+            sim_log: None,
         }
     }
 }

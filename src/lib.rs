@@ -33,6 +33,7 @@ pub mod http;
 pub mod ops;
 pub mod engine;
 pub mod store;
+pub mod messaging;
 
 use std::sync::Mutex;
 

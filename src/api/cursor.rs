@@ -28,6 +28,9 @@ pub enum ListKind {
     OrgSessions = 2,
     AdminOrganizations = 3,
     ApiKeys = 4,
+    Messages = 5,
+    OrgEvents = 6,
+    AdminEvents = 7,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,

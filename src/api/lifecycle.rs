@@ -134,13 +134,13 @@ pub async fn pair_code(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 }
 
 /// The sim engine, or 404 when another engine runs.
-async fn sim(app: &App, req: &Req) -> Result<(crate::engine::sim::SimEngine, Ulid), ApiError> {
+pub(super) async fn sim(app: &App, req: &Req) -> Result<(crate::engine::sim::SimEngine, Ulid), ApiError> {
     let id = controlled(app, req).await?;
     let sim = app.sim.clone().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such route (sim engine only)"))?;
     Ok((sim, id))
 }
 
-fn sim_error(e: EngineError) -> ApiError {
+pub(super) fn sim_error(e: EngineError) -> ApiError {
     ApiError::new(ErrorCode::Conflict, e.to_string())
 }
 
@@ -163,21 +163,6 @@ pub async fn sim_logout(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let (sim, id) = sim(&app, &req).await?;
     sim.logout(id).map_err(sim_error)?;
     Ok(response::empty(204))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct IncomingBody {
-    from: String,
-    text: String,
-}
-
-/// `POST /api/v1/sessions/{id}/sim/incoming` `{"from", "text"}`: a message arrives.
-pub async fn sim_incoming(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
-    let (sim, id) = sim(&app, &req).await?;
-    let body: IncomingBody = req.json()?;
-    let msg = sim.incoming(id, &body.from, &body.text).map_err(sim_error)?;
-    Ok(response::json(202, &json!({"id": msg})))
 }
 
 /// `POST /api/v1/admin/sessions/{id}/start` (super_admin): any organization's session.

@@ -5,11 +5,15 @@
 pub mod admin;
 pub mod api_keys;
 pub mod cursor;
+pub mod events;
 pub mod lifecycle;
 pub mod me;
+pub mod message_input;
+pub mod messages;
 pub mod orgs;
 pub mod page_cache;
 pub mod sessions;
+pub mod sim;
 
 use serde::Serialize;
 

@@ -171,6 +171,8 @@ pub struct Manager {
     seq: AtomicU64,
     /// Permits for [`ManagerConfig::max_concurrent_connects`].
     connecting: tokio::sync::Semaphore,
+    /// Where message events go (the messaging layer), once it is set.
+    message_sink: std::sync::OnceLock<mpsc::UnboundedSender<(Ulid, EngineEvent)>>,
     pub counters: EngineCounters,
 }
 
@@ -195,6 +197,7 @@ impl Manager {
             stream,
             seq: AtomicU64::new(0),
             connecting: tokio::sync::Semaphore::new(config_connects),
+            message_sink: std::sync::OnceLock::new(),
             counters: EngineCounters::default(),
         });
         tokio::spawn(Manager::event_loop(Arc::downgrade(&m), rx));
@@ -209,6 +212,17 @@ impl Manager {
     /// Applied events, in order (a lagging receiver loses the oldest).
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.stream.subscribe()
+    }
+
+    /// Sends message events ([`EngineEvent::is_messaging`]) of current
+    /// connections to `tx`, in the order they arrived (set once).
+    pub fn set_message_sink(&self, tx: mpsc::UnboundedSender<(Ulid, EngineEvent)>) {
+        let _ = self.message_sink.set(tx);
+    }
+
+    /// The live connection of session `id`, if it has one.
+    pub fn connection(&self, id: Ulid) -> Option<Arc<dyn Connection>> {
+        with_slots(&self.slots, |m| m.get(&id).and_then(|s| s.conn.clone()))
     }
 
     /// Sessions this process is running, by live status (for metrics).

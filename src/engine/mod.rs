@@ -8,6 +8,16 @@
 //!
 //! Engines: [`sim`] (deterministic, in-process, for development and tests)
 //! and `whatsapp` (the `whatsapp-rust` crate).
+//!
+//! What crosses the boundary, and why:
+//! - in: lifecycle calls (start, stop, logout, pair code) and the messaging
+//!   calls a send queue needs — [`Connection::send`] with the WhatsApp id the
+//!   queue chose (so a resend after a crash is recognisably the same
+//!   message), [`Connection::presence`] for typing, [`Connection::mark_read`]
+//!   for `autoRead`, [`Connection::revoke`], [`Connection::download`];
+//! - out: [`EngineEvent`]s. Lifecycle events are the manager's; message
+//!   events ([`EngineEvent::is_messaging`]) are forwarded to the messaging
+//!   layer, which stores them. Engines never touch the gateway's tables.
 
 pub mod manager;
 pub mod sim;
@@ -25,7 +35,7 @@ use ulid::Ulid;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that happened on a session's connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum EngineEvent {
     /// A QR code to scan, valid until `expires_at` (Unix ms).
@@ -38,14 +48,22 @@ pub enum EngineEvent {
     Disconnected { reason: String, retry: bool },
     /// WhatsApp unlinked the device: credentials are void.
     LoggedOut { reason: String },
-    /// A message arrived.
-    MessageReceived { id: String, from: String, text: String, timestamp: i64 },
-    /// A sent message changed state (sent, delivered, read...).
-    MessageStatus { id: String, status: String },
+    /// A message (or a reaction, edit or revoke) arrived, or one this account
+    /// sent from another device.
+    Message(Box<Inbound>),
+    /// Recipients received or read messages this session sent.
+    Receipt { chat: String, wa_ids: Vec<String>, status: ReceiptStatus, at: i64 },
+    /// WhatsApp refused a message after accepting it for sending (a server
+    /// ack with an error): `code` is WhatsApp's (`"463"`, `"429"`, ...).
+    SendRefused { wa_id: String, code: String, message: String, retry_after_ms: Option<i64> },
+    /// The account is temporarily banned from sending.
+    TemporaryBan { code: String, retry_after_ms: Option<i64> },
+    /// The session learned which phone number a `@lid` stands for.
+    LidMapping { lid: String, pn: String },
 }
 
 impl EngineEvent {
-    /// The event's type name, for metrics and the event stream.
+    /// The event's type name, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
             EngineEvent::Qr { .. } => "qr",
@@ -53,11 +71,194 @@ impl EngineEvent {
             EngineEvent::Connected { .. } => "connected",
             EngineEvent::Disconnected { .. } => "disconnected",
             EngineEvent::LoggedOut { .. } => "logged_out",
-            EngineEvent::MessageReceived { .. } => "message_received",
-            EngineEvent::MessageStatus { .. } => "message_status",
+            EngineEvent::Message(_) => "message",
+            EngineEvent::Receipt { .. } => "receipt",
+            EngineEvent::SendRefused { .. } => "send_refused",
+            EngineEvent::TemporaryBan { .. } => "temporary_ban",
+            EngineEvent::LidMapping { .. } => "lid_mapping",
+        }
+    }
+
+    /// Whether the event concerns messages (the messaging layer's), not the
+    /// session's lifecycle (the manager's).
+    pub fn is_messaging(&self) -> bool {
+        matches!(
+            self,
+            EngineEvent::Message(_)
+                | EngineEvent::Receipt { .. }
+                | EngineEvent::SendRefused { .. }
+                | EngineEvent::TemporaryBan { .. }
+                | EngineEvent::LidMapping { .. }
+        )
+    }
+}
+
+/// How far a recipient got with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
+}
+
+/// The kinds of media a message can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl MediaKind {
+    /// The wire name (the message `type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Document => "document",
+            MediaKind::Sticker => "sticker",
         }
     }
 }
+
+/// Which message a reaction, reply, edit or revoke points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageKey {
+    /// The chat it is in (as WhatsApp addresses it).
+    pub chat: String,
+    pub wa_id: String,
+    /// Sent by this session.
+    pub from_me: bool,
+    /// Who wrote it, in a group.
+    pub sender: Option<String>,
+}
+
+/// What an outbound message carries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutContent {
+    Text { text: String },
+    /// The engine uploads `data` (encrypted, to WhatsApp's media servers)
+    /// before it sends the message that points at it.
+    Media {
+        kind: MediaKind,
+        mimetype: String,
+        file_name: Option<String>,
+        caption: Option<String>,
+        data: bytes::Bytes,
+    },
+    Location { latitude: f64, longitude: f64, name: Option<String>, address: Option<String> },
+    Contact { name: String, phone: String },
+    /// `emoji` empty removes the reaction.
+    Reaction { target: MessageKey, emoji: String },
+}
+
+/// One message to send, with the WhatsApp id chosen when it was queued (a
+/// resend after a crash reuses it, so the receiver drops the repeat).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutMessage {
+    pub wa_id: String,
+    /// The JID to send to (`@s.whatsapp.net`, `@lid` or `@g.us`).
+    pub chat: String,
+    pub content: OutContent,
+    pub reply_to: Option<MessageKey>,
+    /// JIDs mentioned in the text.
+    pub mentions: Vec<String>,
+}
+
+/// Presence shown in one chat while the gateway "types".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatPresence {
+    Composing,
+    Recording,
+    Paused,
+}
+
+impl ChatPresence {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatPresence::Composing => "composing",
+            ChatPresence::Recording => "recording",
+            ChatPresence::Paused => "paused",
+        }
+    }
+}
+
+/// What an inbound message is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InboundBody {
+    Text { text: String },
+    /// `media_ref` is the engine's own handle for [`Connection::download`]
+    /// (opaque to the gateway, stored with the message).
+    Media {
+        kind: MediaKind,
+        mimetype: Option<String>,
+        file_name: Option<String>,
+        size: Option<u64>,
+        caption: Option<String>,
+        media_ref: Vec<u8>,
+    },
+    Location { latitude: f64, longitude: f64, name: Option<String>, address: Option<String> },
+    Contact { name: String, phone: Option<String> },
+    /// A reaction to message `target` (empty `emoji`: removed).
+    Reaction { target: String, emoji: String },
+    /// Message `target` was edited to `text`.
+    Edit { target: String, text: String },
+    /// Message `target` was revoked (deleted for everyone).
+    Revoke { target: String },
+    Unsupported,
+}
+
+/// A message that arrived, as the engine saw it. `chat`/`sender` are the
+/// addresses WhatsApp used; the `_alt` ones the other form (phone JID for a
+/// `@lid`, and vice versa) when the engine knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inbound {
+    pub wa_id: String,
+    pub chat: String,
+    pub chat_alt: Option<String>,
+    pub sender: String,
+    pub sender_alt: Option<String>,
+    /// Sent by this account from another device.
+    pub from_me: bool,
+    /// Unix ms.
+    pub timestamp: i64,
+    pub push_name: Option<String>,
+    pub body: InboundBody,
+    /// The WhatsApp id of the message this one quotes.
+    pub reply_to: Option<String>,
+    pub mentions: Vec<String>,
+}
+
+/// Why a send failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The recipient is not on WhatsApp.
+    NotOnWhatsapp,
+    /// Account trouble (WhatsApp error 463, a temporary ban, a server rate
+    /// limit): this message fails with `code` and the queue pauses.
+    Refused { code: String, message: String, retry_after_ms: Option<i64> },
+    /// Not connected right now: the message stays queued.
+    Unavailable(String),
+    /// This message cannot be sent (bad media, bad address...).
+    Failed { code: String, message: String },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotOnWhatsapp => write!(f, "the recipient is not on WhatsApp"),
+            SendError::Refused { code, message, .. } => write!(f, "WhatsApp refused the message ({code}): {message}"),
+            SendError::Unavailable(m) => write!(f, "not connected: {m}"),
+            SendError::Failed { code, message } => write!(f, "{code}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
 
 /// Why an engine operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +325,17 @@ pub trait Connection: Send + Sync {
     fn logout(&self) -> BoxFuture<'_, Result<(), EngineError>>;
     /// Asks for a pairing code for `phone` (digits) instead of a QR.
     fn pair_code(&self, phone: &str) -> BoxFuture<'_, Result<String, EngineError>>;
+    /// Sends one message (uploading its media first); returns once WhatsApp
+    /// took it. Refusals that arrive later come as [`EngineEvent::SendRefused`].
+    fn send(&self, msg: OutMessage) -> BoxFuture<'_, Result<(), SendError>>;
+    /// Shows `presence` in `chat`.
+    fn presence(&self, chat: &str, presence: ChatPresence) -> BoxFuture<'_, Result<(), EngineError>>;
+    /// Marks messages of one chat (from `sender`, in a group) as read.
+    fn mark_read(&self, chat: &str, sender: Option<&str>, wa_ids: &[String]) -> BoxFuture<'_, Result<(), EngineError>>;
+    /// Revokes (deletes for everyone) a message this session sent.
+    fn revoke(&self, chat: &str, wa_id: &str) -> BoxFuture<'_, Result<(), SendError>>;
+    /// Downloads an inbound message's media by the engine's `media_ref`.
+    fn download(&self, media_ref: &[u8]) -> BoxFuture<'_, Result<Vec<u8>, EngineError>>;
 }
 
 /// Which engine `serve` runs.

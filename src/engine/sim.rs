@@ -7,14 +7,27 @@
 //! `<digits>@lid` derived from the phone number. A linked session (its JID is
 //! kept in the session record) reconnects straight to `working`, as a real
 //! linked device does.
+//!
+//! Messaging: everything a session sends (messages, presence, read receipts,
+//! revokes) lands in its *outbox* (`GET .../sim/outbox`) and, with
+//! `serve --sim-log FILE`, as one JSON line in FILE, flushed before the send
+//! is reported. A WhatsApp id already in the log is not sent twice (as a
+//! receiver drops a repeated id), also across a restart. Numbers starting
+//! `999` are not on WhatsApp; `sim/refuse` makes the next sends fail with a
+//! chosen WhatsApp error code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ring::digest::{digest, SHA256};
 use ulid::Ulid;
 
-use super::{BoxFuture, Connection, Engine, EngineError, EngineEvent, EventSink, StartInfo};
+use super::{
+    BoxFuture, ChatPresence, Connection, Engine, EngineError, EngineEvent, EventSink, Inbound, InboundBody,
+    MediaKind, OutContent, OutMessage, ReceiptStatus, SendError, StartInfo,
+};
 use crate::store::now_ms;
 
 /// How long a sim QR is valid.
@@ -25,12 +38,27 @@ struct Live {
     sink: Option<EventSink>,
     linked: bool,
     qr_count: u64,
+    /// Everything the network received from this session, in order.
+    outbox: Vec<serde_json::Value>,
+    /// The next `n` sends are refused with (code, retry after ms).
+    refuse: Option<(String, u32, Option<i64>)>,
+    /// waMessageId → chat, for receipts.
+    sent: HashMap<String, String>,
+}
+
+/// What the simulated network keeps across sessions: the log file and the
+/// ids it already carried (read back from the log at start).
+#[derive(Default)]
+struct Network {
+    log: Option<std::fs::File>,
+    seen: HashSet<String>,
 }
 
 /// The simulated engine; cheap to clone, shared with the sim API.
 #[derive(Clone, Default)]
 pub struct SimEngine {
     sessions: Arc<Mutex<HashMap<Ulid, Live>>>,
+    network: Arc<Mutex<Network>>,
 }
 
 /// The stable `@lid` the sim gives a phone number.
@@ -52,6 +80,109 @@ impl SimEngine {
     /// A new sim with no sessions.
     pub fn new() -> SimEngine {
         SimEngine::default()
+    }
+
+    /// A sim that appends what its network receives to `path` (one JSON
+    /// line each) and remembers the message ids already in it.
+    pub fn with_log(path: Option<PathBuf>) -> std::io::Result<SimEngine> {
+        let sim = SimEngine::default();
+        if let Some(path) = path {
+            let mut seen = HashSet::new();
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    if v["kind"] == "message" {
+                        if let Some(id) = v["waMessageId"].as_str() {
+                            seen.insert(id.to_string());
+                        }
+                    }
+                }
+            }
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            if let Ok(mut n) = sim.network.lock() {
+                n.log = Some(log);
+                n.seen = seen;
+            }
+        }
+        Ok(sim)
+    }
+
+    /// Everything the network received from session `id`, in order.
+    pub fn outbox(&self, id: Ulid) -> Vec<serde_json::Value> {
+        self.sessions.lock().ok().and_then(|m| m.get(&id).map(|l| l.outbox.clone())).unwrap_or_default()
+    }
+
+    /// The next `count` sends of session `id` are refused with `code`.
+    pub fn refuse(&self, id: Ulid, code: &str, count: u32, retry_after_ms: Option<i64>) -> Result<(), EngineError> {
+        let mut map = self.sessions.lock().map_err(|_| EngineError::Other("sim state poisoned".into()))?;
+        map.entry(id).or_default().refuse = (count > 0).then(|| (code.to_string(), count, retry_after_ms));
+        Ok(())
+    }
+
+    /// The recipient of `wa_id` received (or read) it.
+    pub fn receipt(&self, id: Ulid, wa_id: &str, status: ReceiptStatus) -> Result<(), EngineError> {
+        let (sink, chat) = self.with(id, |l| {
+            let chat = l.sent.get(wa_id).cloned().ok_or_else(|| EngineError::Invalid(format!("no message {wa_id} was sent by this session")))?;
+            Ok((l.sink.clone().ok_or_else(|| EngineError::State("not running".into()))?, chat))
+        })?;
+        sink.emit(EngineEvent::Receipt { chat, wa_ids: vec![wa_id.to_string()], status, at: now_ms() });
+        Ok(())
+    }
+
+    /// Appends a record to the session's outbox and the log (flushed).
+    fn record(&self, id: Ulid, mut rec: serde_json::Value) {
+        rec["at"] = serde_json::json!(now_ms());
+        if let Ok(mut net) = self.network.lock() {
+            if let Some(f) = net.log.as_mut() {
+                let mut line = rec.to_string();
+                line.push('\n');
+                if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.flush()) {
+                    tracing::error!(error = %e, "sim: could not write --sim-log");
+                }
+            }
+        }
+        if let Ok(mut map) = self.sessions.lock() {
+            map.entry(id).or_default().outbox.push(rec);
+        }
+    }
+
+    /// Carries one message: refused, not on WhatsApp, a repeat (dropped), or
+    /// recorded.
+    fn carry(&self, id: Ulid, msg: OutMessage) -> Result<(), SendError> {
+        let digits = msg.chat.split(['@', ':']).next().unwrap_or("");
+        if msg.chat.ends_with("@s.whatsapp.net") && digits.starts_with("999") {
+            return Err(SendError::NotOnWhatsapp);
+        }
+        {
+            let mut map = self.sessions.lock().map_err(|_| SendError::Unavailable("sim state poisoned".into()))?;
+            let live = map.entry(id).or_default();
+            if let Some((code, n, retry)) = live.refuse.take() {
+                if n > 1 {
+                    live.refuse = Some((code.clone(), n - 1, retry));
+                }
+                return Err(SendError::Refused { code, message: "sim: refused by the simulated server".into(), retry_after_ms: retry });
+            }
+            live.sent.insert(msg.wa_id.clone(), msg.chat.clone());
+        }
+        let repeat = match self.network.lock() {
+            Ok(mut net) => !net.seen.insert(msg.wa_id.clone()),
+            Err(_) => false,
+        };
+        if repeat {
+            return Ok(());
+        }
+        let (kind, text) = match &msg.content {
+            OutContent::Text { text } => ("text", Some(text.clone())),
+            OutContent::Media { kind, caption, .. } => (kind.as_str(), caption.clone()),
+            OutContent::Location { .. } => ("location", None),
+            OutContent::Contact { .. } => ("contact", None),
+            OutContent::Reaction { emoji, .. } => ("reaction", Some(emoji.clone())),
+        };
+        self.record(
+            id,
+            serde_json::json!({"kind": "message", "chatId": msg.chat, "waMessageId": msg.wa_id, "type": kind, "text": text}),
+        );
+        Ok(())
     }
 
     fn with<T>(&self, id: Ulid, f: impl FnOnce(&mut Live) -> Result<T, EngineError>) -> Result<T, EngineError> {
@@ -97,23 +228,61 @@ impl SimEngine {
         Ok(())
     }
 
-    /// A message arrives from `from`.
-    pub fn incoming(&self, id: Ulid, from: &str, text: &str) -> Result<String, EngineError> {
+    /// A message arrives: from `from` (digits), addressed by its `@lid`
+    /// when `lid` is given (WhatsApp's LID mode, the phone JID as the
+    /// alternate address), in group `group` if given.
+    pub fn incoming(&self, id: Ulid, from: &str, lid: Option<&str>, group: Option<&str>, body: InboundBody) -> Result<String, EngineError> {
         let sink = self.with(id, |l| {
             if !l.linked {
                 return Err(EngineError::State("the session is not linked".into()));
             }
             l.sink.clone().ok_or_else(|| EngineError::State("not running".into()))
         })?;
-        let msg_id = format!("SIM{}", crate::new_id());
-        sink.emit(EngineEvent::MessageReceived {
-            id: msg_id.clone(),
-            from: from.to_string(),
-            text: text.to_string(),
+        let wa_id = format!("SIM{}", crate::new_id());
+        let pn = format!("{from}@s.whatsapp.net");
+        let lid = lid.map(|l| if l.ends_with("@lid") { l.to_string() } else { format!("{l}@lid") });
+        let (sender, sender_alt) = match &lid {
+            Some(l) => (l.clone(), Some(pn.clone())),
+            None => (pn.clone(), None),
+        };
+        let (chat, chat_alt) = match group {
+            Some(g) => (if g.ends_with("@g.us") { g.to_string() } else { format!("{g}@g.us") }, None),
+            None => (sender.clone(), sender_alt.clone()),
+        };
+        let body = match body {
+            InboundBody::Media { kind, mimetype, file_name, caption, .. } => {
+                let data = format!("sim media {wa_id}").into_bytes();
+                InboundBody::Media { kind, mimetype, file_name, size: Some(data.len() as u64), caption, media_ref: data }
+            }
+            other => other,
+        };
+        sink.emit(EngineEvent::Message(Box::new(Inbound {
+            wa_id: wa_id.clone(),
+            chat,
+            chat_alt,
+            sender,
+            sender_alt,
+            from_me: false,
             timestamp: now_ms(),
-        });
-        Ok(msg_id)
+            push_name: Some("Sim Contact".into()),
+            body,
+            reply_to: None,
+            mentions: Vec::new(),
+        })));
+        Ok(wa_id)
     }
+}
+
+/// The sim's default media for an inbound `type` (`image`, `document`...).
+pub fn sim_media(kind: MediaKind, caption: Option<String>) -> InboundBody {
+    let (mime, name) = match kind {
+        MediaKind::Image => ("image/jpeg", None),
+        MediaKind::Video => ("video/mp4", None),
+        MediaKind::Audio => ("audio/ogg", None),
+        MediaKind::Document => ("application/pdf", Some("sim.pdf".to_string())),
+        MediaKind::Sticker => ("image/webp", None),
+    };
+    InboundBody::Media { kind, mimetype: Some(mime.into()), file_name: name, size: None, caption, media_ref: Vec::new() }
 }
 
 struct SimConnection {
@@ -123,6 +292,14 @@ struct SimConnection {
 }
 
 impl SimConnection {
+    /// Whether this connection is the session's current, linked one.
+    fn live(&self) -> bool {
+        self.engine.sessions.lock().ok().is_some_and(|m| {
+            m.get(&self.session)
+                .is_some_and(|l| l.linked && l.sink.as_ref().is_some_and(|s| s.generation == self.generation))
+        })
+    }
+
     fn detach(&self) {
         if let Ok(mut map) = self.engine.sessions.lock() {
             if let Some(live) = map.get_mut(&self.session) {
@@ -147,6 +324,50 @@ impl Connection for SimConnection {
             }
             Ok(())
         })
+    }
+
+    fn send(&self, msg: OutMessage) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(async move {
+            if !self.live() {
+                return Err(SendError::Unavailable("the session is not connected".into()));
+            }
+            self.engine.carry(self.session, msg)
+        })
+    }
+
+    fn presence(&self, chat: &str, presence: ChatPresence) -> BoxFuture<'_, Result<(), EngineError>> {
+        let rec = serde_json::json!({"kind": "presence", "chatId": chat, "presence": presence.as_str()});
+        Box::pin(async move {
+            self.engine.record(self.session, rec);
+            Ok(())
+        })
+    }
+
+    fn mark_read(&self, chat: &str, _sender: Option<&str>, wa_ids: &[String]) -> BoxFuture<'_, Result<(), EngineError>> {
+        let recs: Vec<serde_json::Value> = wa_ids
+            .iter()
+            .map(|w| serde_json::json!({"kind": "receipt", "chatId": chat, "waMessageId": w}))
+            .collect();
+        Box::pin(async move {
+            recs.into_iter().for_each(|r| self.engine.record(self.session, r));
+            Ok(())
+        })
+    }
+
+    fn revoke(&self, chat: &str, wa_id: &str) -> BoxFuture<'_, Result<(), SendError>> {
+        let rec = serde_json::json!({"kind": "revoke", "chatId": chat, "waMessageId": wa_id});
+        Box::pin(async move {
+            if !self.live() {
+                return Err(SendError::Unavailable("the session is not connected".into()));
+            }
+            self.engine.record(self.session, rec);
+            Ok(())
+        })
+    }
+
+    fn download(&self, media_ref: &[u8]) -> BoxFuture<'_, Result<Vec<u8>, EngineError>> {
+        let data = media_ref.to_vec();
+        Box::pin(async move { Ok(data) })
     }
 
     fn pair_code(&self, phone: &str) -> BoxFuture<'_, Result<String, EngineError>> {

@@ -161,7 +161,7 @@ async fn respond(
         // A benchmark's fixed response takes the same pipeline as any route
         // (request built, handler task), so comparing an endpoint with it
         // measures exactly that endpoint's own work.
-        Match::NotFound if app.extra_static(path).is_some() => (router::static_route(), None),
+        Match::NotFound if app.extra_static(path).is_some() => (router::static_route(), (None, None)),
         Match::MethodNotAllowed(allowed) => {
             let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             if cors && req.method() == Method::OPTIONS {
@@ -196,7 +196,7 @@ async fn respond(
     let (parts, body) = req.into_parts();
     let body = if principal.is_some() && body_left {
         conn.set_phase(Phase::Body);
-        let read = tokio::time::timeout(app.config.timeouts.body, read_body(body, declared_from(&parts.headers))).await;
+        let read = tokio::time::timeout(app.config.timeouts.body, read_body(body, declared_from(&parts.headers), route.max_body)).await;
         conn.set_phase(Phase::Handling);
         match read {
             Ok(Ok(b)) => b,
@@ -217,7 +217,8 @@ async fn respond(
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
         body,
-        id,
+        id: id.0,
+        sub_id: id.1,
         request_id: request_id.to_string(),
         log_org: log_org.clone(),
         principal,
@@ -272,11 +273,12 @@ async fn admit(app: &App, req: &Request<Incoming>, ip: IpAddr, log_org: &OnceLoc
     Ok(principal)
 }
 
-async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, ApiError> {
+async fn read_body(mut body: Incoming, declared: Option<u64>, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(ErrorCode::PayloadTooLarge, "request body exceeds 1 MiB").detail("maxBytes", MAX_BODY as u64)
+        ApiError::new(ErrorCode::PayloadTooLarge, format!("request body exceeds {} MiB", max >> 20))
+            .detail("maxBytes", max as u64)
     };
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
@@ -285,7 +287,7 @@ async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, A
             return Err(ApiError::new(ErrorCode::InvalidRequest, "could not read request body"));
         };
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_BODY {
+            if buf.len() + data.len() > max {
                 return Err(too_large());
             }
             buf.extend_from_slice(&data);

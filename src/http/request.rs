@@ -22,6 +22,8 @@ pub struct Req {
     pub body: Bytes,
     /// The `{id}` path segment, if the route has one.
     pub id: Option<String>,
+    /// The `{msgId}` path segment, if the route has one.
+    pub sub_id: Option<String>,
     pub request_id: String,
     /// The caller's organization, once known, for the access log.
     pub log_org: Arc<OnceLock<String>>,
@@ -46,26 +48,7 @@ impl Req {
             }
         }
         let mut de = serde_json::Deserializer::from_slice(body);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let field = if path == "." { String::new() } else { path };
-            let msg = inner.to_string();
-            // serde reports unknown fields at the parent: name the field itself.
-            let field = match (field.is_empty(), msg.strip_prefix("unknown field `")) {
-                (true, Some(rest)) => rest.split('`').next().unwrap_or("").to_string(),
-                _ => field,
-            };
-            let msg = match msg.find(" at line ") {
-                Some(i) => msg[..i].to_string(),
-                None => msg,
-            };
-            if field.is_empty() {
-                ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {msg}"))
-            } else {
-                ApiError::invalid(&field, format!("{field}: {msg}"))
-            }
-        })?;
+        let value = serde_path_to_error::deserialize(&mut de).map_err(field_error)?;
         de.end().map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "invalid JSON body: trailing data after the JSON value"))?;
         Ok(value)
     }
@@ -79,10 +62,46 @@ impl Req {
             .ok_or_else(|| ApiError::not_found(what))
     }
 
+    /// The `{msgId}` path segment as a ULID; anything else is 404 for `what`.
+    pub fn sub_ulid(&self, what: &str) -> Result<Ulid, ApiError> {
+        self.sub_id
+            .as_deref()
+            .filter(|s| s.len() == 26)
+            .and_then(|s| Ulid::from_string(s).ok())
+            .ok_or_else(|| ApiError::not_found(what))
+    }
+
     /// The query string, parsed.
     pub fn query(&self) -> Result<Query, ApiError> {
         Query::parse(self.query.as_deref().unwrap_or(""))
     }
+}
+
+/// Names the field a deserialization error is about (serde reports unknown
+/// fields at the parent: the field itself is named).
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let field = if path == "." { String::new() } else { path };
+    let msg = inner.to_string();
+    let field = match (field.is_empty(), msg.strip_prefix("unknown field `")) {
+        (true, Some(rest)) => rest.split('`').next().unwrap_or("").to_string(),
+        _ => field,
+    };
+    let msg = match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    if field.is_empty() {
+        ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {msg}"))
+    } else {
+        ApiError::invalid(&field, format!("{field}: {msg}"))
+    }
+}
+
+/// Deserializes a JSON value (an item of a batch) as strictly as a body.
+pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(field_error)
 }
 
 /// Query parameters; every one must be consumed, so unknown ones are refused.

@@ -10,7 +10,7 @@ use hyper::Method;
 use super::error::ApiError;
 use super::request::Req;
 use super::response::Resp;
-use crate::api::{admin, api_keys, lifecycle, me, orgs, sessions};
+use crate::api::{admin, api_keys, events, lifecycle, me, messages, orgs, sessions, sim};
 use crate::app::App;
 use crate::ops::{health, metrics, openapi};
 
@@ -19,22 +19,34 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Resp, ApiError>> + S
 /// A handler: the app and the buffered request.
 pub type Handler = fn(Arc<App>, Req) -> HandlerFuture;
 
-/// One method on one path pattern (`{id}` matches one segment).
+/// One method on one path pattern (`{id}` and `{msgId}` each match one
+/// segment).
 pub struct Route {
     pub method: Method,
     pub pattern: &'static str,
     pub handler: Handler,
+    /// Largest request body the route reads (1 MiB unless it takes media).
+    pub max_body: usize,
 }
 
 macro_rules! route {
     ($method:ident $pattern:literal => $handler:path) => {
+        route!($method $pattern => $handler, super::pipeline::MAX_BODY)
+    };
+    ($method:ident $pattern:literal => $handler:path, $max:expr) => {
         Route {
             method: Method::$method,
             pattern: $pattern,
             handler: |app, req| Box::pin($handler(app, req)),
+            max_body: $max,
         }
     };
 }
+
+/// Body limit of a message send: 16 MiB of media as base64, plus the JSON.
+pub const MAX_MESSAGE_BODY: usize = 24 * 1024 * 1024;
+/// Body limit of a batch send.
+pub const MAX_BATCH_BODY: usize = 32 * 1024 * 1024;
 
 /// Every route, in the order the README lists them.
 pub fn routes() -> &'static [Route] {
@@ -63,7 +75,18 @@ pub fn routes() -> &'static [Route] {
             route!(POST "/api/v1/sessions/{id}/sim/pair" => lifecycle::sim_pair),
             route!(POST "/api/v1/sessions/{id}/sim/disconnect" => lifecycle::sim_disconnect),
             route!(POST "/api/v1/sessions/{id}/sim/logout" => lifecycle::sim_logout),
-            route!(POST "/api/v1/sessions/{id}/sim/incoming" => lifecycle::sim_incoming),
+            route!(POST "/api/v1/sessions/{id}/sim/incoming" => sim::incoming),
+            route!(POST "/api/v1/sessions/{id}/sim/receipt" => sim::receipt),
+            route!(POST "/api/v1/sessions/{id}/sim/refuse" => sim::refuse),
+            route!(GET "/api/v1/sessions/{id}/sim/outbox" => sim::outbox),
+            route!(POST "/api/v1/sessions/{id}/messages" => messages::send, MAX_MESSAGE_BODY),
+            route!(POST "/api/v1/sessions/{id}/messages/batch" => messages::batch, MAX_BATCH_BODY),
+            route!(GET "/api/v1/sessions/{id}/messages" => messages::list),
+            route!(GET "/api/v1/sessions/{id}/messages/{msgId}" => messages::get),
+            route!(DELETE "/api/v1/sessions/{id}/messages/{msgId}" => messages::delete),
+            route!(GET "/api/v1/sessions/{id}/messages/{msgId}/media" => messages::media),
+            route!(GET "/api/v1/events" => events::list),
+            route!(GET "/api/v1/admin/events" => events::admin_list),
             route!(POST "/api/v1/api-keys" => api_keys::create),
             route!(GET "/api/v1/api-keys" => api_keys::list),
             route!(DELETE "/api/v1/api-keys/{id}" => api_keys::revoke),
@@ -92,6 +115,7 @@ pub fn static_route() -> &'static Route {
     STATIC.get_or_init(|| Route {
         method: Method::GET,
         pattern: "static",
+        max_body: 0,
         handler: |app, req| {
             Box::pin(async move {
                 let body = app.extra_static(&req.path).unwrap_or_default();
@@ -101,23 +125,27 @@ pub fn static_route() -> &'static Route {
     })
 }
 
+/// The path segments a route's pattern captured: `{id}`, `{msgId}`.
+pub type Params = (Option<String>, Option<String>);
+
 /// The result of matching a request against the table.
 pub enum Match {
-    /// A route, with its `{id}` segment if any.
-    Found(&'static Route, Option<String>),
+    /// A route, with its `{id}` and `{msgId}` segments if any.
+    Found(&'static Route, Params),
     /// The path exists, but not with this method.
     MethodNotAllowed(Vec<Method>),
     NotFound,
 }
 
-fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
-    let mut id = None;
+fn matches(pattern: &str, path: &str) -> Option<Params> {
+    let (mut id, mut sub) = (None, None);
     let mut p = pattern.split('/');
     let mut s = path.split('/');
     loop {
         match (p.next(), s.next()) {
-            (None, None) => return Some(id),
+            (None, None) => return Some((id, sub)),
             (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some("{msgId}"), Some(seg)) if !seg.is_empty() => sub = Some(seg.to_string()),
             (Some(a), Some(b)) if a == b => {}
             _ => return None,
         }
@@ -152,11 +180,15 @@ mod tests {
 
     #[test]
     fn patterns_match_whole_segments() {
-        assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/abc"), Some(Some("abc".into())));
+        assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/abc"), Some((Some("abc".into()), None)));
+        assert_eq!(
+            matches("/api/v1/sessions/{id}/messages/{msgId}", "/api/v1/sessions/a/messages/b"),
+            Some((Some("a".into()), Some("b".into())))
+        );
         assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/"), None);
         assert_eq!(matches("/api/v1/sessions/{id}", "/api/v1/sessions/a/b"), None);
         assert_eq!(matches("/api/v1/sessions", "/api/v1/sessions/"), None);
-        assert_eq!(matches("/healthz", "/healthz"), Some(None));
+        assert_eq!(matches("/healthz", "/healthz"), Some((None, None)));
         assert!(matches!(find(&Method::PUT, "/api/v1/sessions"), Match::MethodNotAllowed(m) if m.len() == 3));
         assert!(matches!(find(&Method::HEAD, "/healthz"), Match::Found(r, _) if r.method == Method::GET));
         assert!(matches!(find(&Method::GET, "/nope"), Match::NotFound));

@@ -19,6 +19,10 @@
 pub mod api_keys;
 pub mod backup;
 pub mod check;
+pub mod committer;
+pub mod events;
+pub mod message_records;
+pub mod messages;
 pub mod orgs;
 pub mod records;
 pub mod sessions;

@@ -205,10 +205,23 @@ fn rewrite_in_if(
         return Ok(None);
     }
     table.insert(key, session.encode().as_slice())?;
+    drop(table);
     sync_running(txn, key, &session)?;
     move_status(txn, before, session.status)?;
     if wipe_state {
         wipe(txn, key)?;
+    }
+    if before != session.status {
+        super::events::session_status(txn, key, &session)?;
+        if session.status == SessionStatus::LoggedOut {
+            super::messages::fail_queue(
+                txn,
+                key,
+                "session_logged_out",
+                "the session was logged out before the message was sent",
+                session.updated_at,
+            )?;
+        }
     }
     Ok(Some(session))
 }
@@ -301,6 +314,7 @@ impl Store {
                 session.status = to;
                 session.updated_at = now;
                 table.insert(key, session.encode().as_slice())?;
+                super::events::session_status(&txn, key, &session)?;
                 marked += u64::from(to == SessionStatus::Starting);
             }
         }
@@ -478,6 +492,7 @@ impl Store {
             txn.open_table(RUNNING)?.remove(key)?;
             bump_status(&txn, session.status, -1)?;
             wipe(&txn, key)?;
+            super::messages::drop_session(&txn, key)?;
         }
         self.commit(txn)?;
         Ok(())

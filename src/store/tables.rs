@@ -29,6 +29,34 @@ pub const STATUS_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("sess
 /// (organization id, api-key ULID) → ().
 pub const ORG_API_KEYS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_api_keys");
 
+/// Message ULID → message envelope (both directions).
+pub const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
+/// (session ULID, message ULID) → (): a session's messages in id order.
+pub const SESSION_MESSAGES: TableDefinition<(u128, u128), ()> = TableDefinition::new("session_messages");
+/// (session ULID, due ms, message ULID) → (): the send queue. Due is
+/// `createdAt` (or `sendAt`), so the head is the oldest message that is due.
+pub const SEND_QUEUE: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_queue");
+/// Session ULID → messages in its send queue (the cap is checked in O(1)).
+pub const QUEUE_COUNTS: TableDefinition<u128, u64> = TableDefinition::new("send_queue_counts");
+/// (session ULID, WhatsApp message id) → message ULID: receipts, reactions,
+/// edits and revokes name messages by WhatsApp's id.
+pub const WA_IDS: TableDefinition<(u128, &str), u128> = TableDefinition::new("wa_message_ids");
+/// Message ULID → media bytes of an outbound message, until it has left.
+pub const MEDIA: TableDefinition<u128, &[u8]> = TableDefinition::new("message_media");
+/// (session ULID, send time ms, message ULID) → (): sends of the last hour,
+/// so pacing survives a restart.
+pub const SEND_TIMES: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_times");
+/// Session ULID → Unix ms until which its queue is paused (account trouble).
+pub const SEND_PAUSES: TableDefinition<u128, i64> = TableDefinition::new("send_pauses");
+/// (session ULID, JID) → the other form of it (`@lid` ↔ phone JID).
+pub const LID_MAP: TableDefinition<(u128, &str), &str> = TableDefinition::new("lid_map");
+/// (organization id, Idempotency-Key) → the first answer.
+pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency_keys");
+/// Event ULID → event envelope: the event log, in commit order.
+pub const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+/// (organization id, event ULID) → (): one organization's events.
+pub const ORG_EVENTS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_events");
+
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
@@ -84,6 +112,18 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     crate::engine::whatsapp::tables::create_tables(&txn)?;
     txn.open_table(ORG_API_KEYS)?;
     txn.open_table(RUNNING)?;
+    txn.open_table(MESSAGES)?;
+    txn.open_table(SESSION_MESSAGES)?;
+    txn.open_table(SEND_QUEUE)?;
+    txn.open_table(QUEUE_COUNTS)?;
+    txn.open_table(WA_IDS)?;
+    txn.open_table(MEDIA)?;
+    txn.open_table(SEND_TIMES)?;
+    txn.open_table(SEND_PAUSES)?;
+    txn.open_table(LID_MAP)?;
+    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(ORG_EVENTS)?;
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)

@@ -49,6 +49,12 @@ impl Manager {
             if !self.current(id, generation) {
                 continue;
             }
+            if event.is_messaging() {
+                if let Some(tx) = self.message_sink.get() {
+                    let _ = tx.send((id, event));
+                }
+                continue;
+            }
             match self.simple_change(id, generation, &event) {
                 Some(change) => {
                     let index = change.map(|c| {
@@ -141,10 +147,8 @@ impl Manager {
                     s.updated_at = now;
                 })))
             }
-            EngineEvent::PairCode { .. } | EngineEvent::MessageReceived { .. } | EngineEvent::MessageStatus { .. } => {
-                Some(None)
-            }
             EngineEvent::Disconnected { .. } | EngineEvent::LoggedOut { .. } => None,
+            _ => Some(None),
         }
     }
 

@@ -12,8 +12,9 @@ use whatsapp_rust::pair_code::{PairCodeError, PairCodeOptions, PairError};
 use whatsapp_rust::{Client, IqError};
 
 use super::events::{format_pair_code, End, Shared};
+use super::inbound::{self, Inbox};
 use super::{connect_err, MAX_QUICK_RESTARTS};
-use crate::engine::{BoxFuture, Connection, EngineError, EventSink};
+use crate::engine::{BoxFuture, ChatPresence, Connection, EngineError, EventSink, OutMessage, SendError};
 
 /// Closes a client: flushes its state and the socket, bounded by `limit`.
 pub(super) async fn close(client: &Arc<Client>, shared: &Shared, limit: Duration) {
@@ -32,6 +33,8 @@ pub(super) struct Supervisor {
     pub shared: Arc<Shared>,
     pub sink: EventSink,
     pub stop_timeout: Duration,
+    /// The messaging queue, flushed before the end is reported.
+    pub inbox: Inbox,
 }
 
 impl Supervisor {
@@ -92,6 +95,8 @@ impl Supervisor {
                 }
             };
             close(&client, &self.shared, self.stop_timeout).await;
+            // Messages (and a ban) reported before the end, while this generation is current.
+            inbound::flush(&self.inbox, self.stop_timeout).await;
             if !self.shared.stopping.load(Ordering::SeqCst) {
                 self.sink.emit(end.into_event());
             }
@@ -174,6 +179,30 @@ impl Connection for WaConnection {
                 Ok(Err(e)) => Err(pair_error(e)),
             }
         })
+    }
+
+    fn send(&self, msg: OutMessage) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(self.send_message(msg))
+    }
+
+    fn presence(&self, chat: &str, presence: ChatPresence) -> BoxFuture<'_, Result<(), EngineError>> {
+        let chat = chat.to_string();
+        Box::pin(async move { self.send_presence(&chat, presence).await })
+    }
+
+    fn mark_read(&self, chat: &str, sender: Option<&str>, wa_ids: &[String]) -> BoxFuture<'_, Result<(), EngineError>> {
+        let (chat, sender, ids) = (chat.to_string(), sender.map(str::to_string), wa_ids.to_vec());
+        Box::pin(async move { self.send_read(&chat, sender.as_deref(), &ids).await })
+    }
+
+    fn revoke(&self, chat: &str, wa_id: &str) -> BoxFuture<'_, Result<(), SendError>> {
+        let (chat, wa_id) = (chat.to_string(), wa_id.to_string());
+        Box::pin(async move { self.send_revoke(&chat, &wa_id).await })
+    }
+
+    fn download(&self, media_ref: &[u8]) -> BoxFuture<'_, Result<Vec<u8>, EngineError>> {
+        let media_ref = media_ref.to_vec();
+        Box::pin(async move { self.fetch_media(&media_ref).await })
     }
 }
 

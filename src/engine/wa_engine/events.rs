@@ -1,7 +1,9 @@
 //! Translation of the `whatsapp-rust` event bus into [`EngineEvent`]s.
 //!
-//! Events that merely report something (QR codes, pairing codes, the login,
-//! messages, receipts) go to the sink as they arrive. Events that end the
+//! Events that merely report something (QR codes, pairing codes, the login)
+//! go to the sink as they arrive; messaging events (messages, receipts, nacks,
+//! bans, number changes) are queued for `inbound`, which translates them in
+//! order. Events that end the
 //! connection (logout, replaced stream, bans, lost transport) are only noted
 //! in [`Shared::end`]: the supervisor reports them once the client has been
 //! closed and its state flushed, so the manager never wipes credentials that
@@ -11,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, EventKind};
-use whatsapp_rust::types::presence::ReceiptType;
-use whatsapp_rust::wacore::proto_helpers::MessageExt;
-use whatsapp_rust::{Client, Jid, Server};
+use whatsapp_rust::Client;
 
+use super::inbound::{Inbox, Work};
+use super::translate::bare;
 use crate::engine::{EngineEvent, EventSink};
 use crate::store::now_ms;
 
@@ -80,42 +82,14 @@ pub fn format_pair_code(code: &str) -> String {
     }
 }
 
-/// `user@server` without the device part (`123:4@s.whatsapp.net` → `123@s.whatsapp.net`).
-fn bare(jid: &Jid) -> String {
-    jid.to_non_ad_string()
-}
-
-/// The address to answer a message at: the group for group messages, the
-/// sender's phone JID when the crate knows it (LID-addressed chats), else the sender.
-fn reply_address(info: &whatsapp_rust::types::message::MessageInfo) -> String {
-    let src = &info.source;
-    if src.is_group {
-        return bare(&src.chat);
-    }
-    match &src.sender_alt {
-        Some(alt) if src.sender.server == Server::Lid && alt.server == Server::Pn => bare(alt),
-        _ => bare(&src.sender),
-    }
-}
-
-/// The gateway's name for a receipt, for receipts about messages we sent.
-fn receipt_status(kind: &ReceiptType) -> Option<&'static str> {
-    match kind {
-        ReceiptType::Delivered => Some("delivered"),
-        ReceiptType::Sent => Some("sent"),
-        ReceiptType::Read => Some("read"),
-        ReceiptType::Played => Some("played"),
-        ReceiptType::ServerError => Some("error"),
-        _ => None,
-    }
-}
-
 /// Forwards one client's events to a session's sink.
 pub(super) struct Forwarder {
     pub sink: EventSink,
     pub shared: Arc<Shared>,
     /// Weak: the client's event bus owns this handler.
     pub client: Weak<Client>,
+    /// Messaging events go here, to be translated in order (see `inbound`).
+    pub inbox: Inbox,
 }
 
 impl Forwarder {
@@ -139,6 +113,7 @@ impl Forwarder {
             EventKind::StreamReplaced,
             EventKind::TemporaryBan,
             EventKind::ConnectFailure,
+            EventKind::ContactNumberChanged,
         ])
     }
 
@@ -155,6 +130,14 @@ impl Forwarder {
             lid: client.lid().map(|l| bare(&l)),
             push_name,
         });
+    }
+}
+
+impl Forwarder {
+    /// Hands a messaging event to the connection's translation queue.
+    fn queue(&self, event: &Arc<Event>) {
+        // Fails only once the queue's task is gone, i.e. the connection is over.
+        let _ = self.inbox.send(Work::Event(event.clone()));
     }
 }
 
@@ -197,11 +180,14 @@ impl EventHandler for Forwarder {
             Event::StreamReplaced(_) => self
                 .shared
                 .note_end(End::Fatal("another client connected with this session's credentials".into())),
-            Event::TemporaryBan(b) => self.shared.note_end(End::Fatal(format!(
-                "the account is temporarily banned for {} s: {}",
-                b.expire.num_seconds(),
-                b.code
-            ))),
+            Event::TemporaryBan(b) => {
+                self.shared.note_end(End::Fatal(format!(
+                    "the account is temporarily banned for {} s: {}",
+                    b.expire.num_seconds(),
+                    b.code
+                )));
+                self.queue(&event);
+            }
             Event::ClientOutdated(_) => self
                 .shared
                 .note_end(End::Fatal("WhatsApp rejected this client version as outdated".into())),
@@ -213,30 +199,8 @@ impl EventHandler for Forwarder {
                 );
                 self.shared.note_end(if f.reason.should_reconnect() { End::Retry(msg) } else { End::Fatal(msg) });
             }
-            Event::Messages(batch) => {
-                for m in batch.iter() {
-                    if m.info.source.is_from_me {
-                        continue;
-                    }
-                    let Some(text) = m.message.text_content() else { continue };
-                    self.sink.emit(EngineEvent::MessageReceived {
-                        id: m.info.id.to_string(),
-                        from: reply_address(&m.info),
-                        text: text.to_string(),
-                        timestamp: m.info.timestamp.timestamp_millis(),
-                    });
-                }
-            }
-            Event::Receipt(r) => {
-                if let Some(status) = receipt_status(&r.r#type) {
-                    for id in &r.message_ids {
-                        self.sink.emit(EngineEvent::MessageStatus { id: id.to_string(), status: status.into() });
-                    }
-                }
-            }
-            Event::ServerAck(ack) if ack.class.as_deref() == Some("message") => {
-                let status = if ack.error.is_some() { "error" } else { "sent" };
-                self.sink.emit(EngineEvent::MessageStatus { id: ack.id.clone(), status: status.into() });
+            Event::Messages(_) | Event::Receipt(_) | Event::ServerAck(_) | Event::ContactNumberChanged(_) => {
+                self.queue(&event)
             }
             _ => {}
         }

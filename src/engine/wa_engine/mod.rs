@@ -13,15 +13,27 @@
 //! protocol itself asks for (stream error 515 right after a device is
 //! linked), which is not a failure: the supervisor resumes the same client at
 //! once, a bounded number of times.
+//!
+//! Messaging: `calls` sends (building the protobuf in `send`), `inbound`
+//! translates received messages, receipts and nacks in order (the pure
+//! rules are in `translate`), and `media_ref` is the handle stored with
+//! inbound media for a later download.
 
+mod calls;
 mod connection;
 mod events;
+mod inbound;
+mod media_ref;
+mod send;
+mod translate;
+#[cfg(test)]
+mod translate_tests;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 use ulid::Ulid;
 use whatsapp_rust::http::{HttpClient, UreqHttpClient};
@@ -175,10 +187,25 @@ impl Engine for WhatsappEngine {
             // The manager reconnects (with backoff); two loops would fight.
             client.enable_auto_reconnect.store(false, Ordering::SeqCst);
 
-            let forwarder = Forwarder { sink: sink.clone(), shared: shared.clone(), client: Arc::downgrade(&client) };
+            // Messaging events are translated in order by their own task (see `inbound`);
+            // it ends once the handler and the supervisor have let go of the queue.
+            let (inbox, queue) = mpsc::unbounded_channel();
+            tokio::spawn(inbound::run(queue, sink.clone(), shared.clone(), Arc::downgrade(&client)));
+            let forwarder = Forwarder {
+                sink: sink.clone(),
+                shared: shared.clone(),
+                client: Arc::downgrade(&client),
+                inbox: inbox.clone(),
+            };
             let subscription = client.subscribe(Forwarder::interest(), Arc::new(forwarder));
             let (ready_tx, ready_rx) = oneshot::channel();
-            let sup = Supervisor { client: client.clone(), shared: shared.clone(), sink, stop_timeout: opts.stop_timeout };
+            let sup = Supervisor {
+                client: client.clone(),
+                shared: shared.clone(),
+                sink,
+                stop_timeout: opts.stop_timeout,
+                inbox,
+            };
             let task = tokio::spawn(async move {
                 let _subscription = subscription;
                 sup.run(deadline, ready_tx).await;

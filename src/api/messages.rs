@@ -1,0 +1,436 @@
+//! `/api/v1/sessions/{id}/messages` (CONTRACT §9): queue a message (or a
+//! batch, all or nothing), list and read messages, download media, cancel
+//! or revoke. A 202 means the message is committed to the session's send
+//! queue; the queue (`crate::messaging`) paces and sends it.
+//!
+//! `Idempotency-Key` works as Stripe's: the first answer of a key is kept
+//! for 24 h and replayed (same status and body, `Idempotent-Replayed: true`)
+//! for the same request; another request under the same key is 409. The
+//! check and the write are in one group-commit job, so concurrent requests
+//! with one key produce exactly one message.
+
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use ring::digest::{digest, SHA256};
+use serde_json::{json, Value};
+use ulid::Ulid;
+
+use super::cursor::{CursorScope, ListKind};
+use super::message_input::{self, Outgoing};
+use crate::app::App;
+use crate::auth::Permission;
+use crate::http::response::{self, Resp};
+use crate::http::{ApiError, ErrorCode, Req};
+use crate::messaging::media_fetch::FetchPolicy;
+use crate::store::message_records::{
+    Direction, Idempotent, MediaInfo, Message, MessageStatus, MessageType, Reaction,
+};
+use crate::store::records::{Record, Session};
+use crate::store::tables::{IDEMPOTENCY, MESSAGES, SESSIONS};
+use crate::store::{messages, now_ms, StoreError, StoreResult};
+
+/// How long an idempotent answer is replayed.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3_600_000;
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 1_000;
+
+/// A message as the API shows it (CONTRACT §9).
+pub fn message_value(id: u128, m: &Message) -> Value {
+    json!({
+        "id": Ulid::from(id).to_string(),
+        "sessionId": Ulid::from(m.session_id).to_string(),
+        "organizationId": m.organization_id,
+        "direction": m.direction.as_str(),
+        "chatId": m.chat_id,
+        "chatJid": m.chat_jid,
+        "chatLid": m.chat_lid,
+        "senderJid": m.sender_jid,
+        "senderLid": m.sender_lid,
+        "type": m.kind.as_str(),
+        "text": m.text,
+        "media": m.media.as_ref().map(|x| json!({"mimetype": x.mimetype, "fileName": x.file_name, "sizeBytes": x.size_bytes})),
+        "location": m.location.as_ref().map(|l| json!({"latitude": l.latitude, "longitude": l.longitude, "name": l.name, "address": l.address})),
+        "contact": m.contact.as_ref().map(|c| json!({"name": c.name, "phoneNumber": c.phone_number})),
+        "reaction": m.reaction.as_ref().map(|r| json!({"messageId": r.message_id, "emoji": r.emoji})),
+        "replyTo": m.reply_to,
+        "mentions": m.mentions,
+        "status": m.status.as_str(),
+        "error": m.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
+        "waMessageId": m.wa_message_id,
+        "sendAt": m.send_at,
+        "createdAt": m.created_at,
+        "updatedAt": m.updated_at,
+        "sentAt": m.sent_at,
+        "deliveredAt": m.delivered_at,
+        "readAt": m.read_at,
+    })
+}
+
+/// A new WhatsApp message id, as WhatsApp Web makes them: `3EB0` + 20 hex.
+pub fn new_wa_id() -> String {
+    let bytes = crate::store::tables::random_bytes::<10>().unwrap_or_else(|_| {
+        let u = u128::from(crate::new_id()).to_be_bytes();
+        let mut b = [0u8; 10];
+        b.copy_from_slice(&u[6..]);
+        b
+    });
+    let mut s = String::from("3EB0");
+    for b in bytes {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// The caller's organization, cleared for `perm`, and the session `{id}`
+/// of that organization (404 for another's).
+async fn session_of(app: &App, req: &Req, perm: Permission) -> Result<(String, Ulid, Session), ApiError> {
+    let access = app.org(req, perm).await?;
+    let id = req.ulid("session")?;
+    let s = super::sessions::read_session(app, id, &access.org_id).await?;
+    Ok((access.org_id, id, s))
+}
+
+/// The `Idempotency-Key` header, checked: 1..=255 visible ASCII characters.
+fn idempotency_key(req: &Req) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers.get("idempotency-key") else { return Ok(None) };
+    let ok = !v.is_empty() && v.len() <= 255 && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
+    if !ok {
+        return Err(ApiError::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
+    }
+    Ok(v.to_str().ok().map(str::to_string))
+}
+
+/// What a queueing job decided.
+enum Outcome {
+    Created(Vec<u8>),
+    Replay(Idempotent),
+    Refused(ApiError),
+}
+
+fn fetch_policy(app: &App) -> FetchPolicy {
+    FetchPolicy { allow_private: app.config.messaging.allow_private_urls, ..FetchPolicy::default() }
+}
+
+/// `POST /api/v1/sessions/{id}/messages` → 202 Message.
+pub async fn send(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
+    let key = idempotency_key(&req)?;
+    let body: Value = req.json()?;
+    let item = message_input::parse(body, now_ms(), &fetch_policy(&app)).await?;
+    queue(&app, &req, org, id, vec![item], key, false).await
+}
+
+/// `POST /api/v1/sessions/{id}/messages/batch` `{"messages": [...]}` → 202
+/// `{"data": [...]}`, all or nothing.
+pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
+    let key = idempotency_key(&req)?;
+    let mut body: Value = req.json()?;
+    let items = match body.as_object_mut().map(|o| (o.remove("messages"), o.keys().next().cloned())) {
+        Some((_, Some(extra))) => return Err(ApiError::invalid(&extra, format!("unknown field `{extra}`"))),
+        Some((Some(Value::Array(items)), None)) => items,
+        _ => return Err(ApiError::invalid("messages", "messages must be an array of messages")),
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::invalid("messages", format!("a batch holds 1 to {MAX_BATCH} messages")).detail("count", items.len()));
+    }
+    let (now, policy) = (now_ms(), fetch_policy(&app));
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, v) in items.into_iter().enumerate() {
+        parsed.push(message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?);
+    }
+    queue(&app, &req, org, id, parsed, key, true).await
+}
+
+/// Commits `items` to session `id`'s queue in one job (with the
+/// idempotency check), then wakes its worker.
+async fn queue(
+    app: &Arc<App>,
+    req: &Req,
+    org: String,
+    id: Ulid,
+    items: Vec<Outgoing>,
+    key: Option<String>,
+    is_batch: bool,
+) -> Result<Resp, ApiError> {
+    let hash: [u8; 32] = {
+        let mut h = Vec::with_capacity(req.body.len() + 64);
+        h.extend_from_slice(req.path.as_bytes());
+        h.push(0);
+        h.extend_from_slice(&req.body);
+        digest(&SHA256, &h).as_ref().try_into().unwrap_or([0; 32])
+    };
+    let max = app.config.messaging.max_queued;
+    let outcome = app
+        .committer
+        .run(move |txn| {
+            let now = now_ms();
+            if let Some(k) = &key {
+                let table = txn.open_table(IDEMPOTENCY)?;
+                let stored = table.get((org.as_str(), k.as_str()))?.map(|v| Idempotent::decode(v.value()));
+                if let Some(first) = stored {
+                    let first = first?;
+                    if first.created_at + IDEMPOTENCY_TTL_MS > now {
+                        if first.request_hash != hash {
+                            return Ok(Outcome::Refused(ApiError::new(
+                                ErrorCode::Conflict,
+                                "this Idempotency-Key was used with another request",
+                            )));
+                        }
+                        return Ok(Outcome::Replay(first));
+                    }
+                }
+            }
+            let key_id = u128::from(id);
+            let session = match txn.open_table(SESSIONS)?.get(key_id)? {
+                Some(v) => Session::decode(v.value())?,
+                None => return Err(StoreError::NotFound("session")),
+            };
+            if session.organization_id != org {
+                return Err(StoreError::NotFound("session"));
+            }
+            let queued = messages::queue_len(txn, key_id)?;
+            if queued + items.len() as u64 > max {
+                let secs = (60 + i64::from(session.rate_per_min) - 1) / i64::from(session.rate_per_min.max(1));
+                return Ok(Outcome::Refused(
+                    ApiError::new(ErrorCode::RateLimited, format!("the session's send queue is full ({max} messages)"))
+                        .detail("queued", queued)
+                        .detail("retryAfterSeconds", secs.max(1))
+                        .header("retry-after", secs.max(1).to_string()),
+                ));
+            }
+            let mut built = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                match build(txn, key_id, &session, item, now)? {
+                    Ok(b) => built.push(b),
+                    Err(e) => return Ok(Outcome::Refused(if is_batch { e.detail("index", i) } else { e })),
+                }
+            }
+            let mut rendered = Vec::with_capacity(built.len());
+            for (mid, m, media) in &built {
+                messages::insert(txn, *mid, m, media.as_deref(), "message.status")?;
+                rendered.push(message_value(*mid, m));
+            }
+            let body = if is_batch { json!({"data": rendered}) } else { rendered.pop().unwrap_or(Value::Null) };
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            if let Some(k) = &key {
+                let rec = Idempotent { request_hash: hash, status: 202, body: body.clone(), created_at: now };
+                txn.open_table(IDEMPOTENCY)?.insert((org.as_str(), k.as_str()), rec.encode().as_slice())?;
+            }
+            Ok(Outcome::Created(body))
+        })
+        .await?;
+    match outcome {
+        Outcome::Created(body) => {
+            app.messaging.wake(id);
+            Ok(response::bytes(202, "application/json", body))
+        }
+        Outcome::Replay(first) => {
+            let mut r = response::bytes(first.status, "application/json", first.body);
+            r.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
+            Ok(r)
+        }
+        Outcome::Refused(e) => Err(e),
+    }
+}
+
+type Built = (u128, Message, Option<Vec<u8>>);
+
+/// A message record for a checked request: targets resolved to this
+/// session's messages, both forms of the chat when known.
+fn build(txn: &redb::WriteTransaction, session: u128, s: &Session, item: Outgoing, now: i64) -> StoreResult<Result<Built, ApiError>> {
+    let table = txn.open_table(MESSAGES)?;
+    let target = |field: &str, our: &str| -> StoreResult<Result<Message, ApiError>> {
+        let found = Ulid::from_string(our).ok().map(u128::from).map(|t| messages::get(&table, t)).transpose()?.flatten();
+        Ok(found
+            .filter(|m| m.session_id == session)
+            .ok_or_else(|| ApiError::invalid(field, format!("{field}: no message {our} in this session"))))
+    };
+    let reply_to_wa = match &item.reply_to {
+        Some(r) => match target("replyTo", r)? {
+            Ok(m) => Some(m.wa_message_id),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    let reaction = match &item.reaction {
+        Some((our, emoji)) => match target("reaction.messageId", our)? {
+            Ok(m) => Some(Reaction { message_id: Some(our.to_string()), target_wa_id: m.wa_message_id, emoji: emoji.clone() }),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    drop(table);
+    let other = messages::other_form(txn, session, &item.chat_id)?;
+    let (chat_jid, chat_lid) = if item.chat_id.ends_with("@lid") {
+        (other, Some(item.chat_id.clone()))
+    } else if item.chat_id.ends_with("@s.whatsapp.net") {
+        (Some(item.chat_id.clone()), other)
+    } else {
+        (None, None)
+    };
+    let media = item.media.as_ref().map(|(bytes, mimetype, name)| MediaInfo {
+        mimetype: mimetype.clone(),
+        file_name: name.clone(),
+        size_bytes: bytes.len() as u64,
+        media_ref: None,
+    });
+    let m = Message {
+        session_id: session,
+        organization_id: s.organization_id.clone(),
+        direction: Direction::Out,
+        chat_id: item.chat_id,
+        chat_jid,
+        chat_lid,
+        sender_jid: s.wa_jid.clone(),
+        sender_lid: s.wa_lid.clone(),
+        kind: item.kind,
+        text: item.text,
+        media,
+        location: item.location,
+        contact: item.contact,
+        reaction,
+        reply_to: item.reply_to,
+        reply_to_wa,
+        mentions: item.mentions,
+        status: if item.send_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued },
+        error: None,
+        wa_message_id: new_wa_id(),
+        send_at: item.send_at,
+        created_at: now,
+        updated_at: now,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        edited_at: None,
+        revoke_requested: false,
+    };
+    Ok(Ok((u128::from(crate::new_id()), m, item.media.map(|(b, _, _)| b))))
+}
+
+/// Reads message `{msgId}` of session `id` (404 for any other's).
+async fn read_message(app: &App, id: Ulid, req: &Req) -> Result<(u128, Message), ApiError> {
+    let mid = u128::from(req.sub_ulid("message")?);
+    let m = app.blocking(move |s| messages::read(&s.read()?, mid)).await?;
+    match m {
+        Some(m) if m.session_id == u128::from(id) => Ok((mid, m)),
+        _ => Err(ApiError::not_found("message")),
+    }
+}
+
+fn message_response(status: u16, id: u128, m: &Message) -> Resp {
+    response::bytes(status, "application/json", serde_json::to_vec(&message_value(id, m)).unwrap_or_default())
+}
+
+/// `GET /api/v1/sessions/{id}/messages/{msgId}`.
+pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (_, id, _) = session_of(&app, &req, Permission::MessagesRead).await?;
+    let (mid, m) = read_message(&app, id, &req).await?;
+    Ok(message_response(200, mid, &m))
+}
+
+/// `GET /api/v1/sessions/{id}/messages` — filters `chatId`, `direction`, `status`.
+pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (org, id, _) = session_of(&app, &req, Permission::MessagesRead).await?;
+    let mut q = req.query()?;
+    let (limit, cursor) = q.page()?;
+    let chat = q.take("chatId").map(|c| message_input::normalize_jid(&c, "chatId")).transpose()?;
+    let direction = match q.take("direction") {
+        Some(d) => Some(Direction::parse(&d).ok_or_else(|| ApiError::invalid("direction", "direction must be in or out"))?),
+        None => None,
+    };
+    let status = match q.take("status") {
+        Some(st) => Some(MessageStatus::parse(&st).ok_or_else(|| ApiError::invalid("status", "unknown message status"))?),
+        None => None,
+    };
+    q.finish()?;
+    let filters = format!(
+        "org={org}&session={id}&chatId={}&direction={}&status={}",
+        chat.as_deref().unwrap_or(""),
+        direction.map_or("", |d| d.as_str()),
+        status.map_or("", |s| s.as_str())
+    );
+    let scope = CursorScope { meta: app.store.meta(), list: ListKind::Messages, filters };
+    let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
+    let budget = limit * super::sessions::SCAN_FACTOR;
+    let (rows, next) = app
+        .blocking(move |s| {
+            messages::page(&s.read()?, u128::from(id), after, limit, budget, |m| {
+                chat.as_deref().is_none_or(|c| m.chat_id == c)
+                    && direction.is_none_or(|d| m.direction == d)
+                    && status.is_none_or(|st| m.status == st)
+            })
+        })
+        .await?;
+    let data: Vec<Value> = rows.iter().map(|(mid, m)| message_value(*mid, m)).collect();
+    let next = next.map(|k| scope.encode(&k.to_be_bytes()));
+    Ok(response::json(200, &json!({"data": data, "nextCursor": next})))
+}
+
+/// `GET .../messages/{msgId}/media` → the bytes with their `Content-Type`.
+pub async fn media(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (_, id, session) = session_of(&app, &req, Permission::MessagesRead).await?;
+    let (mid, m) = read_message(&app, id, &req).await?;
+    let Some(info) = m.media.clone() else { return Err(ApiError::not_found("media")) };
+    let bytes = match (&m.direction, &info.media_ref) {
+        (Direction::In, Some(r)) => {
+            let conn = app.engine.connection(id).ok_or_else(|| {
+                ApiError::new(ErrorCode::Conflict, "the session is not connected: inbound media is fetched from WhatsApp on demand")
+                    .detail("status", session.status.as_str())
+            })?;
+            conn.download(r)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("could not download the media: {e}")))?
+        }
+        _ => app.blocking(move |s| messages::media(&s.read()?, mid)).await?.ok_or_else(|| ApiError::not_found("media"))?,
+    };
+    let mut r = response::bytes(200, "application/octet-stream", bytes);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&info.mimetype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    Ok(r)
+}
+
+/// `DELETE .../messages/{msgId}`: cancels a `scheduled` or `queued` message
+/// (200), or revokes a sent one for everyone (202: queued like a send, then
+/// `revoked`); anything else is 409.
+pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let (_, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
+    let (mid, _) = read_message(&app, id, &req).await?;
+    let result = app
+        .committer
+        .run(move |txn| {
+            let Some(cur) = messages::get(&txn.open_table(MESSAGES)?, mid)? else {
+                return Err(StoreError::NotFound("message"));
+            };
+            let now = now_ms();
+            match (cur.direction, cur.status) {
+                (Direction::Out, MessageStatus::Scheduled | MessageStatus::Queued) => {
+                    let m = messages::update(txn, mid, |x| {
+                        x.status = MessageStatus::Canceled;
+                        x.updated_at = now;
+                        Some("message.status")
+                    })?;
+                    Ok(Ok((200, m)))
+                }
+                (Direction::Out, MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read)
+                    if !cur.revoke_requested && cur.kind != MessageType::Reaction =>
+                {
+                    let m = messages::update(txn, mid, |x| {
+                        x.revoke_requested = true;
+                        x.updated_at = now;
+                        Some("message.status")
+                    })?;
+                    Ok(Ok((202, m)))
+                }
+                (_, st) => Ok(Err(ApiError::new(ErrorCode::Conflict, format!("a {} message can be neither canceled nor revoked", st.as_str()))
+                    .detail("status", st.as_str()))),
+            }
+        })
+        .await?;
+    let (status, m) = result?;
+    let m = m.ok_or_else(|| ApiError::not_found("message"))?;
+    app.messaging.wake(id);
+    Ok(message_response(status, mid, &m))
+}

@@ -1,0 +1,1270 @@
+//! Getting a message's media at queue time: from a URL or from base64 (CONTRACT §9).
+//!
+//! Media is at most 16 MiB and is fetched when the message is queued, not
+//! when it is sent, so a bad URL is a 400 on the request that named it. A
+//! fetch allows 5 s per connect and 60 s for the whole thing (redirects and
+//! body included), speaks http and https only, follows at most three
+//! redirects and only to the same host, and refuses hosts that resolve to a
+//! private, loopback, link-local or otherwise non-public address unless
+//! `--allow-private-urls` is set.
+//!
+//! Server-side request forgery is the threat: the host is resolved here, every
+//! resolved address is checked, and the connection goes to a checked address
+//! (the request URI carries the IP literal; the `Host` header and the TLS
+//! server name carry the original host name), so a DNS answer that changes
+//! between the check and the connect cannot point the fetch elsewhere.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::{DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::ServerName;
+
+/// Largest media accepted: 16 MiB.
+pub const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
+
+/// Redirects followed before giving up.
+const MAX_REDIRECTS: usize = 3;
+
+/// Longest URL accepted (a sanity bound, not a contract number).
+const MAX_URL_LEN: usize = 8 * 1024;
+
+/// The limits one fetch runs under; exists so the server's flags
+/// (`--allow-private-urls`) and tests (small caps, short timeouts) can set them.
+#[derive(Clone, Debug)]
+pub struct FetchPolicy {
+    /// Whether hosts resolving to non-public addresses may be fetched.
+    pub allow_private: bool,
+    /// Time allowed for each TCP connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole fetch: resolving, connecting, TLS,
+    /// redirects and the body.
+    pub total_timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allow_private: false,
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(60),
+            max_bytes: MAX_MEDIA_BYTES,
+        }
+    }
+}
+
+/// Why media could not be had; exists so the caller can map each case to its
+/// HTTP status (413 for [`MediaError::TooLarge`], 400 for the rest).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// Over the size cap (HTTP 413 for the caller).
+    TooLarge { max: usize },
+    /// The URL is not http(s), has no host, has credentials, etc. (400)
+    BadUrl(String),
+    /// The host resolves to a private/loopback/link-local/unspecified/multicast/…
+    /// address and private URLs are not allowed (400).
+    PrivateAddress(String),
+    /// DNS, connect, TLS, timeout, non-2xx status, too many redirects, redirect
+    /// to another host (400 — the caller's URL is bad).
+    Fetch(String),
+    /// `data` is not valid base64 (400).
+    BadBase64,
+}
+
+impl fmt::Display for MediaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaError::TooLarge { max } => {
+                if *max >= 1024 * 1024 && max % (1024 * 1024) == 0 {
+                    write!(f, "media is larger than the {} MiB limit", max / (1024 * 1024))
+                } else {
+                    write!(f, "media is larger than the {max}-byte limit")
+                }
+            }
+            MediaError::BadUrl(why) => write!(f, "bad media URL: {why}"),
+            MediaError::PrivateAddress(why) => write!(
+                f,
+                "media URL refused: {why}; private, loopback and link-local addresses are not allowed"
+            ),
+            MediaError::Fetch(why) => write!(f, "fetching media failed: {why}"),
+            MediaError::BadBase64 => f.write_str("media data is not valid base64"),
+        }
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+/// What a fetch produced; exists so the caller gets the bytes together with
+/// what the server said about them (type) and what the URL said (name).
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The body.
+    pub data: Bytes,
+    /// `Content-Type` without parameters, lowercased; `None` when absent.
+    pub mimetype: Option<String>,
+    /// The last path segment, percent-decoded (of the final URL after
+    /// redirects, else of the original one); `None` when the path ends in `/`.
+    pub file_name: Option<String>,
+}
+
+/// A checked http(s) URL, split into what the fetch needs; exists so the
+/// initial URL and every redirect target go through the same checks.
+#[derive(Clone, Debug)]
+struct Target {
+    uri: Uri,
+    https: bool,
+    /// Host without IPv6 brackets, lowercased.
+    host: String,
+    port: u16,
+    /// `host[:port]` as written, for the `Host` header.
+    authority: String,
+}
+
+/// Fetches `url` under `policy`. See the module documentation for the rules.
+pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Fetched, MediaError> {
+    let target = parse_url(url)?;
+    match tokio::time::timeout(policy.total_timeout, fetch_inner(target, policy)).await {
+        Ok(result) => result,
+        Err(_) => Err(MediaError::Fetch(format!(
+            "timed out after {}",
+            human_duration(policy.total_timeout)
+        ))),
+    }
+}
+
+async fn fetch_inner(first: Target, policy: &FetchPolicy) -> Result<Fetched, MediaError> {
+    let tls = tls_config()?;
+    let mut target = first.clone();
+    let mut redirects = 0usize;
+    loop {
+        let addrs = resolve_checked(&target, policy.allow_private).await?;
+        let response = send(&target, &addrs, &tls, policy).await?;
+        let status = response.status();
+
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .ok_or_else(|| MediaError::Fetch(format!("HTTP {status} without a Location")))?
+                .to_str()
+                .map_err(|_| MediaError::Fetch("redirect Location is not valid ASCII".into()))?
+                .to_owned();
+            drop(response);
+            if redirects == MAX_REDIRECTS {
+                return Err(MediaError::Fetch(format!(
+                    "too many redirects (more than {MAX_REDIRECTS})"
+                )));
+            }
+            redirects += 1;
+            target = redirect_target(&target, &location)?;
+            continue;
+        }
+        if !status.is_success() {
+            return Err(MediaError::Fetch(format!(
+                "the server answered HTTP {status}"
+            )));
+        }
+
+        if let Some(len) = response.headers().get(CONTENT_LENGTH) {
+            let len = len
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| MediaError::Fetch("invalid Content-Length".into()))?;
+            if len > policy.max_bytes as u64 {
+                return Err(MediaError::TooLarge {
+                    max: policy.max_bytes,
+                });
+            }
+        }
+        let mimetype = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(mime_without_params);
+        let capacity = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(policy.max_bytes);
+
+        let mut body = response.into_body();
+        let mut data: Vec<u8> = Vec::with_capacity(capacity);
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| MediaError::Fetch(format!("reading the body: {}", chain(&e))))?;
+            if let Ok(chunk) = frame.into_data() {
+                if data.len().saturating_add(chunk.len()) > policy.max_bytes {
+                    return Err(MediaError::TooLarge {
+                        max: policy.max_bytes,
+                    });
+                }
+                data.extend_from_slice(&chunk);
+            }
+        }
+
+        let file_name = file_name_of(target.uri.path()).or_else(|| file_name_of(first.uri.path()));
+        return Ok(Fetched {
+            data: Bytes::from(data),
+            mimetype,
+            file_name,
+        });
+    }
+}
+
+/// Sends one GET to the first of `addrs` that accepts a connection.
+async fn send(
+    target: &Target,
+    addrs: &[SocketAddr],
+    tls: &Arc<rustls::ClientConfig>,
+    policy: &FetchPolicy,
+) -> Result<hyper::Response<hyper::body::Incoming>, MediaError> {
+    let path_and_query = target
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let path_and_query = if path_and_query.is_empty() {
+        "/"
+    } else {
+        path_and_query
+    };
+    let scheme = if target.https { "https" } else { "http" };
+
+    let server_name: Arc<dyn hyper_rustls::ResolveServerName + Send + Sync> = if target.https {
+        let name = ServerName::try_from(target.host.clone()).map_err(|e| {
+            MediaError::BadUrl(format!(
+                "host {:?} is not a valid TLS server name: {e}",
+                target.host
+            ))
+        })?;
+        Arc::new(FixedServerNameResolver::new(name))
+    } else {
+        Arc::new(DefaultServerNameResolver::default())
+    };
+
+    let mut last_error = String::from("no address to connect to");
+    for addr in addrs {
+        let ip_authority = match addr {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        let uri: Uri = format!("{scheme}://{ip_authority}{path_and_query}")
+            .parse()
+            .map_err(|e| MediaError::BadUrl(format!("cannot rebuild the URL: {e}")))?;
+        let request = Request::get(uri)
+            .header(HOST, target.authority.as_str())
+            .header(
+                USER_AGENT,
+                concat!("wa-gateway/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(ACCEPT, "*/*")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| MediaError::BadUrl(format!("cannot build the request: {e}")))?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(policy.connect_timeout));
+        http.set_nodelay(true);
+        let connector = HttpsConnector::new(http, tls.clone(), false, server_name.clone());
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+
+        match client.request(request).await {
+            Ok(response) => return Ok(response),
+            Err(e) if e.is_connect() => {
+                last_error = format!("connecting to {} ({addr}): {}", target.host, chain(&e));
+            }
+            Err(e) => {
+                return Err(MediaError::Fetch(format!(
+                    "requesting from {} ({addr}): {}",
+                    target.host,
+                    chain(&e)
+                )))
+            }
+        }
+    }
+    Err(MediaError::Fetch(last_error))
+}
+
+/// Resolves the target's host (or takes its IP literal) and checks every
+/// address; returns them with the target's port.
+async fn resolve_checked(
+    target: &Target,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, MediaError> {
+    let mut addrs: Vec<SocketAddr> = if let Ok(ip) = target.host.parse::<IpAddr>() {
+        vec![SocketAddr::new(ip, target.port)]
+    } else {
+        tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| MediaError::Fetch(format!("resolving {}: {e}", target.host)))?
+            .collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    addrs.retain(|a| seen.insert(*a));
+    if addrs.is_empty() {
+        return Err(MediaError::Fetch(format!(
+            "{} has no addresses",
+            target.host
+        )));
+    }
+    if !allow_private {
+        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(MediaError::PrivateAddress(
+                if bad.ip().to_string() == target.host {
+                    format!("{} is not a public address", target.host)
+                } else {
+                    format!(
+                        "{} resolves to the non-public address {}",
+                        target.host,
+                        bad.ip()
+                    )
+                },
+            ));
+        }
+    }
+    Ok(addrs)
+}
+
+/// Checks a URL: http(s), a host, no credentials, a usable port.
+fn parse_url(url: &str) -> Result<Target, MediaError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(MediaError::BadUrl("empty".into()));
+    }
+    if url.len() > MAX_URL_LEN {
+        return Err(MediaError::BadUrl(format!(
+            "longer than {MAX_URL_LEN} characters"
+        )));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| MediaError::BadUrl(format!("{e}")))?;
+    let https = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        Some(s) => {
+            return Err(MediaError::BadUrl(format!(
+                "scheme {s:?} is not http or https"
+            )))
+        }
+        None => return Err(MediaError::BadUrl("not an absolute http(s) URL".into())),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| MediaError::BadUrl("no host".into()))?;
+    if authority.as_str().contains('@') {
+        return Err(MediaError::BadUrl(
+            "credentials in the URL are not allowed".into(),
+        ));
+    }
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(MediaError::BadUrl("no host".into()));
+    }
+    let port = match authority.port_u16() {
+        Some(0) => return Err(MediaError::BadUrl("port 0".into())),
+        Some(p) => p,
+        None if authority.as_str().ends_with(':') => {
+            return Err(MediaError::BadUrl("empty port".into()))
+        }
+        None if https => 443,
+        None => 80,
+    };
+    Ok(Target {
+        authority: authority.as_str().to_owned(),
+        uri,
+        https,
+        host,
+        port,
+    })
+}
+
+/// The next target after a redirect from `from` to `location`: checked like
+/// any URL, same host only, never from https down to http.
+fn redirect_target(from: &Target, location: &str) -> Result<Target, MediaError> {
+    let absolute = resolve_location(&from.uri, from.https, location);
+    let next = parse_url(&absolute).map_err(|e| match e {
+        MediaError::BadUrl(why) => MediaError::Fetch(format!("redirect to a bad URL ({why})")),
+        other => other,
+    })?;
+    if next.host != from.host {
+        return Err(MediaError::Fetch(format!(
+            "redirect to another host ({}) refused",
+            next.host
+        )));
+    }
+    if from.https && !next.https {
+        return Err(MediaError::Fetch(
+            "redirect from https to http refused".into(),
+        ));
+    }
+    Ok(next)
+}
+
+/// Makes a `Location` value absolute against the URL that returned it.
+fn resolve_location(base: &Uri, https: bool, location: &str) -> String {
+    let location = location.trim();
+    let location = location.split('#').next().unwrap_or("");
+    let scheme = if https { "https" } else { "http" };
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}");
+    }
+    if has_scheme(location) {
+        return location.to_owned();
+    }
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let base_path = base.path();
+    let dir = match base_path.rfind('/') {
+        Some(i) => &base_path[..=i],
+        None => "/",
+    };
+    if location.is_empty() {
+        return format!(
+            "{scheme}://{authority}{}",
+            base.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+    }
+    if location.starts_with('?') {
+        return format!("{scheme}://{authority}{base_path}{location}");
+    }
+    let (rel_path, query) = match location.find('?') {
+        Some(i) => location.split_at(i),
+        None => (location, ""),
+    };
+    let merged = remove_dot_segments(&format!("{dir}{rel_path}"));
+    format!("{scheme}://{authority}{merged}{query}")
+}
+
+/// RFC 3986 §5.2.4 on an absolute path: `.` and `..` segments resolved,
+/// never above the root.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    out.pop();
+                }
+                // A trailing `.` or `..` leaves a directory: keep the slash.
+                if i == last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// Whether a URL reference starts with `scheme:` (RFC 3986 §3.1).
+fn has_scheme(s: &str) -> bool {
+    let Some(colon) = s.find(':') else {
+        return false;
+    };
+    let scheme = &s[..colon];
+    let mut chars = scheme.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// `type/subtype` of a `Content-Type`, lowercased; `None` when empty.
+fn mime_without_params(value: &str) -> Option<String> {
+    let mime = value.split(';').next().unwrap_or("").trim();
+    if mime.is_empty() {
+        None
+    } else {
+        Some(mime.to_ascii_lowercase())
+    }
+}
+
+/// The last segment of a URL path, percent-decoded, with path separators and
+/// control characters replaced by `_`; `None` when there is none.
+fn file_name_of(path: &str) -> Option<String> {
+    let segment = path.rsplit('/').next().unwrap_or("");
+    if segment.is_empty() {
+        return None;
+    }
+    let decoded = percent_decode(segment);
+    let cleaned: String = decoded
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        None
+    } else {
+        Some(cleaned.to_owned())
+    }
+}
+
+/// Decodes `%XX` escapes (malformed ones are kept as written); invalid UTF-8
+/// becomes U+FFFD.
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The TLS client configuration (ring, webpki roots), built once.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, MediaError> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| MediaError::Fetch(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let config = Arc::new(config);
+    Ok(CONFIG.get_or_init(|| config).clone())
+}
+
+/// An error and its sources, `: `-joined (hyper's own messages are terse).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// Standard base64 (with or without padding; also accept base64url); also
+/// accepts a `data:<mime>;base64,` prefix and returns its mime. Decoded size
+/// over `max` → TooLarge (check the encoded length first so a 100 MiB string is
+/// refused without decoding).
+///
+/// ASCII whitespace inside the payload (line-wrapped base64) is ignored.
+pub fn decode_base64(s: &str, max: usize) -> Result<(Vec<u8>, Option<String>), MediaError> {
+    let s = s.trim();
+    let (payload, mime) = match split_data_url(s)? {
+        Some((payload, mime)) => (payload, mime),
+        None => (s, None),
+    };
+
+    // Size from the encoded length, before any decoding or copying.
+    let significant = payload.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+    let padding = payload
+        .bytes()
+        .rev()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take(2)
+        .take_while(|&b| b == b'=')
+        .count();
+    let decoded_len = (significant - padding) / 4 * 3 + ((significant - padding) % 4) * 3 / 4;
+    if decoded_len > max {
+        return Err(MediaError::TooLarge { max });
+    }
+
+    let payload: Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(
+            payload
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(payload)
+    };
+    let url_safe = payload.bytes().any(|b| b == b'-' || b == b'_');
+    let config = base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+    let engine = if url_safe {
+        base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, config)
+    } else {
+        base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+    };
+    let data = engine
+        .decode(payload.as_bytes())
+        .map_err(|_| MediaError::BadBase64)?;
+    if data.len() > max {
+        return Err(MediaError::TooLarge { max });
+    }
+    Ok((data, mime))
+}
+
+/// Splits `data:<mime>[;params];base64,<payload>`; `Ok(None)` when `s` is not
+/// a data URL, `BadBase64` when it is one but not a base64 one.
+fn split_data_url(s: &str) -> Result<Option<(&str, Option<String>)>, MediaError> {
+    let is_data = s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:"));
+    if !is_data {
+        return Ok(None);
+    }
+    let rest = &s[5..];
+    let comma = rest.find(',').ok_or(MediaError::BadBase64)?;
+    let meta = &rest[..comma];
+    let payload = &rest[comma + 1..];
+    let is_base64 = meta
+        .rsplit(';')
+        .next()
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("base64"))
+        && meta.contains(';');
+    if !is_base64 {
+        return Err(MediaError::BadBase64);
+    }
+    let mime = meta.split(';').next().and_then(mime_without_params);
+    Ok(Some((payload, mime)))
+}
+
+/// Whether an address is a public unicast one (not private 10/8,172.16/12,
+/// 192.168/16, loopback, link-local 169.254/16 & fe80::/10, unique-local
+/// fc00::/7, CGNAT 100.64/10, unspecified, broadcast, multicast, documentation
+/// ranges, IPv4-mapped IPv6 of any of these, 0.0.0.0/8, etc.).
+///
+/// For IPv6 only global unicast 2000::/3 is public (minus its special-purpose
+/// blocks); IPv4-mapped, NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses
+/// are judged by the IPv4 address they embed.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    let special = a == 0 // "this network", 0.0.0.0/8
+        || a == 10 // private
+        || (a == 100 && (b & 0xc0) == 64) // CGNAT 100.64/10
+        || a == 127 // loopback
+        || (a == 169 && b == 254) // link-local
+        || (a == 172 && (b & 0xf0) == 16) // private 172.16/12
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+        || (a == 192 && b == 168) // private
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking 198.18/15
+        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
+        || a >= 224; // multicast 224/4, reserved 240/4, broadcast
+    !special
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let s = ip.segments();
+    // NAT64 well-known prefix 64:ff9b::/96.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return is_public_v4(embedded_v4(s[6], s[7]));
+    }
+    // Only global unicast 2000::/3 is routable (this excludes ::, ::1, ::/96,
+    // fc00::/7, fe80::/10, fec0::/10, ff00::/8, 100::/64, 64:ff9b:1::/48, …).
+    if s[0] & 0xe000 != 0x2000 {
+        return false;
+    }
+    // 2001::/23 IETF protocol assignments (Teredo, benchmarking, ORCHID, …).
+    if s[0] == 0x2001 && s[1] < 0x0200 {
+        return false;
+    }
+    // 2001:db8::/32 documentation.
+    if s[0] == 0x2001 && s[1] == 0x0db8 {
+        return false;
+    }
+    // 3fff::/20 documentation.
+    if s[0] == 0x3fff && s[1] & 0xf000 == 0 {
+        return false;
+    }
+    // 6to4 2002::/16: judged by the embedded IPv4 address.
+    if s[0] == 0x2002 {
+        return is_public_v4(embedded_v4(s[1], s[2]));
+    }
+    true
+}
+
+fn embedded_v4(hi: u16, lo: u16) -> Ipv4Addr {
+    let [a, b] = hi.to_be_bytes();
+    let [c, d] = lo.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A raw-TCP HTTP/1.1 server on 127.0.0.1 answering by path; returns the port.
+    async fn serve() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(handle(stream, port));
+            }
+        });
+        port
+    }
+
+    async fn handle(mut stream: TcpStream, port: u16) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            head.extend_from_slice(&buf[..n]);
+            if head.first() == Some(&0x16) {
+                // A TLS ClientHello: this server speaks plain HTTP only.
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+                return;
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        let host = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("host: ")
+                    .or_else(|| l.strip_prefix("Host: "))
+            })
+            .unwrap_or("")
+            .to_owned();
+
+        let redirect = |to: String| {
+            format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .into_bytes()
+        };
+        let ok = |ctype: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        let response: Vec<u8> = match path.as_str() {
+            "/files/report%20v1.pdf" => ok("Application/PDF; charset=binary", "hello pdf"),
+            "/files/a.txt" => ok("text/plain", "target"),
+            "/host" => ok("text/plain", &host),
+            "/dir/" => ok("text/plain", "dir"),
+            "/big" => ok("application/octet-stream", &"x".repeat(1000)),
+            "/chunked" => {
+                let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+                for _ in 0..10 {
+                    r.extend_from_slice(b"8\r\n12345678\r\n");
+                }
+                r.extend_from_slice(b"0\r\n\r\n");
+                r
+            }
+            "/redirect" => redirect("/files/a.txt".into()),
+            "/redirect-relative/x" => redirect("../files/a.txt".into()),
+            "/redirect-abs" => redirect(format!("http://127.0.0.1:{port}/files/a.txt")),
+            "/redirect-offhost" => redirect(format!("http://localhost:{port}/files/a.txt")),
+            "/redirect-ftp" => redirect("ftp://127.0.0.1/x".into()),
+            "/loop" => redirect("/loop".into()),
+            "/r1" => redirect("/r2".into()),
+            "/r2" => redirect("/r3".into()),
+            "/r3" => redirect("/files/a.txt".into()),
+            "/missing" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            "/slow" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return;
+            }
+            _ => b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        };
+        let _ = stream.write_all(&response).await;
+        let _ = stream.shutdown().await;
+    }
+
+    fn private_ok() -> FetchPolicy {
+        FetchPolicy {
+            allow_private: true,
+            ..FetchPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn fetch_returns_bytes_type_and_name() {
+        let port = serve().await;
+        let got = fetch(
+            &format!("http://127.0.0.1:{port}/files/report%20v1.pdf"),
+            &private_ok(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(&got.data[..], b"hello pdf");
+        assert_eq!(got.mimetype.as_deref(), Some("application/pdf"));
+        assert_eq!(got.file_name.as_deref(), Some("report v1.pdf"));
+    }
+
+    #[tokio::test]
+    async fn host_header_is_the_original_authority() {
+        let port = serve().await;
+        let got = fetch(&format!("http://127.0.0.1:{port}/host"), &private_ok())
+            .await
+            .unwrap();
+        assert_eq!(&got.data[..], format!("127.0.0.1:{port}").as_bytes());
+        assert_eq!(got.file_name.as_deref(), Some("host"));
+        let got = fetch(&format!("http://localhost:{port}/host"), &private_ok())
+            .await
+            .unwrap();
+        assert_eq!(&got.data[..], format!("localhost:{port}").as_bytes());
+    }
+
+    #[tokio::test]
+    async fn path_without_last_segment_has_no_file_name() {
+        let port = serve().await;
+        let got = fetch(&format!("http://127.0.0.1:{port}/dir/"), &private_ok())
+            .await
+            .unwrap();
+        assert_eq!(&got.data[..], b"dir");
+        assert_eq!(got.file_name, None);
+    }
+
+    #[tokio::test]
+    async fn private_address_refused_by_default() {
+        let port = serve().await;
+        let url = format!("http://127.0.0.1:{port}/files/report%20v1.pdf");
+        let err = fetch(&url, &FetchPolicy::default()).await.unwrap_err();
+        assert!(matches!(err, MediaError::PrivateAddress(_)), "{err:?}");
+        // A name resolving to loopback is refused the same way.
+        let url = format!("http://localhost:{port}/files/a.txt");
+        let err = fetch(&url, &FetchPolicy::default()).await.unwrap_err();
+        assert!(matches!(err, MediaError::PrivateAddress(_)), "{err:?}");
+        // IPv4-mapped IPv6 literal of loopback.
+        let err = fetch(
+            &format!("http://[::ffff:127.0.0.1]:{port}/"),
+            &FetchPolicy::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, MediaError::PrivateAddress(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn content_length_over_max_is_too_large() {
+        let port = serve().await;
+        let policy = FetchPolicy {
+            max_bytes: 100,
+            ..private_ok()
+        };
+        let err = fetch(&format!("http://127.0.0.1:{port}/big"), &policy)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MediaError::TooLarge { max: 100 }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn chunked_body_over_max_is_too_large() {
+        let port = serve().await;
+        let policy = FetchPolicy {
+            max_bytes: 20,
+            ..private_ok()
+        };
+        let err = fetch(&format!("http://127.0.0.1:{port}/chunked"), &policy)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MediaError::TooLarge { max: 20 }), "{err:?}");
+        // Under a large enough cap the same body is read in full.
+        let policy = FetchPolicy {
+            max_bytes: 80,
+            ..private_ok()
+        };
+        let got = fetch(&format!("http://127.0.0.1:{port}/chunked"), &policy)
+            .await
+            .unwrap();
+        assert_eq!(got.data.len(), 80);
+    }
+
+    #[tokio::test]
+    async fn same_host_redirects_are_followed() {
+        let port = serve().await;
+        for path in ["/redirect", "/redirect-abs", "/redirect-relative/x", "/r1"] {
+            let got = fetch(&format!("http://127.0.0.1:{port}{path}"), &private_ok())
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(&got.data[..], b"target", "{path}");
+            assert_eq!(got.file_name.as_deref(), Some("a.txt"), "{path}");
+            assert_eq!(got.mimetype.as_deref(), Some("text/plain"), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn redirect_to_another_host_is_refused() {
+        let port = serve().await;
+        let err = fetch(
+            &format!("http://127.0.0.1:{port}/redirect-offhost"),
+            &private_ok(),
+        )
+        .await
+        .unwrap_err();
+        match err {
+            MediaError::Fetch(m) => assert!(m.contains("localhost"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn redirect_to_non_http_is_a_fetch_error() {
+        let port = serve().await;
+        let err = fetch(
+            &format!("http://127.0.0.1:{port}/redirect-ftp"),
+            &private_ok(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, MediaError::Fetch(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn too_many_redirects() {
+        let port = serve().await;
+        let err = fetch(&format!("http://127.0.0.1:{port}/loop"), &private_ok())
+            .await
+            .unwrap_err();
+        match err {
+            MediaError::Fetch(m) => assert!(m.contains("too many redirects"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn non_2xx_is_a_fetch_error() {
+        let port = serve().await;
+        let err = fetch(&format!("http://127.0.0.1:{port}/missing"), &private_ok())
+            .await
+            .unwrap_err();
+        match err {
+            MediaError::Fetch(m) => assert!(m.contains("404"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn total_timeout_applies() {
+        let port = serve().await;
+        let policy = FetchPolicy {
+            total_timeout: Duration::from_millis(300),
+            ..private_ok()
+        };
+        let err = fetch(&format!("http://127.0.0.1:{port}/slow"), &policy)
+            .await
+            .unwrap_err();
+        match err {
+            MediaError::Fetch(m) => assert!(m.contains("timed out"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_fails_in_tls() {
+        let port = serve().await;
+        for host in ["127.0.0.1", "localhost"] {
+            let policy = FetchPolicy {
+                total_timeout: Duration::from_secs(10),
+                ..private_ok()
+            };
+            let err = fetch(&format!("https://{host}:{port}/files/a.txt"), &policy)
+                .await
+                .unwrap_err();
+            match err {
+                MediaError::Fetch(m) => assert!(!m.contains("timed out"), "{host}: {m}"),
+                other => panic!("{host}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_a_fetch_error() {
+        // Bind then drop to get a port nobody listens on.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = fetch(&format!("http://127.0.0.1:{port}/"), &private_ok())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MediaError::Fetch(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_urls() {
+        for url in [
+            "ftp://127.0.0.1/file",
+            "file:///etc/passwd",
+            "/relative/path",
+            "",
+            "http://user:pass@127.0.0.1/x",
+            "http:///nohost",
+            "not a url",
+            "http://127.0.0.1:0/x",
+        ] {
+            let err = fetch(url, &private_ok()).await.unwrap_err();
+            assert!(matches!(err, MediaError::BadUrl(_)), "{url}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn parse_url_parts() {
+        let t = parse_url("HTTPS://Example.COM/a/b.png?x=1#frag").unwrap();
+        assert!(t.https);
+        assert_eq!(t.host, "example.com");
+        assert_eq!(t.port, 443);
+        assert_eq!(t.authority, "Example.COM");
+        let t = parse_url("http://[::1]:8080/").unwrap();
+        assert_eq!(t.host, "::1");
+        assert_eq!(t.port, 8080);
+        assert_eq!(t.authority, "[::1]:8080");
+    }
+
+    #[test]
+    fn location_resolution() {
+        let base: Uri = "http://h:81/a/b/c?q=1".parse().unwrap();
+        assert_eq!(resolve_location(&base, false, "/x"), "http://h:81/x");
+        assert_eq!(resolve_location(&base, false, "d"), "http://h:81/a/b/d");
+        assert_eq!(resolve_location(&base, false, "?z"), "http://h:81/a/b/c?z");
+        assert_eq!(
+            resolve_location(&base, false, "//other/x"),
+            "http://other/x"
+        );
+        assert_eq!(
+            resolve_location(&base, false, "https://h/y#f"),
+            "https://h/y"
+        );
+        assert_eq!(
+            resolve_location(&base, false, "../x?k=v"),
+            "http://h:81/a/x?k=v"
+        );
+        assert_eq!(resolve_location(&base, false, "./x"), "http://h:81/a/b/x");
+        assert_eq!(
+            resolve_location(&base, false, "../../../../x"),
+            "http://h:81/x"
+        );
+        assert_eq!(resolve_location(&base, false, ".."), "http://h:81/a/");
+    }
+
+    #[test]
+    fn redirect_rules() {
+        let from = parse_url("http://example.com/a").unwrap();
+        assert!(redirect_target(&from, "https://EXAMPLE.com/b").is_ok());
+        assert!(matches!(
+            redirect_target(&from, "http://evil.test/b"),
+            Err(MediaError::Fetch(_))
+        ));
+        let from = parse_url("https://example.com/a").unwrap();
+        assert!(matches!(
+            redirect_target(&from, "http://example.com/b"),
+            Err(MediaError::Fetch(_))
+        ));
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(file_name_of("/a/b%20c.jpg").as_deref(), Some("b c.jpg"));
+        assert_eq!(file_name_of("/a/%E2%82%AC.txt").as_deref(), Some("€.txt"));
+        assert_eq!(
+            file_name_of("/a/..%2Fetc%2Fpasswd").as_deref(),
+            Some(".._etc_passwd")
+        );
+        assert_eq!(file_name_of("/a/bad%zz%4").as_deref(), Some("bad%zz%4"));
+        assert_eq!(file_name_of("/a/"), None);
+        assert_eq!(file_name_of("/"), None);
+        assert_eq!(file_name_of("/a/.."), None);
+    }
+
+    #[test]
+    fn is_public_table() {
+        for (ip, public) in [
+            ("10.0.0.1", false),
+            ("172.16.0.1", false),
+            ("172.31.255.255", false),
+            ("192.168.1.1", false),
+            ("127.0.0.1", false),
+            ("169.254.1.1", false),
+            ("::1", false),
+            ("::", false),
+            ("fe80::1", false),
+            ("fc00::1", false),
+            ("fd12:3456::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:10.1.2.3", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("0.1.2.3", false),
+            ("255.255.255.255", false),
+            ("224.0.0.1", false),
+            ("ff02::1", false),
+            ("192.0.2.1", false),
+            ("198.51.100.1", false),
+            ("203.0.113.1", false),
+            ("198.18.0.1", false),
+            ("2001:db8::1", false),
+            ("64:ff9b::7f00:1", false),
+            ("2002:7f00:1::1", false),
+            ("2001::1", false),
+            ("8.8.8.8", true),
+            ("1.1.1.1", true),
+            ("172.32.0.1", true),
+            ("100.128.0.1", true),
+            ("::ffff:8.8.8.8", true),
+            ("64:ff9b::808:808", true),
+            ("2606:4700::1111", true),
+            ("2a00:1450:4001::1", true),
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(is_public(parsed), public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn base64_valid_forms() {
+        let (d, m) = decode_base64("aGVsbG8=", 100).unwrap();
+        assert_eq!((d.as_slice(), m), (&b"hello"[..], None));
+        let (d, _) = decode_base64("aGVsbG8", 100).unwrap();
+        assert_eq!(d, b"hello");
+        // base64url: bytes 0xfb 0xff encode as "-_8" (standard "+/8").
+        let (d, _) = decode_base64("-_8", 100).unwrap();
+        assert_eq!(d, [0xfb, 0xff]);
+        let (d, _) = decode_base64("+/8=", 100).unwrap();
+        assert_eq!(d, [0xfb, 0xff]);
+        // Line-wrapped.
+        let (d, _) = decode_base64("aGVs\r\nbG8=\n", 100).unwrap();
+        assert_eq!(d, b"hello");
+        let (d, _) = decode_base64("", 100).unwrap();
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn base64_data_url() {
+        let (d, m) = decode_base64("data:image/PNG;base64,aGVsbG8=", 100).unwrap();
+        assert_eq!(d, b"hello");
+        assert_eq!(m.as_deref(), Some("image/png"));
+        let (d, m) = decode_base64("DATA:text/plain;charset=utf-8;base64,aGVsbG8", 100).unwrap();
+        assert_eq!(d, b"hello");
+        assert_eq!(m.as_deref(), Some("text/plain"));
+        let (_, m) = decode_base64("data:;base64,aGVsbG8=", 100).unwrap();
+        assert_eq!(m, None);
+        // A data URL that is not base64-encoded.
+        assert!(matches!(
+            decode_base64("data:text/plain,hello", 100),
+            Err(MediaError::BadBase64)
+        ));
+        assert!(matches!(
+            decode_base64("data:text/plain;base64", 100),
+            Err(MediaError::BadBase64)
+        ));
+    }
+
+    #[test]
+    fn base64_invalid() {
+        for bad in ["!!!!", "aGVsbG8===", "a", "aGV sbG8*", "+-ab"] {
+            assert!(
+                matches!(decode_base64(bad, 100), Err(MediaError::BadBase64)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_oversize() {
+        // 8 chars → 6 bytes; 7 chars + '=' → 5 bytes.
+        assert!(matches!(
+            decode_base64("AAAAAAAA", 5),
+            Err(MediaError::TooLarge { max: 5 })
+        ));
+        assert!(decode_base64("aGVsbG8=", 5).is_ok());
+        assert!(matches!(
+            decode_base64("aGVsbG8=", 4),
+            Err(MediaError::TooLarge { max: 4 })
+        ));
+        // A huge string is refused on length alone (it is not even valid base64).
+        let huge = "!".repeat(8 * 1024 * 1024);
+        assert!(matches!(
+            decode_base64(&huge, 1024),
+            Err(MediaError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            MediaError::TooLarge {
+                max: MAX_MEDIA_BYTES
+            }
+            .to_string(),
+            "media is larger than the 16 MiB limit"
+        );
+        assert!(MediaError::BadUrl("x".into())
+            .to_string()
+            .contains("bad media URL"));
+        assert!(MediaError::BadBase64.to_string().contains("base64"));
+    }
+}

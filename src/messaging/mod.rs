@@ -1,0 +1,207 @@
+//! Messaging (CONTRACT §9): each session's durable send queue, paced and
+//! typed; inbound messages, receipts and refusals stored with their events;
+//! media fetched at queue time; retention.
+//!
+//! Map:
+//! - [`pacing`] — the pacing and typing rules, pure functions of a clock.
+//! - [`worker`] — one task per session with work: waits for the queue head,
+//!   the pace and the connection, types, sends, records the outcome.
+//! - [`inbound`] — the engine's message events, committed in order.
+//! - [`media_fetch`] — media by URL (checked against private addresses) or base64.
+//!
+//! Every write goes through the store's group [`Committer`]: a burst of
+//! sends across sessions shares one durable commit. Sessions never wait for
+//! each other: each has its own worker, and a worker waits only on its own
+//! queue's pace.
+
+pub mod inbound;
+pub mod media_fetch;
+pub mod pacing;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use ulid::Ulid;
+
+use crate::engine::manager::Manager;
+use crate::engine::EngineEvent;
+use crate::store::committer::Committer;
+use crate::store::{now_ms, Store};
+
+/// Limits and retention of messaging (`serve` flags).
+#[derive(Clone, Debug)]
+pub struct MessagingConfig {
+    /// A pending message this long past its due time is `expired`.
+    pub message_ttl: Duration,
+    /// Messages queued per session at most.
+    pub max_queued: u64,
+    /// Pause after account trouble when WhatsApp names no time.
+    pub send_pause: Duration,
+    pub message_retention: Duration,
+    pub event_retention: Duration,
+    /// Media URLs may name private addresses.
+    pub allow_private_urls: bool,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        MessagingConfig {
+            message_ttl: Duration::from_secs(24 * 3600),
+            max_queued: 10_000,
+            send_pause: Duration::from_secs(3600),
+            message_retention: Duration::from_secs(30 * 86_400),
+            event_retention: Duration::from_secs(7 * 86_400),
+            allow_private_urls: false,
+        }
+    }
+}
+
+/// The messaging service: shared by the API (which queues) and the workers
+/// (which send).
+pub struct Messaging {
+    pub store: Arc<Store>,
+    pub committer: Arc<Committer>,
+    pub manager: Arc<Manager>,
+    pub config: MessagingConfig,
+    /// The wake-up of each session's worker.
+    workers: Mutex<HashMap<Ulid, Arc<Notify>>>,
+    closing: AtomicBool,
+    stop: Notify,
+}
+
+impl Messaging {
+    /// Starts messaging: takes the manager's message events, wakes a
+    /// session's worker whenever the session (re)connects, and starts a
+    /// worker for every session with a non-empty queue.
+    pub fn start(store: Arc<Store>, committer: Arc<Committer>, manager: Arc<Manager>, config: MessagingConfig) -> Arc<Messaging> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        manager.set_message_sink(tx);
+        let m = Arc::new(Messaging {
+            store,
+            committer,
+            manager,
+            config,
+            workers: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        tokio::spawn(inbound::run(Arc::downgrade(&m), rx));
+        tokio::spawn(Messaging::watch_sessions(Arc::downgrade(&m)));
+        tokio::spawn(Messaging::janitor(Arc::downgrade(&m)));
+        let me = m.clone();
+        tokio::spawn(async move {
+            let store = me.store.clone();
+            let sessions = tokio::task::spawn_blocking(move || crate::store::messages::sessions_with_queue(&store.read()?))
+                .await
+                .unwrap_or_else(|e| Err(crate::store::StoreError::Corrupt(e.to_string())));
+            match sessions {
+                Ok(ids) => ids.into_iter().for_each(|id| me.wake(Ulid::from(id))),
+                Err(e) => tracing::error!(error = %e, "could not read the send queues"),
+            }
+        });
+        m
+    }
+
+    /// Wakes session `id`'s worker (starting it if it has none): something
+    /// changed in its queue, its rates or its connection.
+    pub fn wake(self: &Arc<Self>, id: Ulid) {
+        if self.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut map = match self.workers.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = map.get(&id) {
+            n.notify_one();
+            return;
+        }
+        let notify = Arc::new(Notify::new());
+        map.insert(id, notify.clone());
+        tokio::spawn(worker::run(self.clone(), id, notify));
+    }
+
+    /// Forgets a worker that ended (its session is gone or idle for long).
+    fn worker_done(&self, id: Ulid) {
+        match self.workers.lock() {
+            Ok(mut m) => m.remove(&id),
+            Err(p) => p.into_inner().remove(&id),
+        };
+    }
+
+    /// Stops every worker (gateway shutdown). A message caught `sending`
+    /// is sent again after the restart with the same WhatsApp id.
+    pub fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+        let notifies: Vec<Arc<Notify>> = match self.workers.lock() {
+            Ok(mut m) => m.drain().map(|(_, n)| n).collect(),
+            Err(p) => p.into_inner().drain().map(|(_, n)| n).collect(),
+        };
+        notifies.iter().for_each(|n| n.notify_one());
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Wakes a session's worker when it connects.
+    async fn watch_sessions(me: std::sync::Weak<Messaging>) {
+        let Some(m) = me.upgrade() else { return };
+        let mut rx = m.manager.subscribe();
+        drop(m);
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let Some(m) = me.upgrade() else { return };
+                    if matches!(ev.event, EngineEvent::Connected { .. }) {
+                        m.wake(ev.session);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Retention: prunes old events and finished messages, in bounded
+    /// transactions, every minute.
+    async fn janitor(me: std::sync::Weak<Messaging>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let Some(m) = me.upgrade() else { return };
+            if m.closing() {
+                return;
+            }
+            let store = m.store.clone();
+            let (events, messages) = (m.config.event_retention, m.config.message_retention);
+            drop(m);
+            let _ = tokio::task::spawn_blocking(move || prune(&store, events, messages)).await;
+        }
+    }
+}
+
+/// One round of retention pruning, 1,000 rows a transaction.
+pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::store::StoreResult<(usize, usize)> {
+    let now = now_ms();
+    let (mut e, mut m) = (0, 0);
+    loop {
+        let n = store.prune_events(now - events.as_millis() as i64, 1_000)?;
+        e += n;
+        if n < 1_000 {
+            break;
+        }
+    }
+    loop {
+        let n = store.prune_messages(now - messages.as_millis() as i64, 1_000)?;
+        m += n;
+        if n < 1_000 {
+            break;
+        }
+    }
+    Ok((e, m))
+}

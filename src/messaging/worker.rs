@@ -1,0 +1,375 @@
+//! One session's send loop. Each round reads the queue head and decides:
+//! expire it, promote it from `scheduled`, wait (for its time, the pace, a
+//! pause, or the connection), or send it — typing first when the session
+//! shows presence. Every decision is re-read from the data file, so a
+//! `PATCH` of the rates, a cancel or a logout applies to the very next round.
+//!
+//! A message is marked `sending` (durably, with its send time for pacing)
+//! before the engine is called; a crash after that sends it again on restart
+//! with the same WhatsApp id, which receivers drop as a repeat.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use ulid::Ulid;
+
+use super::pacing::{self, Rates};
+use super::Messaging;
+use crate::engine::{ChatPresence, MessageKey, OutContent, OutMessage, SendError};
+use crate::store::message_records::{Message, MessageError, MessageStatus, MessageType};
+use crate::store::records::{Session, SessionStatus};
+use crate::store::{events, messages, now_ms, sessions, StoreError, StoreResult};
+
+/// What a round decided.
+enum Next {
+    /// Go round again now.
+    Again,
+    /// Nothing to do until woken (or a while has passed).
+    Idle,
+    /// Wait until this Unix ms (or until woken).
+    Until(i64),
+    /// The session is gone: the worker ends.
+    Gone,
+}
+
+/// What one round reads, in one snapshot.
+struct Head {
+    session: Session,
+    paused_until: Option<i64>,
+    head: Option<(i64, u128, Message)>,
+}
+
+/// Runs session `id`'s worker until the session is gone or the gateway stops.
+pub async fn run(m: Arc<Messaging>, id: Ulid, notify: Arc<Notify>) {
+    let key = u128::from(id);
+    let store = m.store.clone();
+    let mut history: VecDeque<i64> = tokio::task::spawn_blocking(move || {
+        messages::recent_sends(&store.read()?, key, now_ms()).map(VecDeque::from)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    loop {
+        if m.closing() {
+            return;
+        }
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let next = match round(&m, key, &mut history).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "send queue: round failed; retrying");
+                Next::Until(now_ms() + 1_000)
+            }
+        };
+        let wait = match next {
+            Next::Again => continue,
+            Next::Gone => {
+                m.worker_done(id);
+                return;
+            }
+            Next::Idle => Duration::from_secs(5),
+            Next::Until(t) => Duration::from_millis((t - now_ms()).clamp(0, 5_000) as u64),
+        };
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = m.stop.notified() => return,
+        }
+    }
+}
+
+/// Reads the session, its pause and its queue head.
+async fn read_head(m: &Messaging, key: u128) -> StoreResult<Option<Head>> {
+    let store = m.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let txn = store.read()?;
+        let Some(session) = sessions::get(&txn, key.into())? else { return Ok(None) };
+        let paused_until = messages::pause(&txn, key)?;
+        let head = match messages::head(&txn, key)? {
+            Some((due, id)) => messages::read(&txn, id)?.map(|msg| (due, id, msg)),
+            None => None,
+        };
+        Ok(Some(Head { session, paused_until, head }))
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
+}
+
+/// Moves message `id` with `change` (which returns the event type, or
+/// `None` to leave it alone), in the next group commit.
+async fn update(
+    m: &Messaging,
+    id: u128,
+    change: impl FnOnce(&mut Message) -> Option<&'static str> + Send + 'static,
+) -> StoreResult<Option<Message>> {
+    m.committer.run(move |txn| messages::update(txn, id, change)).await
+}
+
+async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> StoreResult<Next> {
+    let Some(Head { session, paused_until, head }) = read_head(m, key).await? else { return Ok(Next::Gone) };
+    let Some((due, id, msg)) = head else { return Ok(Next::Idle) };
+    let now = now_ms();
+    let ttl = m.config.message_ttl.as_millis() as i64;
+    if msg.status.is_pending() && now >= due.saturating_add(ttl) {
+        update(m, id, move |x| {
+            x.status.is_pending().then(|| {
+                x.status = MessageStatus::Expired;
+                x.updated_at = now_ms();
+                "message.status"
+            })
+        })
+        .await?;
+        return Ok(Next::Again);
+    }
+    let expires = if msg.status.is_pending() { due.saturating_add(ttl) } else { i64::MAX };
+    if due > now {
+        return Ok(Next::Until(due.min(expires)));
+    }
+    if msg.status == MessageStatus::Scheduled {
+        update(m, id, |x| {
+            (x.status == MessageStatus::Scheduled).then(|| {
+                x.status = MessageStatus::Queued;
+                x.updated_at = now_ms();
+                "message.status"
+            })
+        })
+        .await?;
+        return Ok(Next::Again);
+    }
+    if let Some(until) = paused_until.filter(|u| *u > now) {
+        return Ok(Next::Until(until.min(expires)));
+    }
+    let conn = match (session.status, m.manager.connection(Ulid::from(key))) {
+        (SessionStatus::Working, Some(c)) => c,
+        _ => return Ok(if expires == i64::MAX { Next::Idle } else { Next::Until(expires) }),
+    };
+    let rates = Rates { per_min: session.rate_per_min, per_hour: session.rate_per_hour };
+    let allowed = pacing::next_allowed(history, now, rates);
+    let typing = session.presence_typing && msg.status != MessageStatus::Sending && !msg.revoke_requested;
+    let typing_ms = if typing { pacing::typing_ms(chars(&msg), jitter(id)) } else { 0 };
+    let send_at = allowed.max(now + typing_ms);
+    if send_at - typing_ms > now + 2 {
+        return Ok(Next::Until((send_at - typing_ms).min(expires)));
+    }
+    if typing {
+        let presence = if msg.kind == MessageType::Audio { ChatPresence::Recording } else { ChatPresence::Composing };
+        let _ = conn.presence(&msg.chat_id, presence).await;
+        tokio::time::sleep(Duration::from_millis((send_at - now_ms()).max(0) as u64)).await;
+        let _ = conn.presence(&msg.chat_id, ChatPresence::Paused).await;
+    }
+    // Sending: durable (with its time, for pacing) before the engine is called.
+    let at = now_ms();
+    let claimed = m
+        .committer
+        .run(move |txn| {
+            let Some(current) = messages::get(&txn.open_table(crate::store::tables::MESSAGES)?, id)? else {
+                return Ok(None);
+            };
+            if !messages::queued(&current) {
+                return Ok(None);
+            }
+            messages::note_send(txn, key, at, id)?;
+            if current.status == MessageStatus::Queued {
+                return messages::update(txn, id, |x| {
+                    x.status = MessageStatus::Sending;
+                    x.updated_at = at;
+                    Some("message.status")
+                });
+            }
+            Ok(Some(current))
+        })
+        .await?;
+    let Some(msg) = claimed else { return Ok(Next::Again) };
+    // Paced by when it really leaves (after the claim's commit), so the gap
+    // between two sends on the wire is never under the minimum.
+    pacing::record(history, now_ms());
+    if msg.revoke_requested {
+        return revoke(m, &*conn, id, &msg).await;
+    }
+    let out = outgoing(m, id, &msg).await?;
+    let result = conn.send(out).await;
+    finish(m, key, id, result).await
+}
+
+/// Sends a revoke of a sent message, then marks it `revoked`.
+async fn revoke(m: &Messaging, conn: &dyn crate::engine::Connection, id: u128, msg: &Message) -> StoreResult<Next> {
+    match conn.revoke(&msg.chat_id, &msg.wa_message_id).await {
+        Err(SendError::Unavailable(_)) => Ok(Next::Until(now_ms() + 1_000)),
+        result => {
+            let ok = result.is_ok();
+            update(m, id, move |x| {
+                if ok {
+                    x.status = MessageStatus::Revoked;
+                } else {
+                    x.revoke_requested = false;
+                }
+                x.updated_at = now_ms();
+                Some(if ok { "message.revoked" } else { "message.status" })
+            })
+            .await?;
+            Ok(Next::Again)
+        }
+    }
+}
+
+/// Records how a send ended: `sent`, or `failed` (pausing the queue on
+/// account trouble), or still `sending` when the connection was not there.
+async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError>) -> StoreResult<Next> {
+    let pause = m.config.send_pause.as_millis() as i64;
+    let outcome = match result {
+        Ok(()) => Ok(()),
+        Err(SendError::Unavailable(_)) => return Ok(Next::Until(now_ms() + 1_000)),
+        Err(e) => Err(e),
+    };
+    m.committer
+        .run(move |txn| {
+            let now = now_ms();
+            let failed = |code: &str, message: String| MessageError { code: code.to_string(), message };
+            let (error, paused) = match &outcome {
+                Ok(()) => (None, None),
+                Err(SendError::NotOnWhatsapp) => (Some(failed("not_on_whatsapp", "the recipient is not on WhatsApp".into())), None),
+                Err(SendError::Refused { code, message, retry_after_ms }) => {
+                    (Some(failed(code, message.clone())), Some((now + retry_after_ms.unwrap_or(pause), code.clone())))
+                }
+                Err(e) => (Some(failed("send_failed", e.to_string())), None),
+            };
+            messages::update(txn, id, move |x| {
+                if x.status != MessageStatus::Sending {
+                    return None;
+                }
+                x.updated_at = now;
+                match error {
+                    None => {
+                        x.status = MessageStatus::Sent;
+                        x.sent_at = Some(now);
+                    }
+                    Some(e) => {
+                        x.status = MessageStatus::Failed;
+                        x.error = Some(e);
+                    }
+                }
+                Some("message.status")
+            })?;
+            if let Some((until, code)) = paused {
+                pause_in(txn, key, until, &code, now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Next::Again)
+}
+
+/// Pauses a session's queue until `until` and says so in the event log.
+pub fn pause_in(txn: &redb::WriteTransaction, key: u128, until: i64, code: &str, now: i64) -> StoreResult<()> {
+    messages::set_pause(txn, key, Some(until))?;
+    let org = sessions_org(txn, key)?;
+    events::append(
+        txn,
+        "session.sending_paused",
+        &org,
+        Some(key),
+        now,
+        crate::store::message_records::EventData::SendingPaused {
+            until,
+            reason: format!("WhatsApp refused a message ({code}): sending is paused to protect the number"),
+        },
+    )?;
+    Ok(())
+}
+
+/// The organization of a session, read in a write transaction.
+pub fn sessions_org(txn: &redb::WriteTransaction, key: u128) -> StoreResult<String> {
+    use crate::store::records::Record;
+    use redb::ReadableTable;
+    let table = txn.open_table(crate::store::tables::SESSIONS)?;
+    let v = table.get(key)?.ok_or(StoreError::NotFound("session"))?;
+    Ok(Session::decode(v.value())?.organization_id)
+}
+
+/// The engine's view of a queued message (media bytes read from the file).
+async fn outgoing(m: &Messaging, id: u128, msg: &Message) -> StoreResult<OutMessage> {
+    let store = m.store.clone();
+    let (reply, media) = {
+        // The message a reply quotes, or a reaction reacts to.
+        let reply_to = match &msg.reaction {
+            Some(r) => r.message_id.clone(),
+            None => msg.reply_to.clone(),
+        };
+        let is_media = msg.kind.is_media();
+        tokio::task::spawn_blocking(move || -> StoreResult<_> {
+            let txn = store.read()?;
+            let reply = match reply_to.as_deref().and_then(|r| Ulid::from_string(r).ok()) {
+                Some(r) => messages::read(&txn, u128::from(r))?,
+                None => None,
+            };
+            let media = if is_media { messages::media(&txn, id)? } else { None };
+            Ok((reply, media))
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))??
+    };
+    let key_of = |r: &Message| MessageKey {
+        chat: r.chat_id.clone(),
+        wa_id: r.wa_message_id.clone(),
+        from_me: r.direction == crate::store::message_records::Direction::Out,
+        sender: r.sender_jid.clone().or_else(|| r.sender_lid.clone()),
+    };
+    let content = match (&msg.kind, &msg.media, &msg.location, &msg.contact, &msg.reaction) {
+        (k, Some(info), ..) if k.is_media() => OutContent::Media {
+            kind: media_kind(*k),
+            mimetype: info.mimetype.clone(),
+            file_name: info.file_name.clone(),
+            caption: msg.text.clone(),
+            data: bytes::Bytes::from(media.unwrap_or_default()),
+        },
+        (MessageType::Location, _, Some(l), ..) => OutContent::Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            name: l.name.clone(),
+            address: l.address.clone(),
+        },
+        (MessageType::Contact, _, _, Some(c), _) => {
+            OutContent::Contact { name: c.name.clone(), phone: c.phone_number.clone().unwrap_or_default() }
+        }
+        (MessageType::Reaction, _, _, _, Some(r)) => OutContent::Reaction {
+            target: reply.as_ref().map(key_of).unwrap_or(MessageKey {
+                chat: msg.chat_id.clone(),
+                wa_id: r.target_wa_id.clone(),
+                from_me: false,
+                sender: None,
+            }),
+            emoji: r.emoji.clone(),
+        },
+        _ => OutContent::Text { text: msg.text.clone().unwrap_or_default() },
+    };
+    let reply_to = if msg.kind == MessageType::Reaction { None } else { reply.as_ref().map(key_of) };
+    Ok(OutMessage { wa_id: msg.wa_message_id.clone(), chat: msg.chat_id.clone(), content, reply_to, mentions: msg.mentions.clone() })
+}
+
+fn media_kind(t: MessageType) -> crate::engine::MediaKind {
+    use crate::engine::MediaKind;
+    match t {
+        MessageType::Video => MediaKind::Video,
+        MessageType::Audio => MediaKind::Audio,
+        MessageType::Document => MediaKind::Document,
+        MessageType::Sticker => MediaKind::Sticker,
+        _ => MediaKind::Image,
+    }
+}
+
+/// Characters "typed" for a message: its text or caption.
+fn chars(m: &Message) -> usize {
+    m.text.as_deref().map_or(0, |t| t.chars().count())
+}
+
+/// A stable jitter in [0, 1) for a message (the same on every round).
+fn jitter(id: u128) -> f64 {
+    let x = (id as u64) ^ ((id >> 64) as u64);
+    let x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

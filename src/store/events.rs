@@ -1,0 +1,141 @@
+//! The event log (CONTRACT §10): every change a client may want to hear of
+//! is appended here in the same write transaction as the change itself, so
+//! there is never a change without its event nor an event without its change.
+//!
+//! Event ids are ULIDs made inside the write transaction. redb has one writer
+//! at a time and [`crate::new_id`] is monotonic, so ids sort in commit order:
+//! walking `events` from a cursor never misses an event committed later.
+
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use ulid::Ulid;
+
+use super::message_records::{Event, EventData, Message};
+use super::records::{Record, Session};
+use super::tables::{EVENTS, ORG_EVENTS};
+use super::{Store, StoreError, StoreResult};
+
+/// Appends one event in the caller's transaction; returns its id.
+pub fn append(
+    txn: &WriteTransaction,
+    kind: &str,
+    org: &str,
+    session: Option<u128>,
+    timestamp: i64,
+    data: EventData,
+) -> StoreResult<u128> {
+    let id = u128::from(crate::new_id());
+    let event = Event { kind: kind.to_string(), timestamp, organization_id: org.to_string(), session_id: session, data };
+    txn.open_table(EVENTS)?.insert(id, event.encode().as_slice())?;
+    txn.open_table(ORG_EVENTS)?.insert((org, id), ())?;
+    Ok(id)
+}
+
+/// `session.status` for a session whose status just changed.
+pub fn session_status(txn: &WriteTransaction, id: u128, session: &Session) -> StoreResult<u128> {
+    append(
+        txn,
+        "session.status",
+        &session.organization_id,
+        Some(id),
+        session.updated_at,
+        EventData::Session(id, session.clone()),
+    )
+}
+
+/// A `message.*` event carrying the message as it now is.
+pub fn message_event(txn: &WriteTransaction, kind: &str, id: u128, m: &Message) -> StoreResult<u128> {
+    append(txn, kind, &m.organization_id, Some(m.session_id), m.updated_at, EventData::Message(id, m.clone()))
+}
+
+/// Reads one page of events after `after`, in id order: across all
+/// organizations (`org` `None`, the admin view) or one organization's. Rows
+/// that `keep` refuses still count against `budget`, so a filtered page
+/// costs O(budget). Returns the events and where the next page starts.
+pub fn page(
+    txn: &ReadTransaction,
+    org: Option<&str>,
+    after: Option<u128>,
+    limit: usize,
+    budget: usize,
+    keep: impl Fn(&Event) -> bool,
+) -> StoreResult<(Vec<(u128, Event)>, Option<u128>)> {
+    let events = txn.open_table(EVENTS)?;
+    let mut out = Vec::with_capacity(limit.min(256));
+    let mut last = None;
+    let mut visit = |scanned: usize, id: u128, bytes: &[u8]| -> StoreResult<bool> {
+        if out.len() >= limit || scanned >= budget {
+            return Ok(false);
+        }
+        last = Some(id);
+        let e = Event::decode(bytes)?;
+        if keep(&e) {
+            out.push((id, e));
+        }
+        Ok(true)
+    };
+    let mut more = false;
+    match org {
+        None => {
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            for (scanned, row) in events.range::<u128>((start, Bound::Unbounded))?.enumerate() {
+                let (k, v) = row?;
+                if !visit(scanned, k.value(), v.value())? {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        Some(org) => {
+            let index = txn.open_table(ORG_EVENTS)?;
+            let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
+            for (scanned, row) in index.range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?.enumerate() {
+                let id = row?.0.value().1;
+                let v = events
+                    .get(id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("org_events names missing event {}", Ulid::from(id))))?;
+                if !visit(scanned, id, v.value())? {
+                    more = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok((out, if more { last } else { None }))
+}
+
+impl Store {
+    /// Deletes events older than `cutoff` (Unix ms), oldest first, at most
+    /// `max` in this transaction; returns how many went (call again while it
+    /// returns `max`). Bounded so the writer is never held for long.
+    pub fn prune_events(&self, cutoff: i64, max: usize) -> StoreResult<usize> {
+        let txn = self.write()?;
+        let mut n = 0;
+        {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut index = txn.open_table(ORG_EVENTS)?;
+            let mut doomed = Vec::new();
+            for row in events.iter()? {
+                let (k, v) = row?;
+                // Ids are time-ordered: the first young event ends the walk.
+                if Ulid::from(k.value()).timestamp_ms() as i64 >= cutoff || doomed.len() >= max {
+                    break;
+                }
+                let e = Event::decode(v.value())?;
+                doomed.push((k.value(), e.organization_id));
+            }
+            for (id, org) in doomed {
+                events.remove(id)?;
+                index.remove((org.as_str(), id))?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.commit(txn)?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,426 @@
+//! Messaging over real HTTP with the sim engine and real data files
+//! (CONTRACT §9, §10): the send queue's pacing and typing, a message's whole
+//! life as statuses and ordered events, idempotency, account trouble,
+//! cancel/revoke/TTL/logout, inbound messages with LID and phone, autoRead,
+//! tenancy, and a corpus of bad input that must change nothing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Http, Res, TestGateway};
+use hyper::Method;
+use serde_json::{json, Value};
+use wa_gateway::config::ServeConfig;
+
+/// A sim gateway, with `f` adjusting its config.
+async fn gateway(f: impl FnOnce(&mut ServeConfig)) -> TestGateway {
+    TestGateway::start_with(|c| {
+        common::sim_engine(c, 20, 80);
+        f(c);
+    })
+    .await
+}
+
+/// Creates a session with `settings`, starts it and links a phone; returns its id.
+async fn working_session(h: &Http, t: &str, settings: Value) -> String {
+    let mut body = json!({"label": "msg", "start": true});
+    for (k, v) in settings.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let r = h.post("/api/v1/sessions", Some(t), body).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    wait_status(h, t, &id, "scan_qr_code").await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    wait_status(h, t, &id, "working").await;
+    id
+}
+
+async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
+    for _ in 0..500 {
+        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session never reached {want}");
+}
+
+async fn send(h: &Http, t: &str, id: &str, body: Value) -> Res {
+    h.post(&format!("/api/v1/sessions/{id}/messages"), Some(t), body).await
+}
+
+/// Polls message `mid` until `pred` holds (`secs` at most); returns it.
+async fn wait_msg(h: &Http, t: &str, id: &str, mid: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut last = Value::Null;
+    while Instant::now() < end {
+        last = h.get(&format!("/api/v1/sessions/{id}/messages/{mid}"), Some(t)).await.json;
+        if pred(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("message {mid} never matched; last: {last}");
+}
+
+async fn outbox(h: &Http, t: &str, id: &str) -> Vec<Value> {
+    let r = h.get(&format!("/api/v1/sessions/{id}/sim/outbox"), Some(t)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json["data"].as_array().cloned().unwrap_or_default()
+}
+
+fn sent_messages(out: &[Value]) -> Vec<&Value> {
+    out.iter().filter(|r| r["kind"] == "message").collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_lives_scheduled_queued_sending_sent_delivered_read_in_order() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_m"));
+    let id = working_session(h, &t, json!({"presenceTyping": false})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "hello", "sendAt": wa_gateway::store::now_ms() + 600})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(r.json["status"], "scheduled");
+    assert_eq!(r.json["chatId"], "6281234567890@s.whatsapp.net");
+    assert_eq!(r.json["direction"], "out");
+    assert_eq!(r.json["senderJid"], "6281100000001@s.whatsapp.net");
+    let wa = r.json["waMessageId"].as_str().expect("wa id").to_string();
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    let m = wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "sent").await;
+    assert_eq!(m["waMessageId"], wa.as_str());
+    assert!(m["sentAt"].as_i64().is_some());
+    let out = outbox(h, &t, &id).await;
+    assert_eq!(sent_messages(&out).len(), 1);
+    assert_eq!(sent_messages(&out)[0]["waMessageId"], wa.as_str());
+    assert_eq!(sent_messages(&out)[0]["text"], "hello");
+    for st in ["delivered", "read"] {
+        let r = h.post(&format!("/api/v1/sessions/{id}/sim/receipt"), Some(&t), json!({"waMessageId": wa, "status": st})).await;
+        assert_eq!(r.status, 202, "{:?}", r.json);
+        wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == st).await;
+    }
+    // Statuses only move forward: a late `delivered` does not undo `read`.
+    h.post(&format!("/api/v1/sessions/{id}/sim/receipt"), Some(&t), json!({"waMessageId": wa, "status": "delivered"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = wait_msg(h, &t, &id, &mid, 1, |m| m["status"] == "read").await;
+    assert!(m["deliveredAt"].as_i64().is_some() && m["readAt"].as_i64().is_some());
+
+    // The events of that message, in commit order.
+    let evs = common::walk(h, &format!("/api/v1/events?type=message.status&sessionId={id}"), &t, 2).await;
+    let seen: Vec<&str> = evs.iter().filter(|e| e["data"]["id"] == mid.as_str()).map(|e| e["data"]["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(seen, ["scheduled", "queued", "sending", "sent", "delivered", "read"]);
+    let ids: Vec<&str> = evs.iter().map(|e| e["id"].as_str().unwrap_or("")).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "event ids sort in commit order");
+    assert!(ids.iter().all(|i| i.starts_with("evt_")));
+    // The session's own status changes are events too, with the session as data.
+    let st = common::walk(h, &format!("/api/v1/events?type=session.status&sessionId={id}"), &t, 50).await;
+    let statuses: Vec<&str> = st.iter().map(|e| e["data"]["status"].as_str().unwrap_or("")).collect();
+    assert!(statuses.ends_with(&["scan_qr_code", "working"]), "{statuses:?}");
+    // Another organization sees none of it.
+    let other = gw.owner("org_other");
+    assert_eq!(h.get(&format!("/api/v1/sessions/{id}/messages/{mid}"), Some(&other)).await.status, 404);
+    assert_eq!(h.get(&format!("/api/v1/sessions/{id}/messages"), Some(&other)).await.status, 404);
+    assert_eq!(send(h, &other, &id, json!({"to": "6281234567890", "text": "x"})).await.status, 404);
+    let theirs = h.get("/api/v1/events", Some(&other)).await;
+    assert_eq!(theirs.json["data"].as_array().map(Vec::len), Some(0));
+    let admin = h.get("/api/v1/admin/events?type=message.status", Some(&gw.super_admin())).await;
+    assert_eq!(admin.status, 200);
+    assert!(admin.json["data"].as_array().is_some_and(|d| !d.is_empty()));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_a_minute_paces_eight_messages_half_a_second_apart() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_p"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 60})).await;
+    let started = Instant::now();
+    let items: Vec<Value> = (0..8).map(|i| json!({"to": "6281234567890", "text": format!("m{i}")})).collect();
+    let r = h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(r.json["data"].as_array().map(Vec::len), Some(8));
+    loop {
+        let out = outbox(h, &t, &id).await;
+        if sent_messages(&out).len() == 8 {
+            let at: Vec<i64> = sent_messages(&out).iter().map(|r| r["at"].as_i64().unwrap_or(0)).collect();
+            for w in at.windows(2) {
+                assert!(w[1] - w[0] >= 500, "two sends {} ms apart", w[1] - w[0]);
+            }
+            let texts: Vec<&str> = sent_messages(&out).iter().map(|r| r["text"].as_str().unwrap_or("")).collect();
+            assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"], "FIFO");
+            assert!(out.iter().all(|r| r["kind"] != "presence"), "presenceTyping off: no presence");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "8 messages not out within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_to_a_slower_rate_applies_to_what_is_still_queued() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_slow"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
+    let items: Vec<Value> = (0..4).map(|i| json!({"to": "6281234567890", "text": format!("m{i}")})).collect();
+    // Slow down first, then queue: every gap follows the new rate (20/min → 1.5 s).
+    let r = h.patch(&format!("/api/v1/sessions/{id}"), Some(&t), json!({"ratePerMin": 20})).await;
+    assert_eq!(r.status, 200);
+    h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;
+    tokio::time::sleep(Duration::from_millis(3_300)).await;
+    let out = outbox(h, &t, &id).await;
+    let at: Vec<i64> = sent_messages(&out).iter().map(|r| r["at"].as_i64().unwrap_or(0)).collect();
+    assert!((2..=3).contains(&at.len()), "{at:?}");
+    for w in at.windows(2) {
+        assert!(w[1] - w[0] >= 1_500, "{at:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_shows_composing_then_paused_before_each_message() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_t"));
+    let id = working_session(h, &t, json!({"ratePerMin": 600})).await;
+    let long = "x".repeat(100);
+    for text in ["hi", long.as_str()] {
+        assert_eq!(send(h, &t, &id, json!({"to": "6281234567890", "text": text})).await.status, 202);
+    }
+    let end = Instant::now() + Duration::from_secs(15);
+    let out = loop {
+        let out = outbox(h, &t, &id).await;
+        if sent_messages(&out).len() == 2 {
+            break out;
+        }
+        assert!(Instant::now() < end, "messages not sent: {out:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let kinds: Vec<String> = out
+        .iter()
+        .map(|r| format!("{}{}", r["kind"].as_str().unwrap_or(""), r["presence"].as_str().map(|p| format!(":{p}")).unwrap_or_default()))
+        .collect();
+    assert_eq!(kinds, ["presence:composing", "presence:paused", "message", "presence:composing", "presence:paused", "message"]);
+    let typed = |i: usize| out[i + 1]["at"].as_i64().unwrap_or(0) - out[i]["at"].as_i64().unwrap_or(0);
+    assert!(typed(0) >= 900 && typed(0) <= 8_100, "{}", typed(0));
+    assert!(typed(3) > typed(0), "a longer text is typed longer: {} vs {}", typed(3), typed(0));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_replay_refuse_and_hold_under_a_race() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_i"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
+    let path = format!("/api/v1/sessions/{id}/messages");
+    let body = Bytes::from(json!({"to": "6281234567890", "text": "once"}).to_string());
+    let a = h.send(Method::POST, &path, Some(&t), Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    let b = h.send(Method::POST, &path, Some(&t), Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (202, 202));
+    assert_eq!(a.body, b.body, "the first answer, replayed");
+    assert_eq!(b.headers.get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    let other = Bytes::from(json!({"to": "6281234567890", "text": "another"}).to_string());
+    let c = h.send(Method::POST, &path, Some(&t), Some(other), &[("idempotency-key", "k-1")]).await;
+    assert_eq!((c.status.as_u16(), c.code()), (409, "conflict"));
+    let bad = h.send(Method::POST, &path, Some(&t), Some(body.clone()), &[("idempotency-key", "a b")]).await;
+    assert_eq!(bad.status, 400);
+    // 16 at once with one key: exactly one message.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (h, t, path, body) = (h.clone(), t.clone(), path.clone(), body.clone());
+        tasks.push(tokio::spawn(async move { h.send(Method::POST, &path, Some(&t), Some(body), &[("idempotency-key", "race")]).await }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let r = task.await.expect("task");
+        assert_eq!(r.status, 202);
+        ids.insert(r.json["id"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let all = common::walk(h, &path, &t, 50).await;
+    assert_eq!(all.len(), 2, "k-1 and race: two messages in all");
+    let out = outbox(h, &t, &id).await;
+    assert_eq!(sent_messages(&out).len(), 2, "each sent once");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_trouble_fails_one_pauses_the_queue_and_not_on_whatsapp_fails() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_x"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
+    let r = send(h, &t, &id, json!({"to": "9991234567", "text": "nobody"})).await;
+    let nobody = r.json["id"].as_str().expect("id").to_string();
+    let m = wait_msg(h, &t, &id, &nobody, 5, |m| m["status"] == "failed").await;
+    assert_eq!(m["error"]["code"], "not_on_whatsapp");
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/refuse"), Some(&t), json!({"code": "463", "count": 1})).await;
+    assert_eq!(r.status, 202);
+    let first = send(h, &t, &id, json!({"to": "6281234567890", "text": "refused"})).await.json["id"].as_str().expect("id").to_string();
+    let rest = send(h, &t, &id, json!({"to": "6281234567890", "text": "waits"})).await.json["id"].as_str().expect("id").to_string();
+    let m = wait_msg(h, &t, &id, &first, 5, |m| m["status"] == "failed").await;
+    assert_eq!(m["error"]["code"], "463");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = wait_msg(h, &t, &id, &rest, 1, |_| true).await;
+    assert_eq!(m["status"], "queued", "the rest stays queued while paused");
+    let ev = h.get(&format!("/api/v1/events?type=session.sending_paused&sessionId={id}"), Some(&t)).await;
+    let data = &ev.json["data"][0]["data"];
+    assert!(data["until"].as_i64().unwrap_or(0) > wa_gateway::store::now_ms() + 3_000_000, "{data}");
+    assert!(data["reason"].as_str().is_some_and(|r| r.contains("463")));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_revoke_expire_and_logout() {
+    let gw = gateway(|c| c.messaging.message_ttl = Duration::from_millis(700)).await;
+    let (h, t) = (&gw.http, gw.owner("org_c"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
+    // Cancel a scheduled message.
+    let later = wa_gateway::store::now_ms() + 60_000;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "later", "sendAt": later})).await;
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    let d = h.delete(&format!("/api/v1/sessions/{id}/messages/{mid}"), Some(&t)).await;
+    assert_eq!((d.status.as_u16(), d.json["status"].as_str()), (200, Some("canceled")));
+    let again = h.send(Method::DELETE, &format!("/api/v1/sessions/{id}/messages/{mid}"), Some(&t), None, &[]).await;
+    assert_eq!(again.status, 409);
+    // Revoke a sent one: queued like a send, then `revoked`.
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "oops"})).await;
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "sent").await;
+    let d = h.send(Method::DELETE, &format!("/api/v1/sessions/{id}/messages/{mid}"), Some(&t), None, &[]).await;
+    assert_eq!(d.status, 202, "{:?}", d.json);
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "revoked").await;
+    let wa = r.json["waMessageId"].as_str().expect("wa").to_string();
+    assert!(outbox(h, &t, &id).await.iter().any(|r| r["kind"] == "revoke" && r["waMessageId"] == wa.as_str()));
+    // A stopped session keeps its queue until the TTL: then `expired`.
+    h.post(&format!("/api/v1/sessions/{id}/stop"), Some(&t), json!({})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "too late"})).await;
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "expired").await;
+    // Logout fails what is queued.
+    let gw2 = gateway(|_| {}).await;
+    let (h2, t2) = (&gw2.http, gw2.owner("org_c"));
+    let id2 = working_session(h2, &t2, json!({"presenceTyping": false})).await;
+    h2.post(&format!("/api/v1/sessions/{id2}/stop"), Some(&t2), json!({})).await;
+    let r = send(h2, &t2, &id2, json!({"to": "6281234567890", "text": "never"})).await;
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    assert_eq!(h2.post(&format!("/api/v1/sessions/{id2}/logout"), Some(&t2), json!({})).await.status, 200);
+    let m = wait_msg(h2, &t2, &id2, &mid, 2, |m| m["status"] == "failed").await;
+    assert_eq!(m["error"]["code"], "session_logged_out");
+    gw.stop().await;
+    gw2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_messages_carry_lid_and_phone_and_auto_read_marks_them() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_in"));
+    let id = working_session(h, &t, json!({"autoRead": true})).await;
+    let r = h
+        .post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281299999999", "text": "hey", "lid": "123456789012345"}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let wa = r.json["id"].as_str().expect("wa").to_string();
+    let started = Instant::now();
+    let msg = loop {
+        let l = h.get(&format!("/api/v1/sessions/{id}/messages?direction=in"), Some(&t)).await;
+        if let Some(m) = l.json["data"].as_array().and_then(|d| d.first()).cloned() {
+            break m;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(msg["status"], "received");
+    assert_eq!(msg["text"], "hey");
+    assert_eq!(msg["chatJid"], "6281299999999@s.whatsapp.net");
+    assert_eq!(msg["chatLid"], "123456789012345@lid");
+    assert_eq!(msg["senderJid"], "6281299999999@s.whatsapp.net");
+    assert_eq!(msg["senderLid"], "123456789012345@lid");
+    // autoRead: a read receipt within 5 s.
+    loop {
+        if outbox(h, &t, &id).await.iter().any(|r| r["kind"] == "receipt" && r["waMessageId"] == wa.as_str()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no read receipt within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // An outbound message to the phone JID now knows its LID too.
+    let r = send(h, &t, &id, json!({"to": "6281299999999", "text": "back"})).await;
+    assert_eq!(r.json["chatLid"], "123456789012345@lid");
+    let ev = h.get(&format!("/api/v1/events?type=message.received&sessionId={id}"), Some(&t)).await;
+    assert_eq!(ev.json["data"][0]["data"]["chatLid"], "123456789012345@lid");
+    // A reaction to it, and autoRead off: no receipt.
+    let mid = msg["id"].as_str().expect("id");
+    let r = h
+        .post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281299999999", "reaction": {"messageId": mid, "emoji": "👍"}}))
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(h.patch(&format!("/api/v1/sessions/{id}"), Some(&t), json!({"autoRead": false})).await.status, 200);
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281288888888", "text": "unread"})).await;
+    let unread = r.json["id"].as_str().expect("wa").to_string();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let out = outbox(h, &t, &id).await;
+    assert!(!out.iter().any(|r| r["kind"] == "receipt" && r["waMessageId"] == unread.as_str()), "autoRead off: no receipt");
+    let ev = h.get(&format!("/api/v1/events?type=message.reaction&sessionId={id}"), Some(&t)).await;
+    assert_eq!(ev.json["data"][0]["data"]["reaction"]["messageId"], mid);
+    assert_eq!(ev.json["data"][0]["data"]["reaction"]["emoji"], "👍");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_4xx_envelope_and_changes_nothing() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_bad"));
+    let id = working_session(h, &t, json!({"presenceTyping": false})).await;
+    let now = wa_gateway::store::now_ms();
+    let big = "A".repeat(22_500_000);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"to": "6281234567890", "text": "x", "type": "hologram"}), 400, "type"),
+        (json!({"to": "6281234567890", "text": "x", "location": {"latitude": 1.0, "longitude": 2.0}}), 400, "text"),
+        (json!({"to": "6281234567890", "contact": {"name": "a", "phoneNumber": "628123456"}, "location": {"latitude": 1.0, "longitude": 2.0}}), 400, "contact"),
+        (json!({"to": "not-a-number", "text": "x"}), 400, "to"),
+        (json!({"to": "123@example.com", "text": "x"}), 400, "to"),
+        (json!({"to": "6281234567890", "media": {"data": "!!!not base64!!!", "mimetype": "image/png"}}), 400, "media.data"),
+        (json!({"to": "6281234567890", "media": {"url": "http://127.0.0.1:9/x.png"}}), 400, "media.url"),
+        (json!({"to": "6281234567890", "media": {"url": "http://10.0.0.1/x.png"}}), 400, "media.url"),
+        (json!({"to": "6281234567890", "text": "x", "sendAt": now - 1_000}), 400, "sendAt"),
+        (json!({"to": "6281234567890", "text": "x", "sendAt": now + 31 * 86_400_000}), 400, "sendAt"),
+        (json!({"to": "6281234567890", "text": "x", "replyTo": "01ARZ3NDEKTSV4RRFFQ69G5FAV"}), 400, "replyTo"),
+        (json!({"to": "6281234567890", "text": "x", "surprise": 1}), 400, "surprise"),
+        (json!({"to": "6281234567890"}), 400, "text"),
+        (json!({"to": "6281234567890", "media": {"data": big, "mimetype": "image/png"}}), 413, "media.data"),
+    ];
+    for (body, status, field) in &cases {
+        let r = send(h, &t, &id, body.clone()).await;
+        assert_eq!(r.status.as_u16(), *status, "{body:.200}: {:?}", r.json);
+        assert_eq!(r.json["error"]["details"]["field"], *field, "{:?}", r.json);
+    }
+    let items: Vec<Value> = (0..1001).map(|_| json!({"to": "6281234567890", "text": "x"})).collect();
+    let r = h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;
+    assert_eq!(r.status, 400);
+    let r = h
+        .post(
+            &format!("/api/v1/sessions/{id}/messages/batch"),
+            Some(&t),
+            json!({"messages": [{"to": "6281234567890", "text": "ok"}, {"to": "x", "text": "bad"}]}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.json["error"]["details"]["index"].as_u64()), (400, Some(1)));
+    for path in ["/messages?status=nope", "/messages?direction=up", "/messages?cursor=zzz", "/messages/not-an-id"] {
+        let r = h.get(&format!("/api/v1/sessions/{id}{path}"), Some(&t)).await;
+        assert!(r.status.is_client_error(), "{path}: {}", r.status);
+    }
+    let r = h.get("/api/v1/events?type=nope", Some(&t)).await;
+    assert_eq!(r.status, 400);
+    // Nothing was stored by any of it.
+    assert_eq!(common::walk(h, &format!("/api/v1/sessions/{id}/messages"), &t, 50).await.len(), 0);
+    assert!(sent_messages(&outbox(h, &t, &id).await).is_empty());
+    // A member may send and read, an api-key without messages:send may not.
+    let member = gw.token("m1", Some("org_bad"), Some("member"), false);
+    assert_eq!(send(h, &member, &id, json!({"to": "6281234567890", "text": "hi"})).await.status, 202);
+    gw.stop().await;
+}
