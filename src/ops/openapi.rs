@@ -5,7 +5,11 @@
 //! schema builders) rather than one literal, so each operation reads as one
 //! line of intent. `tests/openapi.rs` keeps it true: the (method, path) set
 //! must equal the route table, every `$ref` must resolve, and real responses
-//! must match the schemas.
+//! must match the schemas. The messaging part (messages, events, the sim
+//! engine's messaging hooks) is in `openapi_messages.rs`.
+
+#[path = "openapi_messages.rs"]
+mod messages;
 
 use std::sync::{Arc, OnceLock};
 
@@ -121,8 +125,16 @@ fn id_param() -> Vec<Value> {
 /// The statuses a JSON-body operation can add: bad body, too large, not JSON.
 const BODY_ERRORS: [u16; 3] = [400, 413, 415];
 
-/// Every operation, as (method, path, operation).
+/// Every operation, as (method, path, operation), in route-table order.
 fn operations() -> Vec<(&'static str, &'static str, Op)> {
+    let mut ops = sessions_operations();
+    ops.extend(messages::operations());
+    ops.extend(key_and_ops_operations());
+    ops
+}
+
+/// The admin and session operations, up to the sim engine's messaging hooks.
+fn sessions_operations() -> Vec<(&'static str, &'static str, Op)> {
     let ok = |name: &str, what: &str| (200, json_response(what, schema(name)));
     let created = |name: &str, what: &str| (201, json_response(what, schema(name)));
     let gone = |what: &str| (204, json!({"description": what}));
@@ -231,7 +243,19 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("post", "/api/v1/sessions/{id}/sim/incoming",
             op("simIncoming", "Sim engine only: a message arrives [sessions:control]", "sessions", AUTH,
                 (202, json_response("Accepted", schema("SimMessage"))))
+            .describe("A text by default; `type` makes it media (with sim bytes), a location or a contact, \
+                `reaction` a reaction, `group` a group message, `lid` a message from a LID. 409 `conflict` \
+                unless the session is linked and running. 404 unless the gateway runs `--engine sim`.")
             .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+    ]
+}
+
+/// The api-key, caller and operational operations.
+fn key_and_ops_operations() -> Vec<(&'static str, &'static str, Op)> {
+    let ok = |name: &str, what: &str| (200, json_response(what, schema(name)));
+    let created = |name: &str, what: &str| (201, json_response(what, schema(name)));
+    let gone = |what: &str| (204, json!({"description": what}));
+    vec![
         ("post", "/api/v1/api-keys",
             op("createApiKey", "Create an api-key [api_keys:write, login JWT only]", "api-keys", AUTH,
                 created("ApiKeyCreated", "The key; `key` is shown only this once"))
@@ -392,8 +416,6 @@ fn schemas() -> Value {
         })),
         "PairCode": object(&["code"], json!({"code": {"type": "string", "examples": ["ABCD-EFGH"]}})),
         "SimPaired": object(&["waJid", "waLid"], json!({"waJid": {"type": "string"}, "waLid": {"type": "string"}})),
-        "SimIncoming": object(&["from", "text"], json!({"from": {"type": "string"}, "text": {"type": "string"}})),
-        "SimMessage": object(&["id"], json!({"id": {"type": "string"}})),
         "Backup": object(&["file", "path", "sizeBytes", "sessions", "createdAt"], json!({
             "file": {"type": "string"}, "path": {"type": "string"},
             "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,
@@ -440,7 +462,7 @@ fn error_responses() -> Value {
             organization (forbidden)"),
         "NotFound": e("No such object in the caller's organization (not_found)"),
         "Conflict": e("Conflicts with the current state, e.g. an organization's session limit (conflict)"),
-        "PayloadTooLarge": e("Request body over 1 MiB (payload_too_large)"),
+        "PayloadTooLarge": e("Request body over 1 MiB (payload_too_large); message sends have their own limits"),
         "UnsupportedMediaType": e("Request body is not application/json (unsupported_media_type)"),
         "Unavailable": e("Not ready, or (for writes) the data disk is below --min-free-disk; reads keep \
             working (unavailable)"),
@@ -460,9 +482,17 @@ fn parameters() -> Value {
         "cursor": q("cursor", "nextCursor from the previous page of the same list and filters",
             json!({"type": "string"})),
         "status": q("status", "Only sessions in this status", string_enum(&SESSION_STATUSES)),
-        "organizationId": q("organizationId", "Only this organization's sessions", json!({"type": "string"})),
+        "organizationId": q("organizationId", "Only this organization's sessions (or events)", json!({"type": "string"})),
         "gatewayId": q("gatewayId", "Only sessions on this gateway node", json!({"type": "string"})),
     })
+}
+
+/// `base` (an object) with the members of `more` added.
+fn merged(mut base: Value, more: Map<String, Value>) -> Value {
+    if let Value::Object(m) = &mut base {
+        m.extend(more);
+    }
+    base
 }
 
 /// The OpenAPI 3.1 document.
@@ -486,7 +516,8 @@ pub fn document() -> Value {
         },
         "tags": [
             {"name": "admin", "description": "Platform oversight; super_admin login JWT only"},
-            {"name": "sessions", "description": "An organization's WhatsApp sessions"},
+            {"name": "sessions", "description": "An organization's WhatsApp sessions, their messages, and its \
+                event log"},
             {"name": "api-keys", "description": "Keys for scripts and services"},
             {"name": "me", "description": "The caller"},
             {"name": "ops", "description": "Health, readiness, metrics, this document; no auth"},
@@ -500,9 +531,9 @@ pub fn document() -> Value {
                     api-key for a script or service (starts with `wa_`, carries a fixed set of permissions). \
                     bearerFormat JWT describes the person-login case.",
             }},
-            "schemas": schemas(),
-            "responses": error_responses(),
-            "parameters": parameters(),
+            "schemas": merged(schemas(), messages::schemas()),
+            "responses": merged(error_responses(), messages::responses()),
+            "parameters": merged(parameters(), messages::parameters()),
         },
     })
 }

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction};
 
 use super::tables::{
-    API_KEYS, API_KEY_HASHES, META, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS,
+    API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
+    ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
+    STATUS_COUNTS, WA_IDS,
 };
 use super::{StoreError, StoreResult};
 
@@ -69,7 +71,15 @@ fn copy<K: Key + 'static, V: Value + 'static>(
     dst: &WriteTransaction,
     def: TableDefinition<K, V>,
 ) -> StoreResult<u64> {
-    let from = src.open_table(def)?;
+    let from = match src.open_table(def) {
+        Ok(t) => t,
+        // A file last served by a gateway from before the table: empty.
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            dst.open_table(def)?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut to = dst.open_table(def)?;
     let mut n = 0;
     for row in from.iter()? {
@@ -133,6 +143,18 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, ORG_API_KEYS)?;
     copy(src, &txn, RUNNING)?;
     copy(src, &txn, STATUS_COUNTS)?;
+    copy(src, &txn, MESSAGES)?;
+    copy(src, &txn, SESSION_MESSAGES)?;
+    copy(src, &txn, SEND_QUEUE)?;
+    copy(src, &txn, QUEUE_COUNTS)?;
+    copy(src, &txn, WA_IDS)?;
+    copy(src, &txn, MEDIA)?;
+    copy(src, &txn, SEND_TIMES)?;
+    copy(src, &txn, SEND_PAUSES)?;
+    copy(src, &txn, LID_MAP)?;
+    copy(src, &txn, IDEMPOTENCY)?;
+    copy(src, &txn, EVENTS)?;
+    copy(src, &txn, ORG_EVENTS)?;
     crate::engine::whatsapp::tables::copy_tables(src, &txn)?;
     txn.commit()?;
     db.close()?;

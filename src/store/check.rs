@@ -27,6 +27,7 @@ use super::records::{ApiKey, Organization, Record, Session};
 use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
+mod messaging;
 mod run;
 pub use run::{guarded, quiet_panics, run, CheckError, CheckMode, CheckRun, CopyError, PrivateCopy};
 
@@ -40,6 +41,8 @@ pub struct CheckReport {
     pub organizations: u64,
     pub sessions: u64,
     pub api_keys: u64,
+    pub messages: u64,
+    pub events: u64,
     /// Rows of WhatsApp protocol state (credentials, Signal keys), all sessions.
     pub whatsapp_state_rows: u64,
     /// Human-readable problems; empty means the file is consistent.
@@ -92,6 +95,8 @@ impl fmt::Display for CheckReport {
             writeln!(f, "sessions: {}", self.sessions)?;
             writeln!(f, "api_keys: {}", self.api_keys)?;
             writeln!(f, "whatsapp_state_rows: {}", self.whatsapp_state_rows)?;
+            writeln!(f, "messages: {}", self.messages)?;
+            writeln!(f, "events: {}", self.events)?;
         } else {
             writeln!(f, "tables: not read (the file failed the checks below)")?;
         }
@@ -316,5 +321,6 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
             r.problem(format!("org_api_keys has {n} entries for {} api-keys", r.api_keys));
         }
     }
+    messaging::check_messaging(txn, r);
 }
 

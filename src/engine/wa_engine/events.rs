@@ -3,11 +3,10 @@
 //! Events that merely report something (QR codes, pairing codes, the login)
 //! go to the sink as they arrive; messaging events (messages, receipts, nacks,
 //! bans, number changes) are queued for `inbound`, which translates them in
-//! order. Events that end the
-//! connection (logout, replaced stream, bans, lost transport) are only noted
-//! in [`Shared::end`]: the supervisor reports them once the client has been
-//! closed and its state flushed, so the manager never wipes credentials that
-//! a still-running client could write back.
+//! order. Events that end the connection (logout, replaced stream, bans, lost
+//! transport) are only noted in [`Shared::end`]: the supervisor reports them
+//! once the client has been closed and its state flushed, so the manager
+//! never wipes credentials that a still-running client could write back.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -117,6 +116,12 @@ impl Forwarder {
         ])
     }
 
+    /// Hands a messaging event to the connection's translation queue.
+    fn queue(&self, event: &Arc<Event>) {
+        // Fails only once the queue's task is gone, i.e. the connection is over.
+        let _ = self.inbox.send(Work::Event(event.clone()));
+    }
+
     fn connected(&self) {
         self.shared.logins.fetch_add(1, Ordering::SeqCst);
         let Some(client) = self.client.upgrade() else { return };
@@ -130,14 +135,6 @@ impl Forwarder {
             lid: client.lid().map(|l| bare(&l)),
             push_name,
         });
-    }
-}
-
-impl Forwarder {
-    /// Hands a messaging event to the connection's translation queue.
-    fn queue(&self, event: &Arc<Event>) {
-        // Fails only once the queue's task is gone, i.e. the connection is over.
-        let _ = self.inbox.send(Work::Event(event.clone()));
     }
 }
 

@@ -14,12 +14,11 @@
 //! linked), which is not a failure: the supervisor resumes the same client at
 //! once, a bounded number of times.
 //!
-//! Messaging: `calls` sends (building the protobuf in `send`), `inbound`
+//! Messaging: the connection sends (building the protobuf in `send`), `inbound`
 //! translates received messages, receipts and nacks in order (the pure
 //! rules are in `translate`), and `media_ref` is the handle stored with
 //! inbound media for a later download.
 
-mod calls;
 mod connection;
 mod events;
 mod inbound;

@@ -113,8 +113,8 @@ fn body_of(m: &wa::Message) -> Option<InboundBody> {
     if let Some(pm) = m.protocol_message.as_option() {
         let target = pm.key.as_option().and_then(|k| k.id.clone()).unwrap_or_default();
         return match pm.r#type {
-            Some(t) if t == ProtocolType::REVOKE => Some(InboundBody::Revoke { target }),
-            Some(t) if t == ProtocolType::MESSAGE_EDIT => {
+            Some(ProtocolType::REVOKE) => Some(InboundBody::Revoke { target }),
+            Some(ProtocolType::MESSAGE_EDIT) => {
                 let edited = pm.edited_message.as_option();
                 let text = edited.and_then(|e| e.text_content().or_else(|| e.get_caption())).unwrap_or_default();
                 Some(InboundBody::Edit { target, text: text.to_string() })

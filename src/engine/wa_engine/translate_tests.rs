@@ -1,34 +1,27 @@
-//! Tests of the inbound translation, with events built by the crate's public
-//! builders and fed through the real handler and queue.
+//! Tests of the pure message translation, with messages and infos built as
+//! the crate builds them. (The queue, and the other event kinds, are tested
+//! in `inbound`, through the real handler.)
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use ulid::Ulid;
-use whatsapp_rust::chrono::{DateTime, Duration as ChronoDuration};
-use whatsapp_rust::types::events::{
-    BatchOrigin, ContactNumberChanged, Event, EventHandler, InboundMessage, MessageBatch, Receipt, ServerAck,
-    TempBanReason, TemporaryBan,
-};
+use whatsapp_rust::chrono::DateTime;
+use whatsapp_rust::types::events::{BatchOrigin, Event, InboundMessage, MessageBatch};
 use whatsapp_rust::types::message::{MessageInfo, MessageSource};
-use whatsapp_rust::types::presence::ReceiptType;
-use whatsapp_rust::waproto::buffa::{Message as _, MessageField};
+use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::Jid;
 
-use super::events::{End, Forwarder, Shared};
-use super::inbound;
 use super::media_ref::MediaRef;
 use super::translate::translate_message;
-use crate::engine::{EngineEvent, EventSink, Inbound, InboundBody, MediaKind, ReceiptStatus};
+use crate::engine::{Inbound, InboundBody, MediaKind};
 
-const T: i64 = 1_700_000_000;
+pub(super) const T: i64 = 1_700_000_000;
 
-fn jid(s: &str) -> Jid {
+pub(super) fn jid(s: &str) -> Jid {
     s.parse().expect("a JID")
 }
 
-fn info(id: &str, chat: &str, sender: &str, from_me: bool) -> MessageInfo {
+pub(super) fn info(id: &str, chat: &str, sender: &str, from_me: bool) -> MessageInfo {
     MessageInfo {
         source: MessageSource {
             chat: jid(chat),
@@ -44,7 +37,7 @@ fn info(id: &str, chat: &str, sender: &str, from_me: bool) -> MessageInfo {
     }
 }
 
-fn batch(items: Vec<(MessageInfo, wa::Message)>) -> Event {
+pub(super) fn batch(items: Vec<(MessageInfo, wa::Message)>) -> Event {
     let messages: Vec<InboundMessage> = items
         .into_iter()
         .map(|(i, m)| InboundMessage::builder().message(Arc::new(m)).info(Arc::new(i)).build())
@@ -52,79 +45,12 @@ fn batch(items: Vec<(MessageInfo, wa::Message)>) -> Event {
     Event::Messages(MessageBatch::builder().messages(messages.into()).origin(BatchOrigin::Live).build())
 }
 
-/// Runs events through a real handler and queue (no client: no cache lookups)
-/// and returns what reached the sink, plus the noted end.
-async fn run(events: Vec<Event>) -> (Vec<EngineEvent>, Option<End>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sink = EventSink::new(Ulid::from(7u128), 1, tx);
-    let shared = Arc::new(Shared::default());
-    let (inbox, queue) = mpsc::unbounded_channel();
-    let task = tokio::spawn(inbound::run(queue, sink.clone(), shared.clone(), Weak::new()));
-    let forwarder = Forwarder { sink, shared: shared.clone(), client: Weak::new(), inbox: inbox.clone() };
-    for e in events {
-        forwarder.handle_event(Arc::new(e));
-    }
-    inbound::flush(&inbox, std::time::Duration::from_secs(5)).await;
-    drop((forwarder, inbox));
-    task.await.expect("the queue task ends with its senders");
-    let mut out = Vec::new();
-    while let Ok((_, _, e)) = rx.try_recv() {
-        out.push(e);
-    }
-    (out, shared.take_end())
-}
-
 fn one(info: MessageInfo, msg: wa::Message) -> Inbound {
     translate_message(&info, &msg).expect("a message")
 }
 
-fn text(t: &str) -> wa::Message {
+pub(super) fn text(t: &str) -> wa::Message {
     wa::Message { conversation: Some(t.into()), ..Default::default() }
-}
-
-#[tokio::test]
-async fn a_lid_sender_gets_its_phone_and_the_mapping_is_reported_first() {
-    let mut i = info("3EB0A", "100200300@lid", "100200300:5@lid", false);
-    i.source.sender_alt = Some(jid("6281234567@s.whatsapp.net"));
-    let (events, end) = run(vec![batch(vec![(i, text("hello"))])]).await;
-    assert_eq!(end, None);
-    assert_eq!(
-        events,
-        vec![
-            EngineEvent::LidMapping { lid: "100200300@lid".into(), pn: "6281234567@s.whatsapp.net".into() },
-            EngineEvent::Message(Box::new(Inbound {
-                wa_id: "3EB0A".into(),
-                chat: "100200300@lid".into(),
-                chat_alt: Some("6281234567@s.whatsapp.net".into()),
-                sender: "100200300@lid".into(),
-                sender_alt: Some("6281234567@s.whatsapp.net".into()),
-                from_me: false,
-                timestamp: T * 1000,
-                push_name: Some("Ana".into()),
-                body: InboundBody::Text { text: "hello".into() },
-                reply_to: None,
-                mentions: vec![],
-            })),
-        ]
-    );
-}
-
-#[tokio::test]
-async fn every_message_of_a_batch_is_reported_in_order_and_a_mapping_once() {
-    let mut a = info("A", "100@lid", "100@lid", false);
-    a.source.sender_alt = Some(jid("62811@s.whatsapp.net"));
-    let mut b = a.clone();
-    b.id = "B".into();
-    let own = info("C", "62899@s.whatsapp.net", "62800:3@s.whatsapp.net", true);
-    let (events, _) = run(vec![batch(vec![(a, text("1")), (b, text("2")), (own, text("3"))])]).await;
-    let kinds: Vec<_> = events
-        .iter()
-        .map(|e| match e {
-            EngineEvent::Message(m) => format!("{}:{}", m.wa_id, m.from_me),
-            other => other.kind().to_string(),
-        })
-        .collect();
-    assert_eq!(kinds, ["lid_mapping", "A:false", "B:false", "C:true"]);
 }
 
 #[test]
@@ -168,14 +94,14 @@ fn extended_text_in_a_group_carries_the_quote_and_mentions() {
 
 /// The media fields every kind shares, with a distinct path per kind.
 macro_rules! media {
-    ($ty:ident { $($extra:tt)* }) => {
+    ($ty:ident { $($field:ident: $value:expr),* $(,)? }) => {
         wa::message::$ty {
             direct_path: Some(concat!("/", stringify!($ty)).into()),
             media_key: Some(vec![7; 32]),
             file_sha256: Some(vec![1; 32]),
             file_enc_sha256: Some(vec![2; 32]),
             file_length: Some(1234),
-            $($extra)*
+            $($field: $value,)*
             ..Default::default()
         }
     };
@@ -299,7 +225,7 @@ fn location_contact_and_reaction() {
     assert_eq!(one(i(), reaction).body, InboundBody::Reaction { target: "TARGET1".into(), emoji: "👍".into() });
 }
 
-fn protocol(kind: wa::message::protocol_message::Type, edited: Option<wa::Message>) -> wa::Message {
+pub(super) fn protocol(kind: wa::message::protocol_message::Type, edited: Option<wa::Message>) -> wa::Message {
     wa::Message {
         protocol_message: MessageField::some(wa::message::ProtocolMessage {
             key: MessageField::some(wa::MessageKey { id: Some("TARGET2".into()), ..Default::default() }),
@@ -330,119 +256,4 @@ fn revokes_and_edits_name_their_target_and_other_protocol_messages_are_dropped()
         ..Default::default()
     };
     assert_eq!(one(i(), poll).body, InboundBody::Unsupported);
-}
-
-#[tokio::test]
-async fn migration_pushes_from_this_account_become_mappings() {
-    let payload = wa::LIDMigrationMappingSyncPayload {
-        pn_to_lid_mappings: vec![
-            wa::LIDMigrationMapping { pn: 6281, assigned_lid: 111, latest_lid: None },
-            wa::LIDMigrationMapping { pn: 6282, assigned_lid: 222, latest_lid: Some(333) },
-        ],
-        ..Default::default()
-    };
-    let mut msg = protocol(wa::message::protocol_message::Type::LID_MIGRATION_MAPPING_SYNC, None);
-    if let Some(pm) = msg.protocol_message.as_option_mut() {
-        pm.lid_migration_mapping_sync_message = MessageField::some(wa::LIDMigrationMappingSyncMessage {
-            encoded_mapping_payload: Some(payload.encode_to_vec()),
-        });
-    }
-    let from_peer = info("M1", "62811@s.whatsapp.net", "62811@s.whatsapp.net", false);
-    let own = info("M2", "62800@s.whatsapp.net", "62800@s.whatsapp.net", true);
-    let (events, _) = run(vec![batch(vec![(from_peer, msg.clone()), (own, msg)])]).await;
-    assert_eq!(
-        events,
-        vec![
-            EngineEvent::LidMapping { lid: "111@lid".into(), pn: "6281@s.whatsapp.net".into() },
-            EngineEvent::LidMapping { lid: "333@lid".into(), pn: "6282@s.whatsapp.net".into() },
-        ]
-    );
-}
-
-fn receipt(kind: ReceiptType, ids: &[&str]) -> Event {
-    Event::Receipt(
-        Receipt::builder()
-            .source(MessageSource {
-                chat: jid("62811@s.whatsapp.net"),
-                sender: jid("62811:2@s.whatsapp.net"),
-                ..Default::default()
-            })
-            .message_ids(ids.iter().map(|s| s.to_string()).collect())
-            .timestamp(DateTime::from_timestamp(T, 500_000_000).expect("a time"))
-            .r#type(kind)
-            .offline(false)
-            .build(),
-    )
-}
-
-#[tokio::test]
-async fn delivery_and_read_receipts_are_reported_and_others_ignored() {
-    let events = vec![
-        receipt(ReceiptType::Delivered, &["A", "B"]),
-        receipt(ReceiptType::Read, &["A"]),
-        receipt(ReceiptType::ReadSelf, &["C"]),
-        receipt(ReceiptType::Played, &["D"]),
-        receipt(ReceiptType::Retry, &["E"]),
-        receipt(ReceiptType::Sender, &["F"]),
-        receipt(ReceiptType::Delivered, &[]),
-    ];
-    let (out, _) = run(events).await;
-    let r = |ids: &[&str], status| EngineEvent::Receipt {
-        chat: "62811@s.whatsapp.net".into(),
-        wa_ids: ids.iter().map(|s| s.to_string()).collect(),
-        status,
-        at: T * 1000 + 500,
-    };
-    assert_eq!(
-        out,
-        vec![
-            r(&["A", "B"], ReceiptStatus::Delivered),
-            r(&["A"], ReceiptStatus::Read),
-            r(&["C"], ReceiptStatus::Read),
-            r(&["D"], ReceiptStatus::Read),
-        ]
-    );
-}
-
-#[tokio::test]
-async fn a_message_nack_is_a_refusal_and_plain_acks_say_nothing() {
-    let ack = |class: &str, error: Option<&str>| {
-        Event::ServerAck(
-            ServerAck::builder()
-                .id("3EB0SENT".into())
-                .class(class.into())
-                .maybe_error(error.map(str::to_string))
-                .build(),
-        )
-    };
-    let (out, _) = run(vec![ack("message", None), ack("receipt", Some("479")), ack("message", Some("463"))]).await;
-    assert_eq!(out.len(), 1, "{out:?}");
-    let EngineEvent::SendRefused { wa_id, code, message, retry_after_ms } = &out[0] else { panic!("{out:?}") };
-    assert_eq!((wa_id.as_str(), code.as_str(), *retry_after_ms), ("3EB0SENT", "463", None));
-    assert!(message.contains("463"), "{message}");
-}
-
-#[tokio::test]
-async fn a_temporary_ban_is_reported_and_ends_the_connection() {
-    let ban =
-        TemporaryBan::builder().code(TempBanReason::SentToTooManyPeople).expire(ChronoDuration::seconds(3600)).build();
-    let (out, end) = run(vec![Event::TemporaryBan(ban)]).await;
-    assert_eq!(out, vec![EngineEvent::TemporaryBan { code: "101".into(), retry_after_ms: Some(3_600_000) }]);
-    assert!(matches!(end, Some(End::Fatal(ref why)) if why.contains("3600")), "{end:?}");
-}
-
-#[tokio::test]
-async fn a_number_change_with_its_lid_is_a_mapping() {
-    let change = |new_lid: Option<&str>| {
-        Event::ContactNumberChanged(
-            ContactNumberChanged::builder()
-                .old_jid(jid("6281111@s.whatsapp.net"))
-                .new_jid(jid("6282222@s.whatsapp.net"))
-                .maybe_new_lid(new_lid.map(jid))
-                .timestamp(DateTime::from_timestamp(T, 0).expect("a time"))
-                .build(),
-        )
-    };
-    let (out, _) = run(vec![change(None), change(Some("99887766@lid"))]).await;
-    assert_eq!(out, vec![EngineEvent::LidMapping { lid: "99887766@lid".into(), pn: "6282222@s.whatsapp.net".into() }]);
 }

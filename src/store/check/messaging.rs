@@ -1,0 +1,124 @@
+//! `check` of the messaging tables: every message decodes and is indexed
+//! (per session, by WhatsApp id); it sits in the send queue exactly while it
+//! is pending, under its due time, and the per-session queue counts agree;
+//! every event decodes and is indexed per organization; and each session's
+//! latest `session.status` event names the status the session has — a
+//! status change and its event are committed together, so a crash at any
+//! moment never leaves one without the other.
+
+use std::collections::HashMap;
+
+use redb::{ReadTransaction, TableHandle};
+use ulid::Ulid;
+
+use redb::{Key, ReadOnlyTable, TableDefinition, Value};
+
+use super::{each, open as open_required, CheckReport};
+
+/// Opens a messaging table; one a file from before messaging lacks is
+/// simply empty (not a problem).
+fn open<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<K, V>,
+    r: &mut CheckReport,
+) -> Option<ReadOnlyTable<K, V>> {
+    match txn.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        _ => open_required(txn, def, r),
+    }
+}
+use crate::store::message_records::{Event, EventData, Message};
+use crate::store::messages::{due, queued};
+use crate::store::records::{Record, Session};
+use crate::store::tables::{EVENTS, MESSAGES, ORG_EVENTS, QUEUE_COUNTS, SEND_QUEUE, SESSIONS, SESSION_MESSAGES, WA_IDS};
+
+/// Checks the messaging tables into `r`.
+pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
+    let (Some(messages), Some(index), Some(wa), Some(queue), Some(counts), Some(sessions)) = (
+        open(txn, MESSAGES, r),
+        open(txn, SESSION_MESSAGES, r),
+        open(txn, WA_IDS, r),
+        open(txn, SEND_QUEUE, r),
+        open(txn, QUEUE_COUNTS, r),
+        open_required(txn, SESSIONS, r),
+    ) else {
+        return;
+    };
+    let mut queued_per_session: HashMap<u128, u64> = HashMap::new();
+    each(&messages, MESSAGES.name(), r, |r, id, v| {
+        r.messages += 1;
+        let m = match Message::decode(v) {
+            Ok(m) => m,
+            Err(e) => return r.problem(format!("message {}: {e}", Ulid::from(id))),
+        };
+        let name = Ulid::from(id);
+        if r.read(SESSIONS.name(), sessions.get(m.session_id)).is_some_and(|g| g.is_none()) {
+            r.problem(format!("message {name} belongs to no session"));
+        }
+        if r.read(SESSION_MESSAGES.name(), index.get((m.session_id, id))).is_some_and(|g| g.is_none()) {
+            r.problem(format!("message {name} missing from session_messages"));
+        }
+        let by_wa = r.read(WA_IDS.name(), wa.get((m.session_id, m.wa_message_id.as_str())));
+        if by_wa.is_some_and(|g| g.map(|v| v.value()) != Some(id)) {
+            r.problem(format!("message {name} missing from wa_message_ids"));
+        }
+        let in_queue = r.read(SEND_QUEUE.name(), queue.get((m.session_id, due(&m), id))).is_some_and(|g| g.is_some());
+        if in_queue != queued(&m) {
+            r.problem(format!("message {name} is {} but {} the send queue", m.status.as_str(), if in_queue { "in" } else { "not in" }));
+        }
+        if in_queue {
+            *queued_per_session.entry(m.session_id).or_default() += 1;
+        }
+    });
+    let mut queue_rows: HashMap<u128, u64> = HashMap::new();
+    each(&queue, SEND_QUEUE.name(), r, |_, (session, _, _), ()| *queue_rows.entry(session).or_default() += 1);
+    if queue_rows != queued_per_session {
+        r.problem("send_queue holds entries with no pending message".into());
+    }
+    let mut stored_counts: HashMap<u128, u64> = HashMap::new();
+    each(&counts, QUEUE_COUNTS.name(), r, |_, s, n| {
+        stored_counts.insert(s, n);
+    });
+    if stored_counts != queue_rows {
+        r.problem("send_queue_counts disagree with send_queue".into());
+    }
+    let mut indexed = 0u64;
+    each(&index, SESSION_MESSAGES.name(), r, |_, _, ()| indexed += 1);
+    if indexed != r.messages {
+        r.problem(format!("session_messages has {indexed} entries for {} messages", r.messages));
+    }
+
+    let (Some(events), Some(org_events)) = (open(txn, EVENTS, r), open(txn, ORG_EVENTS, r)) else { return };
+    let mut last_status: HashMap<u128, Session> = HashMap::new();
+    each(&events, EVENTS.name(), r, |r, id, v| {
+        r.events += 1;
+        let e = match Event::decode(v) {
+            Ok(e) => e,
+            Err(err) => return r.problem(format!("event evt_{}: {err}", Ulid::from(id))),
+        };
+        if r.read(ORG_EVENTS.name(), org_events.get((e.organization_id.as_str(), id))).is_some_and(|g| g.is_none()) {
+            r.problem(format!("event evt_{} missing from org_events", Ulid::from(id)));
+        }
+        if let EventData::Session(sid, s) = e.data {
+            last_status.insert(sid, s);
+        }
+    });
+    let mut n = 0u64;
+    each(&org_events, ORG_EVENTS.name(), r, |_, _, ()| n += 1);
+    if n != r.events {
+        r.problem(format!("org_events has {n} entries for {} events", r.events));
+    }
+    for (sid, from_event) in last_status {
+        let now = r.read(SESSIONS.name(), sessions.get(sid)).flatten().and_then(|v| Session::decode(v.value()).ok());
+        if let Some(s) = now {
+            if s.status != from_event.status {
+                r.problem(format!(
+                    "session {} is {} but its last session.status event says {}",
+                    Ulid::from(sid),
+                    s.status.as_str(),
+                    from_event.status.as_str()
+                ));
+            }
+        }
+    }
+}
