@@ -39,6 +39,9 @@
 //!   `whatsapp-rust` clients on the redb backend, each waiting on a loopback
 //!   websocket that never answers the noise handshake: resident memory per
 //!   client (offline, so before login).
+//! - **M. Messaging** (`bench_parts/messaging.rs`): durable message 202s/s
+//!   (1 and 16 clients), sim end-to-end messages/s, pacing lateness, RSS with
+//!   1M queued messages, event-log first page vs last page.
 //!
 //! A summary table with the targets comes last.
 
@@ -54,6 +57,9 @@ mod wa_idle;
 
 #[path = "bench_parts/hardening.rs"]
 mod hardening;
+
+#[path = "bench_parts/messaging.rs"]
+mod messaging;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -107,8 +113,8 @@ struct Args {
     /// Iterations per algorithm for JWT verification (part D).
     #[arg(long, default_value_t = 20_000)]
     jwt_iterations: usize,
-    /// Which parts to run (letters a-h), e.g. `--only a` for throughput only.
-    #[arg(long, default_value = "abcdefgh")]
+    /// Which parts to run (letters a-h, m), e.g. `--only a` for throughput only.
+    #[arg(long, default_value = "abcdefghm")]
     only: String,
 }
 
@@ -832,6 +838,11 @@ async fn run(args: Args) {
             }
             Some(bin) => sim_sessions(&bin, &jwks_url, &tokens, &mut summary).await,
         }
+    }
+
+    // ---- M. Messaging: send queue and event log ---------------------------
+    if want('m') {
+        messaging::run(args.duration, args.page_samples, &mut summary).await;
     }
 
     summary.print();

@@ -217,7 +217,8 @@ async fn every_operation_is_complete() {
             .filter(|p| p["in"] == "path")
             .map(|p| p["name"].as_str().unwrap_or("").to_string())
             .collect();
-        let expected: Vec<String> = if path.contains("{id}") { vec!["id".into()] } else { vec![] };
+        let expected: Vec<String> =
+            ["id", "msgId"].into_iter().filter(|p| path.contains(&format!("{{{p}}}"))).map(String::from).collect();
         assert_eq!(path_params, expected, "{method} {path}: path parameters");
     }
 }

@@ -153,25 +153,25 @@ fn matches(pattern: &str, path: &str) -> Option<Params> {
 }
 
 /// Finds the route for a method and path; `HEAD` is served wherever `GET` is.
+/// A literal segment beats a `{...}` one: `.../messages/batch` is the batch
+/// route, never message `batch`.
 pub fn find(method: &Method, path: &str) -> Match {
     let wanted = if method == Method::HEAD { &Method::GET } else { method };
+    let params = |r: &Route| r.pattern.matches('{').count();
+    let candidates: Vec<(&'static Route, Params)> =
+        routes().iter().filter_map(|r| matches(r.pattern, path).map(|p| (r, p))).collect();
+    let Some(fewest) = candidates.iter().map(|(r, _)| params(r)).min() else { return Match::NotFound };
     let mut allowed = Vec::new();
-    for route in routes() {
-        if let Some(id) = matches(route.pattern, path) {
-            if route.method == wanted {
-                return Match::Found(route, id);
-            }
-            if route.method == Method::GET {
-                allowed.push(Method::HEAD);
-            }
-            allowed.push(route.method.clone());
+    for (route, found) in candidates.into_iter().filter(|(r, _)| params(r) == fewest) {
+        if route.method == wanted {
+            return Match::Found(route, found);
         }
+        if route.method == Method::GET {
+            allowed.push(Method::HEAD);
+        }
+        allowed.push(route.method.clone());
     }
-    if allowed.is_empty() {
-        Match::NotFound
-    } else {
-        Match::MethodNotAllowed(allowed)
-    }
+    Match::MethodNotAllowed(allowed)
 }
 
 #[cfg(test)]
@@ -192,5 +192,7 @@ mod tests {
         assert!(matches!(find(&Method::PUT, "/api/v1/sessions"), Match::MethodNotAllowed(m) if m.len() == 3));
         assert!(matches!(find(&Method::HEAD, "/healthz"), Match::Found(r, _) if r.method == Method::GET));
         assert!(matches!(find(&Method::GET, "/nope"), Match::NotFound));
+        assert!(matches!(find(&Method::GET, "/api/v1/sessions/a/messages/batch"), Match::MethodNotAllowed(m) if m == [Method::POST]));
+        assert!(matches!(find(&Method::GET, "/api/v1/sessions/a/messages/b"), Match::Found(r, _) if r.pattern.ends_with("{msgId}")));
     }
 }
