@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::api::page_cache::PageCache;
 use crate::engine::manager::Manager;
 use crate::engine::sim::SimEngine;
-use crate::engine::wa_engine::WhatsappEngine;
+use crate::engine::wa_client::WhatsappEngine;
 use crate::engine::{Engine, EngineKind};
 use crate::auth::issuer::{Issuer, IssuerError, DEFAULT_ISSUER};
 use crate::auth::jwks::{JwksError, JwksSource};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::auth::jwks::JwksConfig;
 use crate::auth::ClaimPaths;
 use crate::engine::manager::ManagerConfig;
-use crate::engine::wa_engine::WaOptions;
+use crate::engine::wa_client::WaOptions;
 use crate::engine::EngineKind;
 use crate::http::conn::Timeouts;
 use crate::http::rate_limit::{self, Cidr, Limit};

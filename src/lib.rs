@@ -20,9 +20,12 @@
 //! - [`ops`] — health, readiness, Prometheus metrics, the OpenAPI document.
 //! - [`engine`] — WhatsApp connections: the engine boundary, the session
 //!   [`engine::manager`] (lifecycle, backoff, connect cap, the ordered event
-//!   stream), the `whatsapp` engine ([`engine::wa_engine`], one `whatsapp-rust`
+//!   stream), the `whatsapp` engine ([`engine::wa_client`], one `whatsapp-rust`
 //!   client per session) with its protocol state in the data file
-//!   ([`engine::whatsapp`]), and the in-process [`engine::sim`].
+//!   ([`engine::wa_state`], the crate's storage traits on the
+//!   [`store::wa_state`] table), and the in-process [`engine::sim`].
+//! - [`messaging`] — per-session durable send queues (pacing, typing,
+//!   pauses), inbound messages, receipts, media fetching, retention.
 
 pub mod api;
 pub mod app;

@@ -355,8 +355,8 @@ async fn creates_start_by_default_when_the_caller_may_control_sessions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_and_delete_wipe_the_protocol_state_and_backups_keep_the_rest() {
-    use wa_gateway::engine::whatsapp::tables::count_session_rows;
-    use wa_gateway::engine::whatsapp::RedbBackend;
+    use wa_gateway::store::wa_state::count_session_rows;
+    use wa_gateway::engine::wa_state::RedbBackend;
     use whatsapp_rust::wacore::store::traits::SignalStore;
 
     let gw = TestGateway::start_with(sim).await;

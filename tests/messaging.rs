@@ -424,3 +424,34 @@ async fn bad_input_gets_a_4xx_envelope_and_changes_nothing() {
     assert_eq!(send(h, &member, &id, json!({"to": "6281234567890", "text": "hi"})).await.status, 202);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prunes_finished_messages_and_old_events_and_keeps_the_queue() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_r"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(send(h, &t, &id, json!({"to": "6281234567890", "text": format!("r{i}")})).await.json["id"].as_str().expect("id").to_string());
+    }
+    for mid in &sent {
+        wait_msg(h, &t, &id, mid, 5, |m| m["status"] == "sent").await;
+    }
+    h.post(&format!("/api/v1/sessions/{id}/stop"), Some(&t), json!({})).await;
+    let pending = send(h, &t, &id, json!({"to": "6281234567890", "text": "stays"})).await.json["id"].as_str().expect("id").to_string();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let store = gw.app().store.clone();
+    let (events, messages) = tokio::task::spawn_blocking(move || wa_gateway::messaging::prune(&store, Duration::ZERO, Duration::ZERO))
+        .await
+        .expect("task")
+        .expect("prune");
+    assert_eq!(messages, 3, "the three sent messages go, the queued one stays");
+    assert!(events >= 12, "every event so far is older than a zero retention: {events}");
+    let left = common::walk(h, &format!("/api/v1/sessions/{id}/messages"), &t, 50).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], pending.as_str());
+    assert_eq!(h.get(&format!("/api/v1/sessions/{id}/messages/{}", sent[0]), Some(&t)).await.status, 404);
+    let report = wa_gateway::store::check::check(&gw.app().store.read().expect("read")).expect("check");
+    assert!(report.ok(), "{report}");
+    gw.stop().await;
+}

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use ulid::Ulid;
 use wa_gateway::engine::manager::{Manager, ManagerConfig};
-use wa_gateway::engine::wa_engine::{format_pair_code, WaOptions, WhatsappEngine};
+use wa_gateway::engine::wa_client::{format_pair_code, WaOptions, WhatsappEngine};
 use wa_gateway::engine::{Connection, Engine, EngineError, EngineEvent, EventSink, StartInfo};
 use wa_gateway::store::records::SessionStatus;
 use wa_gateway::store::Store;

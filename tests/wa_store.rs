@@ -1,5 +1,5 @@
 //! Conformance tests for the `whatsapp-rust` storage backend on the data
-//! file ([`wa_gateway::engine::whatsapp::RedbBackend`]): every trait method
+//! file ([`wa_gateway::engine::wa_state::RedbBackend`]): every trait method
 //! (round trips, overwrites, deletes of present and missing rows, batches),
 //! isolation between sessions sharing one file, survival across reopen,
 //! the table helpers (`delete_session_state`, `count_session_rows`,
@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ulid::Ulid;
-use wa_gateway::engine::whatsapp::store::codec::{Envelope, PreKeyV1};
-use wa_gateway::engine::whatsapp::tables::{self, ns, WA_STATE};
-use wa_gateway::engine::whatsapp::RedbBackend;
+use wa_gateway::engine::wa_state::codec::{Envelope, PreKeyV1};
+use wa_gateway::store::wa_state::{self as tables, ns, WA_STATE};
+use wa_gateway::engine::wa_state::RedbBackend;
 use wa_gateway::store::Store;
 use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;

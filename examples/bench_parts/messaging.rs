@@ -75,9 +75,11 @@ fn rss_mib() -> (f64, f64) {
 /// Gives freed heap back to the OS (glibc keeps it otherwise).
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: malloc_trim only hands free heap pages back to the OS.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 

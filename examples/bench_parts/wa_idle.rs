@@ -19,7 +19,7 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use ulid::Ulid;
-use wa_gateway::engine::wa_engine::{WaOptions, WhatsappEngine};
+use wa_gateway::engine::wa_client::{WaOptions, WhatsappEngine};
 use wa_gateway::engine::{Engine, EventSink, StartInfo};
 use wa_gateway::store::Store;
 

@@ -27,11 +27,11 @@ use crate::store::message_records::{
     Direction, Idempotent, MediaInfo, Message, MessageStatus, MessageType, Reaction,
 };
 use crate::store::records::{Record, Session};
-use crate::store::tables::{IDEMPOTENCY, MESSAGES, SESSIONS};
-use crate::store::{messages, now_ms, StoreError, StoreResult};
+use crate::store::tables::{MESSAGES, SESSIONS};
+use crate::store::{idempotency, messages, now_ms, StoreError, StoreResult};
 
 /// How long an idempotent answer is replayed.
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3_600_000;
+pub const IDEMPOTENCY_TTL_MS: i64 = idempotency::TTL_MS;
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1_000;
 
@@ -167,10 +167,7 @@ async fn queue(
         .run(move |txn| {
             let now = now_ms();
             if let Some(k) = &key {
-                let table = txn.open_table(IDEMPOTENCY)?;
-                let stored = table.get((org.as_str(), k.as_str()))?.map(|v| Idempotent::decode(v.value()));
-                if let Some(first) = stored {
-                    let first = first?;
+                if let Some(first) = idempotency::lookup(txn, &org, k)? {
                     if first.created_at + IDEMPOTENCY_TTL_MS > now {
                         if first.request_hash != hash {
                             return Ok(Outcome::Refused(ApiError::new(
@@ -216,7 +213,7 @@ async fn queue(
             let body = serde_json::to_vec(&body).unwrap_or_default();
             if let Some(k) = &key {
                 let rec = Idempotent { request_hash: hash, status: 202, body: body.clone(), created_at: now };
-                txn.open_table(IDEMPOTENCY)?.insert((org.as_str(), k.as_str()), rec.encode().as_slice())?;
+                idempotency::remember(txn, &org, k, &rec)?;
             }
             Ok(Outcome::Created(body))
         })

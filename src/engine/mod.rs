@@ -21,8 +21,8 @@
 
 pub mod manager;
 pub mod sim;
-pub mod wa_engine;
-pub mod whatsapp;
+pub mod wa_client;
+pub mod wa_state;
 
 use std::fmt;
 use std::future::Future;

@@ -185,7 +185,9 @@ impl Messaging {
     }
 }
 
-/// One round of retention pruning, 1,000 rows a transaction.
+/// One round of retention pruning, 1,000 rows a transaction: events older
+/// than `events`, finished messages older than `messages`, idempotent
+/// answers older than 24 h. Returns (events, messages) deleted.
 pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::store::StoreResult<(usize, usize)> {
     let now = now_ms();
     let (mut e, mut m) = (0, 0);
@@ -197,11 +199,13 @@ pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::stor
         }
     }
     loop {
-        let n = store.prune_messages(now - messages.as_millis() as i64, 1_000)?;
-        m += n;
-        if n < 1_000 {
+        let (read, deleted) = store.prune_messages(now - messages.as_millis() as i64, 1_000)?;
+        m += deleted;
+        if read < 1_000 {
             break;
         }
     }
+    let cutoff = now - crate::store::idempotency::TTL_MS;
+    while store.prune_idempotency(cutoff, 1_000)? == 1_000 {}
     Ok((e, m))
 }

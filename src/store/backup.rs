@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction};
 
 use super::tables::{
-    API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
+    API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
     ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
     STATUS_COUNTS, WA_IDS,
 };
@@ -153,9 +153,10 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, SEND_PAUSES)?;
     copy(src, &txn, LID_MAP)?;
     copy(src, &txn, IDEMPOTENCY)?;
+    copy(src, &txn, IDEMPOTENCY_EXPIRY)?;
     copy(src, &txn, EVENTS)?;
     copy(src, &txn, ORG_EVENTS)?;
-    crate::engine::whatsapp::tables::copy_tables(src, &txn)?;
+    crate::store::wa_state::copy_tables(src, &txn)?;
     txn.commit()?;
     db.close()?;
     File::open(tmp.path())?.sync_all()?;

@@ -243,7 +243,7 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
             }
         }
     }
-    match crate::engine::whatsapp::tables::rows_per_session(txn) {
+    match crate::store::wa_state::rows_per_session(txn) {
         Ok(per_session) => {
             for (session, rows) in per_session {
                 r.whatsapp_state_rows += rows;

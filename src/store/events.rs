@@ -40,13 +40,13 @@ pub fn session_status(txn: &WriteTransaction, id: u128, session: &Session) -> St
         &session.organization_id,
         Some(id),
         session.updated_at,
-        EventData::Session(id, session.clone()),
+        EventData::Session(id, Box::new(session.clone())),
     )
 }
 
 /// A `message.*` event carrying the message as it now is.
 pub fn message_event(txn: &WriteTransaction, kind: &str, id: u128, m: &Message) -> StoreResult<u128> {
-    append(txn, kind, &m.organization_id, Some(m.session_id), m.updated_at, EventData::Message(id, m.clone()))
+    append(txn, kind, &m.organization_id, Some(m.session_id), m.updated_at, EventData::Message(id, Box::new(m.clone())))
 }
 
 /// Reads one page of events after `after`, in id order: across all
@@ -60,7 +60,7 @@ pub fn page(
     limit: usize,
     budget: usize,
     keep: impl Fn(&Event) -> bool,
-) -> StoreResult<(Vec<(u128, Event)>, Option<u128>)> {
+) -> StoreResult<super::Rows<Event>> {
     let events = txn.open_table(EVENTS)?;
     let mut out = Vec::with_capacity(limit.min(256));
     let mut last = None;

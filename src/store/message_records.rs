@@ -248,9 +248,9 @@ pub type Message = MessageV1;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum EventData {
     /// `session.status`: the session after the change.
-    Session(u128, Session),
+    Session(u128, Box<Session>),
     /// `message.*`: the message after the change.
-    Message(u128, Message),
+    Message(u128, Box<Message>),
     /// `session.sending_paused`.
     SendingPaused { until: i64, reason: String },
 }

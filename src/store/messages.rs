@@ -250,7 +250,7 @@ pub fn page(
     limit: usize,
     budget: usize,
     keep: impl Fn(&Message) -> bool,
-) -> StoreResult<(Vec<(u128, Message)>, Option<u128>)> {
+) -> StoreResult<super::Rows<Message>> {
     let index = txn.open_table(SESSION_MESSAGES)?;
     let messages = txn.open_table(MESSAGES)?;
     let start = after.map_or(Bound::Included((session, 0u128)), |a| Bound::Excluded((session, a)));
@@ -282,9 +282,9 @@ pub fn sessions_with_queue(txn: &ReadTransaction) -> StoreResult<Vec<u128>> {
 impl super::Store {
     /// Deletes finished messages created before `cutoff` (Unix ms), oldest
     /// first, at most `max` rows read in this transaction; returns how many
-    /// rows were read (call again while it returns `max`). Pending messages
-    /// are kept whatever their age (their TTL ends them).
-    pub fn prune_messages(&self, cutoff: i64, max: usize) -> StoreResult<usize> {
+    /// rows were read (call again while that is `max`) and how many deleted.
+    /// Pending messages are kept whatever their age (their TTL ends them).
+    pub fn prune_messages(&self, cutoff: i64, max: usize) -> StoreResult<(usize, usize)> {
         let txn = self.write()?;
         let mut doomed = Vec::new();
         let mut read = 0;
@@ -304,7 +304,7 @@ impl super::Store {
         }
         if doomed.is_empty() {
             txn.abort()?;
-            return Ok(read);
+            return Ok((read, 0));
         }
         {
             let mut messages = txn.open_table(MESSAGES)?;
@@ -319,6 +319,6 @@ impl super::Store {
             }
         }
         self.commit(txn)?;
-        Ok(read)
+        Ok((read, doomed.len()))
     }
 }

@@ -12,6 +12,10 @@
 //! | `api_key_hashes` | SHA-256 of the key     | key ULID |
 //! | `org_api_keys`   | (organization id, ULID)| `()` |
 //!
+//! Messaging adds the messages, the send queue and the event log
+//! ([`messages`], [`events`]); [`wa_state`] holds each WhatsApp session's
+//! protocol state. The README's "Data file format" lists every table.
+//!
 //! The server opens the file in redb's `SingleWriter` mode so that `backup`,
 //! `check` (and any reader) can open it read-only from another process while it
 //! runs. Every write uses `Durability::Immediate`: a commit that returned is on disk.
@@ -21,12 +25,14 @@ pub mod backup;
 pub mod check;
 pub mod committer;
 pub mod events;
+pub mod idempotency;
 pub mod message_records;
 pub mod messages;
 pub mod orgs;
 pub mod records;
 pub mod sessions;
 pub mod tables;
+pub mod wa_state;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -110,6 +116,10 @@ impl From<std::io::Error> for StoreError {
         StoreError::Io(e)
     }
 }
+
+/// One page of an id-ordered walk: the rows kept (with their ULID keys) and
+/// where the next page starts (`None`: the walk is done).
+pub type Rows<T> = (Vec<(u128, T)>, Option<u128>);
 
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;

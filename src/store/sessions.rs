@@ -247,7 +247,7 @@ fn suspended_in(
 /// Deletes a session's WhatsApp protocol state (credentials, Signal keys) in
 /// the caller's transaction: on delete and on logout.
 fn wipe(txn: &WriteTransaction, key: u128) -> StoreResult<u64> {
-    crate::engine::whatsapp::tables::delete_session_state(txn, key)
+    crate::store::wa_state::delete_session_state(txn, key)
 }
 
 impl Store {

@@ -52,6 +52,8 @@ pub const SEND_PAUSES: TableDefinition<u128, i64> = TableDefinition::new("send_p
 pub const LID_MAP: TableDefinition<(u128, &str), &str> = TableDefinition::new("lid_map");
 /// (organization id, Idempotency-Key) → the first answer.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency_keys");
+/// (created ms, organization id, key) → (): idempotent answers by age, for retention.
+pub const IDEMPOTENCY_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("idempotency_expiry");
 /// Event ULID → event envelope: the event log, in commit order.
 pub const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 /// (organization id, event ULID) → (): one organization's events.
@@ -109,7 +111,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(ORG_SESSIONS)?;
     txn.open_table(API_KEYS)?;
     txn.open_table(API_KEY_HASHES)?;
-    crate::engine::whatsapp::tables::create_tables(&txn)?;
+    crate::store::wa_state::create_tables(&txn)?;
     txn.open_table(ORG_API_KEYS)?;
     txn.open_table(RUNNING)?;
     txn.open_table(MESSAGES)?;
@@ -122,6 +124,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(SEND_PAUSES)?;
     txn.open_table(LID_MAP)?;
     txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(IDEMPOTENCY_EXPIRY)?;
     txn.open_table(EVENTS)?;
     txn.open_table(ORG_EVENTS)?;
     recount_statuses_if_missing(&txn)?;

@@ -100,7 +100,7 @@ pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
             r.problem(format!("event evt_{} missing from org_events", Ulid::from(id)));
         }
         if let EventData::Session(sid, s) = e.data {
-            last_status.insert(sid, s);
+            last_status.insert(sid, *s);
         }
     });
     let mut n = 0u64;

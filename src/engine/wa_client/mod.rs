@@ -46,7 +46,7 @@ pub use events::format_pair_code;
 use events::{Forwarder, Shared};
 
 use crate::engine::{BoxFuture, Connection, Engine, EngineError, EventSink, StartInfo};
-use crate::engine::whatsapp::store::RedbBackend;
+use crate::engine::wa_state::RedbBackend;
 use crate::store::Store;
 
 /// Protocol restarts (515 after linking) resumed in a row without a login in between.

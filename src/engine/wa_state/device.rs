@@ -18,7 +18,7 @@ use whatsapp_rust::wacore::store::Device;
 
 use super::codec::{CertChainV1, DeviceV1, NoiseCertV1};
 use super::{CrateResult, RedbBackend, WaResult, WaStoreError};
-use crate::engine::whatsapp::tables::ns;
+use crate::store::wa_state::ns;
 
 /// The id `create` reports: one device per session, like the crate's
 /// SQLite backend's default.

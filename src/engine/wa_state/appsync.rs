@@ -10,7 +10,7 @@ use whatsapp_rust::wacore::store::traits::{AppStateSyncKey, AppSyncStore};
 
 use super::codec::{Envelope, HashStateV1, MutationMacV1, SyncKeyV1};
 use super::{CrateResult, RedbBackend, WaStoreError};
-use crate::engine::whatsapp::tables::{composite_key, composite_prefix, ns};
+use crate::store::wa_state::{composite_key, composite_prefix, ns};
 
 fn sync_key_to_row(k: &AppStateSyncKey) -> SyncKeyV1 {
     SyncKeyV1 { key_data: k.key_data.clone(), fingerprint: k.fingerprint.clone(), timestamp: k.timestamp }

@@ -14,7 +14,7 @@
 //!
 //! Values are either raw protocol bytes (Signal sessions, identities, sender
 //! keys, pre-key records, ...) or a postcard record in a versioned envelope
-//! (see `store::codec`). The value layout of every namespace is listed in
+//! (see `engine::wa_state::codec`). The value layout of every namespace is listed in
 //! [`ns`].
 
 use std::ops::Bound;
@@ -32,7 +32,7 @@ pub const WA_STATE: TableDefinition<(u128, &str, &[u8]), &[u8]> = TableDefinitio
 /// Namespaces of [`WA_STATE`], with each one's key and value layout.
 ///
 /// "Envelope" values are postcard-encoded enums whose variant index is the
-/// record version (see `store::codec`); "raw" values are stored as the
+/// record version (see `engine::wa_state::codec`); "raw" values are stored as the
 /// `whatsapp-rust` crate hands them over. `a ‖ b` is [`composite_key`].
 pub mod ns {
     /// The session's own device (keys, JIDs, account): key empty, envelope `Device`.

@@ -9,7 +9,7 @@ use whatsapp_rust::wacore::store::traits::{
 
 use super::codec::{Envelope, MsgSecretV1};
 use super::{CrateResult, RedbBackend};
-use crate::engine::whatsapp::tables::{composite_key, ns};
+use crate::store::wa_state::{composite_key, ns};
 
 fn secret_key(chat: &str, sender: &str, msg_id: &str) -> Vec<u8> {
     composite_key(&[chat.as_bytes(), sender.as_bytes(), msg_id.as_bytes()])

@@ -3,7 +3,7 @@
 //! gateway's redb data file, one instance per session.
 //!
 //! Every row lives in [`WA_STATE`] under the session's ULID (see
-//! [`super::tables`] for the layout). redb calls block, so each trait method
+//! [`crate::store::wa_state`] for the layout). redb calls block, so each trait method
 //! runs one transaction on tokio's blocking pool. Writes are durable
 //! ([`Store::write`] + [`Store::commit`]); a batch method is one transaction,
 //! and so is every read-modify-write (redb runs one write transaction at a
@@ -29,7 +29,7 @@ use redb::{ReadOnlyTable, ReadableTable, Table, TableError};
 use ulid::Ulid;
 use whatsapp_rust::wacore::store::error::StoreError as CrateStoreError;
 
-use super::tables::{create_tables, StateKey, WA_STATE};
+use crate::store::wa_state::{create_tables, StateKey, WA_STATE};
 use crate::store::{Store, StoreError};
 use codec::Envelope;
 

@@ -10,7 +10,7 @@ use whatsapp_rust::wacore::store::traits::SignalStore;
 
 use super::codec::{Envelope, PreKeyV1};
 use super::{id_key, key_id, CrateResult, RedbBackend, WaStoreError};
-use crate::engine::whatsapp::tables::ns;
+use crate::store::wa_state::ns;
 
 fn identity(bytes: Vec<u8>) -> Result<[u8; 32], WaStoreError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| WaStoreError::Decode {

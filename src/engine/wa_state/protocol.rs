@@ -10,7 +10,7 @@ use whatsapp_rust::wacore::store::traits::{
 
 use super::codec::{DeviceInfoV1, DeviceListV1, LidMappingV1};
 use super::{messages, utf8, CrateResult, RedbBackend, WaResult, Writer};
-use crate::engine::whatsapp::tables::{composite_key, composite_prefix, ns, split_composite};
+use crate::store::wa_state::{composite_key, composite_prefix, ns, split_composite};
 
 fn skd_key(group: &str, device: &str) -> Vec<u8> {
     composite_key(&[group.as_bytes(), device.as_bytes()])

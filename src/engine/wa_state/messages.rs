@@ -10,7 +10,7 @@ use whatsapp_rust::wacore::time::now_secs;
 
 use super::codec::{Envelope, PendingInboundV1, SentMessageV1, TcTokenV1};
 use super::{utf8, CrateResult, RedbBackend, WaResult, Writer};
-use crate::engine::whatsapp::tables::{composite_key, ns};
+use crate::store::wa_state::{composite_key, ns};
 
 fn tc_row(e: &TcTokenEntry) -> TcTokenV1 {
     TcTokenV1 { token: e.token.clone(), token_timestamp: e.token_timestamp, sender_timestamp: e.sender_timestamp }
