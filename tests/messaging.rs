@@ -163,22 +163,97 @@ async fn sixty_a_minute_paces_eight_messages_half_a_second_apart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_patch_to_a_slower_rate_applies_to_what_is_still_queued() {
+async fn a_patch_to_a_slower_rate_mid_queue_applies_to_the_rest() {
     let gw = gateway(|_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_slow"));
-    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 600})).await;
-    let items: Vec<Value> = (0..4).map(|i| json!({"to": "6281234567890", "text": format!("m{i}")})).collect();
-    // Slow down first, then queue: every gap follows the new rate (20/min → 1.5 s).
-    let r = h.patch(&format!("/api/v1/sessions/{id}"), Some(&t), json!({"ratePerMin": 20})).await;
-    assert_eq!(r.status, 200);
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 120})).await;
+    let items: Vec<Value> = (0..6).map(|i| json!({"to": "6281234567890", "text": format!("m{i}")})).collect();
     h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;
-    tokio::time::sleep(Duration::from_millis(3_300)).await;
+    // 120/min: one every 250 ms. Once two are out, slow down to 20/min (1.5 s).
+    let end = Instant::now() + Duration::from_secs(5);
+    while sent_messages(&outbox(h, &t, &id).await).len() < 2 {
+        assert!(Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let patched = wa_gateway::store::now_ms();
+    assert_eq!(h.patch(&format!("/api/v1/sessions/{id}"), Some(&t), json!({"ratePerMin": 20})).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(3_400)).await;
     let out = outbox(h, &t, &id).await;
     let at: Vec<i64> = sent_messages(&out).iter().map(|r| r["at"].as_i64().unwrap_or(0)).collect();
-    assert!((2..=3).contains(&at.len()), "{at:?}");
-    for w in at.windows(2) {
-        assert!(w[1] - w[0] >= 1_500, "{at:?}");
+    let after: Vec<i64> = at.iter().copied().filter(|a| *a > patched + 50).collect();
+    assert!(!after.is_empty() && after.len() <= 3, "{at:?}");
+    for w in at.windows(2).filter(|w| w[1] > patched + 50) {
+        assert!(w[1] - w[0] >= 1_500, "a send {} ms after the previous one, past the PATCH: {at:?}", w[1] - w[0]);
     }
+    assert!(at.len() < 6, "the rest waits at the slower pace: {at:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn media_by_url_and_base64_is_kept_until_sent_and_inbound_media_downloads() {
+    use std::io::{Read, Write};
+    // A tiny image server on loopback (allowed only with --allow-private-urls).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = b"\x89PNG fake image bytes";
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    let url = format!("http://{addr}/pics/cat.png");
+    let closed = gateway(|_| {}).await;
+    let r = send(&closed.http, &closed.owner("org_u"), "01ARZ3NDEKTSV4RRFFQ69G5FAV", json!({"to": "6281234567890", "media": {"url": url}})).await;
+    assert_eq!(r.status, 404, "an unknown session first");
+    let (h, t) = (&closed.http, closed.owner("org_u"));
+    let id = working_session(h, &t, json!({"presenceTyping": false})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "media": {"url": url}})).await;
+    assert_eq!((r.status.as_u16(), r.json["error"]["details"]["field"].as_str()), (400, Some("media.url")), "loopback refused by default");
+    closed.stop().await;
+
+    let gw = gateway(|c| c.messaging.allow_private_urls = true).await;
+    let (h, t) = (&gw.http, gw.owner("org_u"));
+    let id = working_session(h, &t, json!({"presenceTyping": false})).await;
+    h.post(&format!("/api/v1/sessions/{id}/stop"), Some(&t), json!({})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "media": {"url": url}, "text": "a cat"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(r.json["type"], "image");
+    assert_eq!(r.json["media"]["mimetype"], "image/png");
+    assert_eq!(r.json["media"]["fileName"], "cat.png");
+    let mid = r.json["id"].as_str().expect("id").to_string();
+    let m = h.get(&format!("/api/v1/sessions/{id}/messages/{mid}/media"), Some(&t)).await;
+    assert_eq!((m.status.as_u16(), &m.body[..]), (200, &b"\x89PNG fake image bytes"[..]));
+    assert_eq!(m.headers.get("content-type").map(|v| v.as_bytes()), Some(&b"image/png"[..]));
+    let doc = send(h, &t, &id, json!({"to": "6281234567890", "type": "document", "media": {"data": "aGVsbG8=", "mimetype": "text/plain", "fileName": "a.txt"}})).await;
+    assert_eq!((doc.status.as_u16(), doc.json["type"].as_str(), doc.json["media"]["sizeBytes"].as_u64()), (202, Some("document"), Some(5)));
+    // Once sent, outbound media is no longer kept.
+    h.post(&format!("/api/v1/sessions/{id}/start"), Some(&t), json!({})).await;
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "sent").await;
+    assert_eq!(h.get(&format!("/api/v1/sessions/{id}/messages/{mid}/media"), Some(&t)).await.status, 404);
+    let out = outbox(h, &t, &id).await;
+    assert!(sent_messages(&out).iter().any(|r| r["type"] == "image" && r["text"] == "a cat"), "{out:?}");
+    // Inbound media is fetched from WhatsApp (here the sim) on demand.
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281299999999", "type": "document", "text": "invoice"})).await;
+    assert_eq!(r.status, 202);
+    let end = Instant::now() + Duration::from_secs(5);
+    let inbound = loop {
+        let l = h.get(&format!("/api/v1/sessions/{id}/messages?direction=in"), Some(&t)).await;
+        if let Some(m) = l.json["data"].as_array().and_then(|d| d.first()).cloned() {
+            break m;
+        }
+        assert!(Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((inbound["type"].as_str(), inbound["text"].as_str()), (Some("document"), Some("invoice")));
+    assert_eq!(inbound["media"]["mimetype"], "application/pdf");
+    let m = h.get(&format!("/api/v1/sessions/{id}/messages/{}/media", inbound["id"].as_str().unwrap_or("")), Some(&t)).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(m.body.len() as u64, inbound["media"]["sizeBytes"].as_u64().unwrap_or(0));
     gw.stop().await;
 }
 

@@ -369,6 +369,8 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             })
         })
         .await?;
+    // New rates (or typing) apply to what is still queued: from the next send.
+    app.messaging.wake(id);
     Ok(session_response(200, id, &session))
 }
 
