@@ -213,7 +213,8 @@ fn message(
         edited_at: None,
         revoke_requested: false,
     };
-    let mut kind = "message.received";
+    // One this account sent from another device is an outbound status.
+    let mut kind = if msg.from_me { "message.status" } else { "message.received" };
     match msg.body {
         InboundBody::Text { text } => m.text = Some(text),
         InboundBody::Media { kind: k, mimetype, file_name, size, caption, media_ref } => {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{Record, Session};
+use super::records::{record, Record, Session};
 use super::StoreError;
 
 /// Which way a message went.
@@ -295,24 +295,6 @@ enum EventEnvelope {
 #[derive(Serialize, Deserialize)]
 enum IdempotentEnvelope {
     V1(IdempotentV1),
-}
-
-macro_rules! record {
-    ($ty:ty, $env:ident, $kind:literal) => {
-        impl Record for $ty {
-            const KIND: &'static str = $kind;
-            fn encode(&self) -> Vec<u8> {
-                // Serializing these plain structs into a Vec cannot fail.
-                postcard::to_stdvec(&$env::V1(self.clone())).unwrap_or_default()
-            }
-            fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-                match postcard::from_bytes::<$env>(bytes) {
-                    Ok($env::V1(v)) => Ok(v),
-                    Err(e) => Err(StoreError::Corrupt(format!("{} record: {e}", $kind))),
-                }
-            }
-        }
-    };
 }
 
 record!(MessageV1, MessageEnvelope, "message");

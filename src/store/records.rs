@@ -231,6 +231,7 @@ pub trait Record: Sized {
     fn decode(bytes: &[u8]) -> Result<Self, StoreError>;
 }
 
+/// Implements [`Record`] for a V1 struct and its envelope enum.
 macro_rules! record {
     ($ty:ty, $env:ident, $kind:literal) => {
         impl Record for $ty {
@@ -248,6 +249,8 @@ macro_rules! record {
         }
     };
 }
+
+pub(crate) use record;
 
 record!(SessionV1, SessionEnvelope, "session");
 record!(OrganizationV1, OrganizationEnvelope, "organization");
