@@ -303,6 +303,14 @@ async fn idempotency_keys_replay_refuse_and_hold_under_a_race() {
     assert_eq!((c.status.as_u16(), c.code()), (409, "conflict"));
     let bad = h.send(Method::POST, &path, Some(&t), Some(body.clone()), &[("idempotency-key", "a b")]).await;
     assert_eq!(bad.status, 400);
+    // A retry gets the first answer even when its body would no longer pass
+    // (here: `sendAt` has passed meanwhile) — nothing is re-validated.
+    let soon = Bytes::from(json!({"to": "6281234567890", "text": "soon", "sendAt": wa_gateway::store::now_ms() + 300}).to_string());
+    let first = h.send(Method::POST, &path, Some(&t), Some(soon.clone()), &[("idempotency-key", "k-2")]).await;
+    assert_eq!(first.status, 202);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let retry = h.send(Method::POST, &path, Some(&t), Some(soon), &[("idempotency-key", "k-2")]).await;
+    assert_eq!((retry.status.as_u16(), &retry.body), (202, &first.body));
     // 16 at once with one key: exactly one message.
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -318,9 +326,9 @@ async fn idempotency_keys_replay_refuse_and_hold_under_a_race() {
     assert_eq!(ids.len(), 1, "{ids:?}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let all = common::walk(h, &path, &t, 50).await;
-    assert_eq!(all.len(), 2, "k-1 and race: two messages in all");
+    assert_eq!(all.len(), 3, "k-1, k-2 and race: three messages in all");
     let out = outbox(h, &t, &id).await;
-    assert_eq!(sent_messages(&out).len(), 2, "each sent once");
+    assert_eq!(sent_messages(&out).len(), 3, "each sent once");
     gw.stop().await;
 }
 

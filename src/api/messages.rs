@@ -101,6 +101,37 @@ fn idempotency_key(req: &Req) -> Result<Option<String>, ApiError> {
     Ok(v.to_str().ok().map(str::to_string))
 }
 
+/// SHA-256 of what makes two requests "the same" for an idempotency key.
+fn request_hash(req: &Req) -> [u8; 32] {
+    let mut h = Vec::with_capacity(req.body.len() + 64);
+    h.extend_from_slice(req.path.as_bytes());
+    h.push(0);
+    h.extend_from_slice(&req.body);
+    digest(&SHA256, &h).as_ref().try_into().unwrap_or([0; 32])
+}
+
+/// The remembered answer as a response: replayed, or 409 for another request.
+fn replay(first: Idempotent, hash: [u8; 32]) -> Result<Resp, ApiError> {
+    if first.request_hash != hash {
+        return Err(ApiError::new(ErrorCode::Conflict, "this Idempotency-Key was used with another request"));
+    }
+    let mut r = response::bytes(first.status, "application/json", first.body);
+    r.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
+    Ok(r)
+}
+
+/// Answers a repeated key before any work (parsing, fetching media): a
+/// retry must get the first answer even if its media URL is gone by now.
+async fn early_replay(app: &App, org: &str, key: &Option<String>, hash: [u8; 32]) -> Result<Option<Resp>, ApiError> {
+    let Some(k) = key.clone() else { return Ok(None) };
+    let org = org.to_string();
+    let found = app.blocking(move |s| idempotency::lookup_read(&s.read()?, &org, &k)).await?;
+    match found {
+        Some(first) if first.created_at + IDEMPOTENCY_TTL_MS > now_ms() => replay(first, hash).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// What a queueing job decided.
 enum Outcome {
     Created(Vec<u8>),
@@ -116,6 +147,9 @@ fn fetch_policy(app: &App) -> FetchPolicy {
 pub async fn send(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
+    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+        return Ok(r);
+    }
     let body: Value = req.json()?;
     let item = message_input::parse(body, now_ms(), &fetch_policy(&app)).await?;
     queue(&app, &req, org, id, vec![item], key, false).await
@@ -126,6 +160,9 @@ pub async fn send(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
+    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+        return Ok(r);
+    }
     let mut body: Value = req.json()?;
     let items = match body.as_object_mut().map(|o| (o.remove("messages"), o.keys().next().cloned())) {
         Some((_, Some(extra))) => return Err(ApiError::invalid(&extra, format!("unknown field `{extra}`"))),
@@ -154,13 +191,7 @@ async fn queue(
     key: Option<String>,
     is_batch: bool,
 ) -> Result<Resp, ApiError> {
-    let hash: [u8; 32] = {
-        let mut h = Vec::with_capacity(req.body.len() + 64);
-        h.extend_from_slice(req.path.as_bytes());
-        h.push(0);
-        h.extend_from_slice(&req.body);
-        digest(&SHA256, &h).as_ref().try_into().unwrap_or([0; 32])
-    };
+    let hash = request_hash(req);
     let max = app.config.messaging.max_queued;
     let outcome = app
         .committer
@@ -169,12 +200,6 @@ async fn queue(
             if let Some(k) = &key {
                 if let Some(first) = idempotency::lookup(txn, &org, k)? {
                     if first.created_at + IDEMPOTENCY_TTL_MS > now {
-                        if first.request_hash != hash {
-                            return Ok(Outcome::Refused(ApiError::new(
-                                ErrorCode::Conflict,
-                                "this Idempotency-Key was used with another request",
-                            )));
-                        }
                         return Ok(Outcome::Replay(first));
                     }
                 }
@@ -223,11 +248,7 @@ async fn queue(
             app.messaging.wake(id);
             Ok(response::bytes(202, "application/json", body))
         }
-        Outcome::Replay(first) => {
-            let mut r = response::bytes(first.status, "application/json", first.body);
-            r.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
-            Ok(r)
-        }
+        Outcome::Replay(first) => replay(first, hash),
         Outcome::Refused(e) => Err(e),
     }
 }

@@ -2,7 +2,7 @@
 //! expiry index so retention can drop old ones oldest first, in bounded
 //! transactions, without reading the whole table.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::message_records::Idempotent;
 use super::records::Record;
@@ -14,6 +14,13 @@ pub const TTL_MS: i64 = 24 * 3_600_000;
 
 /// The remembered answer for (`org`, `key`), if any (fresh or not).
 pub fn lookup(txn: &WriteTransaction, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
+    let table = txn.open_table(IDEMPOTENCY)?;
+    let stored = table.get((org, key))?.map(|v| Idempotent::decode(v.value()));
+    stored.transpose()
+}
+
+/// [`lookup`] in a read snapshot (the early check, before any work).
+pub fn lookup_read(txn: &ReadTransaction, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
     let table = txn.open_table(IDEMPOTENCY)?;
     let stored = table.get((org, key))?.map(|v| Idempotent::decode(v.value()));
     stored.transpose()
