@@ -56,10 +56,11 @@ pub fn record(history: &mut VecDeque<i64>, at: i64) {
 }
 
 /// How long to show `composing` before a message of `chars` characters:
-/// about a fast typist's time (40 ms a character after a 1 s start), with
-/// `jitter` in [0, 1) spreading it ±20%, always within 1..=8 s.
+/// about a fast typist's time (45 ms a character after a 0.5 s start), with
+/// `jitter` in [0, 1) spreading it ±20%, always within 1..=8 s (so a short
+/// reply is typed for the minimum second, a paragraph for several).
 pub fn typing_ms(chars: usize, jitter: f64) -> i64 {
-    let base = 1_000.0 + 40.0 * chars.min(1_000) as f64;
+    let base = 500.0 + 45.0 * chars.min(1_000) as f64;
     let spread = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
     ((base * spread) as i64).clamp(1_000, 8_000)
 }
