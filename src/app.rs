@@ -117,9 +117,9 @@ impl App {
         };
         let engine = Manager::new(engine, store.clone(), config.retry.clone());
         let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
-        let metrics = Metrics::new(&engine.counters);
         let committer = Arc::new(Committer::start(store.clone()).map_err(StartError::Io)?);
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
+        let metrics = Metrics::new(&engine.counters, &messaging.counters);
         Ok(App {
             store,
             auth,

@@ -364,6 +364,10 @@ async fn account_trouble_fails_one_pauses_the_queue_and_not_on_whatsapp_fails() 
     let data = &ev.json["data"][0]["data"];
     assert!(data["until"].as_i64().unwrap_or(0) > wa_gateway::store::now_ms() + 3_000_000, "{data}");
     assert!(data["reason"].as_str().is_some_and(|r| r.contains("463")));
+    let metrics = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
+    assert!(metrics.contains("wa_gateway_messages_failed_total 2"), "{metrics}");
+    assert!(metrics.contains("wa_gateway_send_queue_pauses_total 1"), "{metrics}");
+    assert!(metrics.contains("wa_gateway_messages_sent_total 0"), "{metrics}");
     gw.stop().await;
 }
 

@@ -41,8 +41,12 @@ pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, Eng
             .map(|(s, _)| *s)
             .collect();
         let pause = m.config.send_pause.as_millis() as i64;
+        let arrived = batch.iter().filter(|(_, e)| matches!(e, EngineEvent::Message(_))).count();
         match m.committer.run(move |txn| apply(txn, batch, pause)).await {
-            Ok(to_read) => mark_read(&m, to_read),
+            Ok(to_read) => {
+                m.counters.received.inc_by(arrived as u64);
+                mark_read(&m, to_read)
+            }
             Err(e) => tracing::warn!(error = %e, "could not store message events"),
         }
         wakes.into_iter().for_each(|s| m.wake(s));

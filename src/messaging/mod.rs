@@ -60,6 +60,19 @@ impl Default for MessagingConfig {
     }
 }
 
+/// Counters for `/metrics` (`wa_gateway_messages_*_total`).
+#[derive(Default)]
+pub struct MessagingCounters {
+    /// Messages WhatsApp took.
+    pub sent: prometheus_client::metrics::counter::Counter,
+    /// Outbound messages that failed (refused, not on WhatsApp, ...).
+    pub failed: prometheus_client::metrics::counter::Counter,
+    /// Inbound messages stored (reactions, edits and revokes included).
+    pub received: prometheus_client::metrics::counter::Counter,
+    /// Times a session's queue was paused for account trouble.
+    pub paused: prometheus_client::metrics::counter::Counter,
+}
+
 /// The messaging service: shared by the API (which queues) and the workers
 /// (which send).
 pub struct Messaging {
@@ -69,6 +82,7 @@ pub struct Messaging {
     pub config: MessagingConfig,
     /// The wake-up of each session's worker.
     workers: Mutex<HashMap<Ulid, Arc<Notify>>>,
+    pub counters: MessagingCounters,
     closing: AtomicBool,
     stop: Notify,
 }
@@ -86,6 +100,7 @@ impl Messaging {
             manager,
             config,
             workers: Mutex::new(HashMap::new()),
+            counters: MessagingCounters::default(),
             closing: AtomicBool::new(false),
             stop: Notify::new(),
         });

@@ -226,6 +226,17 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
         Err(SendError::Unavailable(_)) => return Ok(Next::Until(now_ms() + 1_000)),
         Err(e) => Err(e),
     };
+    match &outcome {
+        Ok(()) => {
+            m.counters.sent.inc();
+        }
+        Err(e) => {
+            m.counters.failed.inc();
+            if matches!(e, SendError::Refused { .. }) {
+                m.counters.paused.inc();
+            }
+        }
+    }
     m.committer
         .run(move |txn| {
             let now = now_ms();

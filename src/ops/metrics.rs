@@ -83,7 +83,7 @@ fn method_label(m: &str) -> &'static str {
 impl Metrics {
     /// Registers every metric; the engine's counters are exported as they
     /// count (`wa_gateway_engine_*_total`).
-    pub fn new(engine: &EngineCounters) -> Metrics {
+    pub fn new(engine: &EngineCounters, messaging: &crate::messaging::MessagingCounters) -> Metrics {
         let mut registry = Registry::with_prefix("wa_gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
@@ -101,6 +101,10 @@ impl Metrics {
         registry.register("engine_live_connections", "Engine connections open in this process", live.clone());
         registry.register("engine_reconnects", "Reconnect attempts since start", engine.reconnects.clone());
         registry.register("engine_errors", "Failed engine connects since start", engine.errors.clone());
+        registry.register("messages_sent", "Messages WhatsApp took since start", messaging.sent.clone());
+        registry.register("messages_failed", "Outbound messages that failed since start", messaging.failed.clone());
+        registry.register("messages_received", "Inbound messages stored since start", messaging.received.clone());
+        registry.register("send_queue_pauses", "Send queues paused for account trouble since start", messaging.paused.clone());
         registry.register("jwks_keys", "Usable keys in the current JWKS", jwks_keys.clone());
         registry.register("jwks_fetch_attempts", "JWKS fetch attempts since start", jwks_fetches.clone());
         let accept_errors = Counter::default();
