@@ -83,6 +83,59 @@ fn trim() {
     }
 }
 
+/// CPU seconds (user + system) used so far by this process, and by its
+/// threads named `thread` (e.g. the group committer, `wa-committer`).
+fn cpu_secs(thread: &str) -> (f64, f64) {
+    // SAFETY: sysconf only reads a configuration value.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the `(comm)`: state is 3rd, utime 14th, stime 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        n(14) + n(15)
+    };
+    let all = std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| ticks(&s));
+    let mut named = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.filter_map(Result::ok) {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == thread {
+                named += std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| ticks(&s));
+            }
+        }
+    }
+    (all / tck, named / tck)
+}
+
+/// "x.xx cores, committer y%" over `secs` of wall time since `before`.
+fn cpu_since(before: (f64, f64), secs: f64) -> String {
+    let now = cpu_secs("wa-committer");
+    format!(
+        "CPU {:.2} of 2 cores (bench clients + gateway), committer thread {:.0}% of one core",
+        (now.0 - before.0) / secs,
+        100.0 * (now.1 - before.1) / secs
+    )
+}
+
+/// p50/p99 ms of a 4 KiB append + `fdatasync` in `dir`: what one durable
+/// commit costs this disk at least.
+fn fsync_probe(dir: &Path, n: usize) -> (f64, f64) {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.write_all(&[7u8; 4096]).expect("probe write");
+        let t = Instant::now();
+        f.sync_data().expect("fdatasync");
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = std::fs::remove_file(&path);
+    v.sort_by(f64::total_cmp);
+    (q(&v, 0.5), q(&v, 0.99))
+}
+
 fn id_of(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body).expect("json")["id"].as_str().expect("id").to_string()
 }
@@ -149,7 +202,7 @@ async fn working_sessions(addr: SocketAddr, token: &str, n: usize, settings: Val
     Arc::try_unwrap(ids).unwrap_or_else(|a| (*a).clone())
 }
 
-/// Messages still in any send queue, read from the data file.
+/// Sessions with anything left in their send queue, read from the data file.
 fn queued_sessions(gw: &Gateway) -> usize {
     let txn = gw.app.store.read().expect("read txn");
     wa_gateway::store::messages::sessions_with_queue(&txn).expect("queue counts").len()
@@ -232,6 +285,10 @@ async fn spread(addr: SocketAddr, paths: Arc<Vec<String>>, token: &str, body: By
 async fn m1(secs: f64, summary: &mut Summary) {
     println!("\n-- M1. POST /api/v1/sessions/{{id}}/messages (durable 202), 100 stopped sessions --");
     let dir = tempfile::tempdir().expect("tempdir");
+    let probe = dir.path().to_path_buf();
+    let (f50, f99) = tokio::task::spawn_blocking(move || fsync_probe(&probe, 300)).await.expect("probe");
+    println!("  this disk: 4 KiB write + fdatasync p50 {f50:.2} ms, p99 {f99:.2} ms (300 in the data dir's filesystem)");
+    summary.add("M1 disk fdatasync p50 / p99", format!("{f50:.2} / {f99:.2} ms"), "");
     let gw = start(config(dir.path()), None).await;
     let token = owner(&gw, "org_m1");
     let ids = create_sessions(gw.addr(), &token, 100, json!({"label": "m1", "start": false})).await;
@@ -239,12 +296,21 @@ async fn m1(secs: f64, summary: &mut Summary) {
     let body = Bytes::from(json!({"to": TO, "text": "hello from the bench"}).to_string());
     let dur = Duration::from_secs_f64(secs);
     for clients in [1usize, 16] {
+        let (cpu0, v0) = (cpu_secs("wa-committer"), gw.app.store.version());
         let r = spread(gw.addr(), paths.clone(), &token, body.clone(), clients, dur).await;
+        let cpu = cpu_since(cpu0, r.secs);
+        let commits = gw.app.store.version() - v0;
         let rps = r.ok as f64 / r.secs;
         let target = if clients == 16 { "  (target >= 5,000/s, p99 < 20 ms)" } else { "" };
         println!(
             "  {clients:>2} client(s): {rps:>8.0} 202/s  p50 {:.2} ms  p99 {:.2} ms  mean {:.2} ms  ({} queued, {} errors, {:.2} s){target}",
             r.lat.p50, r.lat.p99, r.lat.mean, r.ok, r.errors, r.secs
+        );
+        println!(
+            "              {commits} durable commits ({:.0}/s, {:.1} 202s a commit, {:.2} ms a commit); {cpu}",
+            commits as f64 / r.secs,
+            r.ok as f64 / commits.max(1) as f64,
+            r.secs * 1e3 / commits.max(1) as f64
         );
         let t = if clients == 16 { ">= 5000/s" } else { "" };
         summary.add(format!("M1 durable 202/s, {clients} client(s)"), format!("{rps:.0}/s"), t);
@@ -270,6 +336,7 @@ async fn m2(summary: &mut Summary) {
     let body = batch_body(PER, "e2e");
     // (first 202: Instant, wall ms), last 202.
     let first: Arc<Mutex<Option<(Instant, i64)>>> = Arc::new(Mutex::new(None));
+    let (cpu0, v0) = (cpu_secs("wa-committer"), gw.app.store.version());
     let queued_from = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..16 {
@@ -327,6 +394,13 @@ async fn m2(summary: &mut Summary) {
             println!(
                 "  first 202 -> last message on the sim network (outbox `at`): {net_secs:.2} s = {:.0} messages/s",
                 carried as f64 / net_secs.max(1e-3)
+            );
+            let (secs, commits) = (queued_from.elapsed().as_secs_f64(), gw.app.store.version() - v0);
+            println!(
+                "  {commits} durable commits ({:.0}/s, {:.2} ms a commit; a message takes 3: queued, sending, sent); {}",
+                commits as f64 / secs,
+                secs * 1e3 / commits.max(1) as f64,
+                cpu_since(cpu0, secs)
             );
             summary.add("M2 sim end to end, 1,000 sessions", format!("{rate:.0} msg/s"), ">= 10000/s");
         }
@@ -568,8 +642,9 @@ async fn m4_m5(samples: usize, summary: &mut Summary) {
     );
     summary.add("M4 in-process VmRSS before / queued / restarted", format!("{rss0:.0} / {rss1:.0} / {rss3:.0} MiB"), "< 100 MiB");
 
-    // M5 on the restarted gateway.
-    m5(gw.addr(), &token, samples, summary).await;
+    // M5 on the restarted gateway (its summary rows go after M4's).
+    let mut m5_rows = Summary::default();
+    m5(gw.addr(), &token, samples, &mut m5_rows).await;
     let (rss4, hwm4) = rss_mib();
     println!("  this process after M5: VmRSS {rss4:.1} MiB, VmHWM {hwm4:.1} MiB (process peak since start)");
     gw.shutdown().await.expect("shutdown");
@@ -612,6 +687,7 @@ async fn m4_m5(samples: usize, summary: &mut Summary) {
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
     }
+    summary.rows.extend(m5_rows.rows);
 }
 
 pub async fn run(secs: f64, page_samples: usize, summary: &mut Summary) {
