@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 use ring::digest::{digest, SHA256};
+use serde::Serialize;
 use serde_json::{json, Value};
 use ulid::Ulid;
 
@@ -35,36 +36,132 @@ pub const IDEMPOTENCY_TTL_MS: i64 = idempotency::TTL_MS;
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1_000;
 
-/// A message as the API shows it (CONTRACT §9).
+/// A message as the API shows it (CONTRACT §9), serialized straight from
+/// the record (no intermediate JSON tree: this runs for every 202 and
+/// every row of a page).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView<'a> {
+    id: String,
+    session_id: String,
+    organization_id: &'a str,
+    direction: &'static str,
+    chat_id: &'a str,
+    chat_jid: Option<&'a str>,
+    chat_lid: Option<&'a str>,
+    sender_jid: Option<&'a str>,
+    sender_lid: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: Option<&'a str>,
+    media: Option<MediaView<'a>>,
+    location: Option<LocationView<'a>>,
+    contact: Option<ContactView<'a>>,
+    reaction: Option<ReactionView<'a>>,
+    reply_to: Option<&'a str>,
+    mentions: &'a [String],
+    status: &'static str,
+    error: Option<ErrorView<'a>>,
+    wa_message_id: &'a str,
+    send_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    sent_at: Option<i64>,
+    delivered_at: Option<i64>,
+    read_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MediaView<'a> {
+    mimetype: &'a str,
+    file_name: Option<&'a str>,
+    size_bytes: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LocationView<'a> {
+    latitude: f64,
+    longitude: f64,
+    name: Option<&'a str>,
+    address: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContactView<'a> {
+    name: &'a str,
+    phone_number: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionView<'a> {
+    message_id: Option<&'a str>,
+    emoji: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// The API view of message `id`.
+pub fn message_view(id: u128, m: &Message) -> MessageView<'_> {
+    MessageView {
+        id: Ulid::from(id).to_string(),
+        session_id: Ulid::from(m.session_id).to_string(),
+        organization_id: &m.organization_id,
+        direction: m.direction.as_str(),
+        chat_id: &m.chat_id,
+        chat_jid: m.chat_jid.as_deref(),
+        chat_lid: m.chat_lid.as_deref(),
+        sender_jid: m.sender_jid.as_deref(),
+        sender_lid: m.sender_lid.as_deref(),
+        kind: m.kind.as_str(),
+        text: m.text.as_deref(),
+        media: m.media.as_ref().map(|x| MediaView { mimetype: &x.mimetype, file_name: x.file_name.as_deref(), size_bytes: x.size_bytes }),
+        location: m.location.as_ref().map(|l| LocationView {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            name: l.name.as_deref(),
+            address: l.address.as_deref(),
+        }),
+        contact: m.contact.as_ref().map(|c| ContactView { name: &c.name, phone_number: c.phone_number.as_deref() }),
+        reaction: m.reaction.as_ref().map(|r| ReactionView { message_id: r.message_id.as_deref(), emoji: &r.emoji }),
+        reply_to: m.reply_to.as_deref(),
+        mentions: &m.mentions,
+        status: m.status.as_str(),
+        error: m.error.as_ref().map(|e| ErrorView { code: &e.code, message: &e.message }),
+        wa_message_id: &m.wa_message_id,
+        send_at: m.send_at,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        sent_at: m.sent_at,
+        delivered_at: m.delivered_at,
+        read_at: m.read_at,
+    }
+}
+
+/// A message as a JSON value (for callers that embed it).
 pub fn message_value(id: u128, m: &Message) -> Value {
-    json!({
-        "id": Ulid::from(id).to_string(),
-        "sessionId": Ulid::from(m.session_id).to_string(),
-        "organizationId": m.organization_id,
-        "direction": m.direction.as_str(),
-        "chatId": m.chat_id,
-        "chatJid": m.chat_jid,
-        "chatLid": m.chat_lid,
-        "senderJid": m.sender_jid,
-        "senderLid": m.sender_lid,
-        "type": m.kind.as_str(),
-        "text": m.text,
-        "media": m.media.as_ref().map(|x| json!({"mimetype": x.mimetype, "fileName": x.file_name, "sizeBytes": x.size_bytes})),
-        "location": m.location.as_ref().map(|l| json!({"latitude": l.latitude, "longitude": l.longitude, "name": l.name, "address": l.address})),
-        "contact": m.contact.as_ref().map(|c| json!({"name": c.name, "phoneNumber": c.phone_number})),
-        "reaction": m.reaction.as_ref().map(|r| json!({"messageId": r.message_id, "emoji": r.emoji})),
-        "replyTo": m.reply_to,
-        "mentions": m.mentions,
-        "status": m.status.as_str(),
-        "error": m.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
-        "waMessageId": m.wa_message_id,
-        "sendAt": m.send_at,
-        "createdAt": m.created_at,
-        "updatedAt": m.updated_at,
-        "sentAt": m.sent_at,
-        "deliveredAt": m.delivered_at,
-        "readAt": m.read_at,
-    })
+    serde_json::to_value(message_view(id, m)).unwrap_or(Value::Null)
+}
+
+/// The body of a 202: one message, or a batch's `{"data": [...]}`.
+fn render_queued(built: &[Built], is_batch: bool) -> Vec<u8> {
+    let views: Vec<MessageView<'_>> = built.iter().map(|(id, m, _)| message_view(*id, m)).collect();
+    let r = if is_batch {
+        serde_json::to_vec(&json!({ "data": views }))
+    } else {
+        match views.first() {
+            Some(v) => serde_json::to_vec(v),
+            None => Ok(b"null".to_vec()),
+        }
+    };
+    r.unwrap_or_default()
 }
 
 /// A new WhatsApp message id, as WhatsApp Web makes them: `3EB0` + 20 hex.
@@ -134,7 +231,10 @@ async fn early_replay(app: &App, org: &str, key: &Option<String>, hash: [u8; 32]
 
 /// What a queueing job decided.
 enum Outcome {
-    Created(Vec<u8>),
+    /// Committed; the body when the job rendered it (for an idempotency
+    /// record), else the messages, rendered after the commit (off the
+    /// writer thread).
+    Created(Result<Vec<u8>, Vec<Built>>),
     Replay(Idempotent),
     Refused(ApiError),
 }
@@ -229,23 +329,20 @@ async fn queue(
                     Err(e) => return Ok(Outcome::Refused(if is_batch { e.detail("index", i) } else { e })),
                 }
             }
-            let mut rendered = Vec::with_capacity(built.len());
             for (mid, m, media) in &built {
                 messages::insert(txn, *mid, m, media.as_deref(), "message.status")?;
-                rendered.push(message_value(*mid, m));
             }
-            let body = if is_batch { json!({"data": rendered}) } else { rendered.pop().unwrap_or(Value::Null) };
-            let body = serde_json::to_vec(&body).unwrap_or_default();
-            if let Some(k) = &key {
-                let rec = Idempotent { request_hash: hash, status: 202, body: body.clone(), created_at: now };
-                idempotency::remember(txn, &org, k, &rec)?;
-            }
-            Ok(Outcome::Created(body))
+            let Some(k) = &key else { return Ok(Outcome::Created(Err(built))) };
+            let body = render_queued(&built, is_batch);
+            let rec = Idempotent { request_hash: hash, status: 202, body: body.clone(), created_at: now };
+            idempotency::remember(txn, &org, k, &rec)?;
+            Ok(Outcome::Created(Ok(body)))
         })
         .await?;
     match outcome {
         Outcome::Created(body) => {
             app.messaging.wake(id);
+            let body = body.unwrap_or_else(|built| render_queued(&built, is_batch));
             Ok(response::bytes(202, "application/json", body))
         }
         Outcome::Replay(first) => replay(first, hash),
@@ -338,7 +435,7 @@ async fn read_message(app: &App, id: Ulid, req: &Req) -> Result<(u128, Message),
 }
 
 fn message_response(status: u16, id: u128, m: &Message) -> Resp {
-    response::bytes(status, "application/json", serde_json::to_vec(&message_value(id, m)).unwrap_or_default())
+    response::bytes(status, "application/json", serde_json::to_vec(&message_view(id, m)).unwrap_or_default())
 }
 
 /// `GET /api/v1/sessions/{id}/messages/{msgId}`.
@@ -381,7 +478,7 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             })
         })
         .await?;
-    let data: Vec<Value> = rows.iter().map(|(mid, m)| message_value(*mid, m)).collect();
+    let data: Vec<MessageView<'_>> = rows.iter().map(|(mid, m)| message_view(*mid, m)).collect();
     let next = next.map(|k| scope.encode(&k.to_be_bytes()));
     Ok(response::json(200, &json!({"data": data, "nextCursor": next})))
 }
