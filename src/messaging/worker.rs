@@ -39,6 +39,8 @@ struct Head {
     session: Session,
     paused_until: Option<i64>,
     head: Option<(i64, u128, Message)>,
+    /// The head's quoted (or reacted-to) message, and its media bytes.
+    extra: (Option<Message>, Option<Vec<u8>>),
 }
 
 /// Runs session `id`'s worker until the session is gone or the gateway stops.
@@ -94,7 +96,22 @@ async fn read_head(m: &Messaging, key: u128) -> StoreResult<Option<Head>> {
             Some((due, id)) => messages::read(&txn, id)?.map(|msg| (due, id, msg)),
             None => None,
         };
-        Ok(Some(Head { session, paused_until, head }))
+        let extra = match &head {
+            Some((_, id, msg)) => {
+                let target = match &msg.reaction {
+                    Some(r) => r.message_id.as_deref(),
+                    None => msg.reply_to.as_deref(),
+                };
+                let quoted = match target.and_then(|r| Ulid::from_string(r).ok()) {
+                    Some(r) => messages::read(&txn, u128::from(r))?,
+                    None => None,
+                };
+                let media = if msg.kind.is_media() { messages::media(&txn, *id)? } else { None };
+                (quoted, media)
+            }
+            None => (None, None),
+        };
+        Ok(Some(Head { session, paused_until, head, extra }))
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
@@ -111,7 +128,7 @@ async fn update(
 }
 
 async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> StoreResult<Next> {
-    let Some(Head { session, paused_until, head }) = read_head(m, key).await? else { return Ok(Next::Gone) };
+    let Some(Head { session, paused_until, head, extra }) = read_head(m, key).await? else { return Ok(Next::Gone) };
     let Some((due, id, msg)) = head else { return Ok(Next::Idle) };
     let now = now_ms();
     let ttl = m.config.message_ttl.as_millis() as i64;
@@ -191,7 +208,7 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
     if msg.revoke_requested {
         return revoke(m, &*conn, id, &msg).await;
     }
-    let out = outgoing(m, id, &msg).await?;
+    let out = outgoing(&msg, extra);
     let result = conn.send(out).await;
     finish(m, key, id, result).await
 }
@@ -302,28 +319,9 @@ pub fn sessions_org(txn: &redb::WriteTransaction, key: u128) -> StoreResult<Stri
     Ok(Session::decode(v.value())?.organization_id)
 }
 
-/// The engine's view of a queued message (media bytes read from the file).
-async fn outgoing(m: &Messaging, id: u128, msg: &Message) -> StoreResult<OutMessage> {
-    let store = m.store.clone();
-    let (reply, media) = {
-        // The message a reply quotes, or a reaction reacts to.
-        let reply_to = match &msg.reaction {
-            Some(r) => r.message_id.clone(),
-            None => msg.reply_to.clone(),
-        };
-        let is_media = msg.kind.is_media();
-        tokio::task::spawn_blocking(move || -> StoreResult<_> {
-            let txn = store.read()?;
-            let reply = match reply_to.as_deref().and_then(|r| Ulid::from_string(r).ok()) {
-                Some(r) => messages::read(&txn, u128::from(r))?,
-                None => None,
-            };
-            let media = if is_media { messages::media(&txn, id)? } else { None };
-            Ok((reply, media))
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))??
-    };
+/// The engine's view of a queued message, with the message it quotes (or
+/// reacts to) and its media bytes, read in the round's snapshot.
+fn outgoing(msg: &Message, (reply, media): (Option<Message>, Option<Vec<u8>>)) -> OutMessage {
     let key_of = |r: &Message| MessageKey {
         chat: r.chat_id.clone(),
         wa_id: r.wa_message_id.clone(),
@@ -359,7 +357,7 @@ async fn outgoing(m: &Messaging, id: u128, msg: &Message) -> StoreResult<OutMess
         _ => OutContent::Text { text: msg.text.clone().unwrap_or_default() },
     };
     let reply_to = if msg.kind == MessageType::Reaction { None } else { reply.as_ref().map(key_of) };
-    Ok(OutMessage { wa_id: msg.wa_message_id.clone(), chat: msg.chat_id.clone(), content, reply_to, mentions: msg.mentions.clone() })
+    OutMessage { wa_id: msg.wa_message_id.clone(), chat: msg.chat_id.clone(), content, reply_to, mentions: msg.mentions.clone() }
 }
 
 fn media_kind(t: MessageType) -> crate::engine::MediaKind {

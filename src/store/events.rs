@@ -25,28 +25,54 @@ pub fn append(
     timestamp: i64,
     data: EventData,
 ) -> StoreResult<u128> {
+    let data = match &data {
+        EventData::Session(id, s) => EventDataRef::Session(*id, s),
+        EventData::Message(id, m) => EventDataRef::Message(*id, m),
+        EventData::SendingPaused { until, reason } => EventDataRef::SendingPaused { until: *until, reason },
+    };
+    append_ref(txn, kind, org, session, timestamp, data)
+}
+
+/// [`EventData`] borrowed: serializes to the very same bytes (serde writes
+/// `&T` as `T`), so the hot paths encode an event without copying the
+/// message or session it carries.
+#[derive(serde::Serialize)]
+enum EventDataRef<'a> {
+    Session(u128, &'a Session),
+    Message(u128, &'a Message),
+    SendingPaused { until: i64, reason: &'a str },
+}
+
+/// [`Event`] borrowed, inside the same V1 envelope.
+#[derive(serde::Serialize)]
+enum EventEnvelopeRef<'a> {
+    V1 { kind: &'a str, timestamp: i64, organization_id: &'a str, session_id: Option<u128>, data: EventDataRef<'a> },
+}
+
+fn append_ref(
+    txn: &WriteTransaction,
+    kind: &str,
+    org: &str,
+    session: Option<u128>,
+    timestamp: i64,
+    data: EventDataRef<'_>,
+) -> StoreResult<u128> {
     let id = u128::from(crate::new_id());
-    let event = Event { kind: kind.to_string(), timestamp, organization_id: org.to_string(), session_id: session, data };
-    txn.open_table(EVENTS)?.insert(id, event.encode().as_slice())?;
+    let event = EventEnvelopeRef::V1 { kind, timestamp, organization_id: org, session_id: session, data };
+    let bytes = postcard::to_stdvec(&event).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+    txn.open_table(EVENTS)?.insert(id, bytes.as_slice())?;
     txn.open_table(ORG_EVENTS)?.insert((org, id), ())?;
     Ok(id)
 }
 
 /// `session.status` for a session whose status just changed.
 pub fn session_status(txn: &WriteTransaction, id: u128, session: &Session) -> StoreResult<u128> {
-    append(
-        txn,
-        "session.status",
-        &session.organization_id,
-        Some(id),
-        session.updated_at,
-        EventData::Session(id, Box::new(session.clone())),
-    )
+    append_ref(txn, "session.status", &session.organization_id, Some(id), session.updated_at, EventDataRef::Session(id, session))
 }
 
 /// A `message.*` event carrying the message as it now is.
 pub fn message_event(txn: &WriteTransaction, kind: &str, id: u128, m: &Message) -> StoreResult<u128> {
-    append(txn, kind, &m.organization_id, Some(m.session_id), m.updated_at, EventData::Message(id, Box::new(m.clone())))
+    append_ref(txn, kind, &m.organization_id, Some(m.session_id), m.updated_at, EventDataRef::Message(id, m))
 }
 
 /// Reads one page of events after `after`, in id order: across all
@@ -137,5 +163,65 @@ impl Store {
             txn.abort()?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::message_records::{Direction, MessageStatus, MessageType};
+
+    /// The borrowed encoding the hot paths write is byte for byte the
+    /// record's own (so `Event::decode` reads it, and the golden bytes of
+    /// `message_records` pin it).
+    #[test]
+    fn borrowed_events_encode_as_the_record_does() {
+        let m = Message {
+            session_id: 1,
+            organization_id: "o".into(),
+            direction: Direction::In,
+            chat_id: "1@lid".into(),
+            chat_jid: Some("62@s.whatsapp.net".into()),
+            chat_lid: Some("1@lid".into()),
+            sender_jid: None,
+            sender_lid: None,
+            kind: MessageType::Text,
+            text: Some("hi".into()),
+            media: None,
+            location: None,
+            contact: None,
+            reaction: None,
+            reply_to: None,
+            reply_to_wa: None,
+            mentions: vec!["x@lid".into()],
+            status: MessageStatus::Received,
+            error: None,
+            wa_message_id: "W".into(),
+            send_at: None,
+            created_at: 1,
+            updated_at: 2,
+            sent_at: None,
+            delivered_at: None,
+            read_at: None,
+            edited_at: None,
+            revoke_requested: false,
+        };
+        let owned = Event {
+            kind: "message.received".into(),
+            timestamp: 2,
+            organization_id: "o".into(),
+            session_id: Some(1),
+            data: EventData::Message(9, Box::new(m.clone())),
+        };
+        let borrowed = EventEnvelopeRef::V1 {
+            kind: "message.received",
+            timestamp: 2,
+            organization_id: "o",
+            session_id: Some(1),
+            data: EventDataRef::Message(9, &m),
+        };
+        let bytes = postcard::to_stdvec(&borrowed).expect("encode");
+        assert_eq!(bytes, owned.encode());
+        assert_eq!(Event::decode(&bytes).ok(), Some(owned));
     }
 }
