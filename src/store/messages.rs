@@ -199,7 +199,7 @@ pub fn note_send(txn: &WriteTransaction, session: u128, at: i64, id: u128) -> St
     times.insert((session, at, id), ())?;
     // Forgetting is amortized: one send in 32 (by the id's random bits)
     // drops what is older than the hour, so each send costs one insert.
-    if id % 32 == 0 {
+    if id.is_multiple_of(32) {
         let old = at - 3_600_000;
         times.retain_in::<(u128, i64, u128), _>((session, i64::MIN, 0)..(session, old, 0), |_, _| false)?;
     }
