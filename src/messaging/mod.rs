@@ -7,7 +7,8 @@
 //! - [`worker`] — one task per session with work: waits for the queue head,
 //!   the pace and the connection, types, sends, records the outcome.
 //! - [`inbound`] — the engine's message events, committed in order.
-//! - [`media_fetch`] — media by URL (checked against private addresses) or base64.
+//! - [`media_fetch`] — media by URL or base64, fetched at queue time.
+//! - [`addr`] — which addresses an outbound request may reach.
 //!
 //! Every write goes through the store's group [`Committer`]: a burst of
 //! sends across sessions shares one durable commit. Sessions never wait for
@@ -15,6 +16,7 @@
 //! queue's pace.
 
 pub mod inbound;
+pub mod addr;
 pub mod media_fetch;
 pub mod pacing;
 pub mod worker;
