@@ -9,6 +9,7 @@ pub mod events;
 pub mod lifecycle;
 pub mod me;
 pub mod message_input;
+pub mod message_view;
 pub mod messages;
 pub mod orgs;
 pub mod page_cache;
