@@ -40,6 +40,19 @@ pub mod messaging;
 
 use std::sync::Mutex;
 
+/// `first` and whatever is already waiting behind it in `rx`, up to `max`
+/// in all: a burst of events is handled (and committed) together.
+pub fn drain<T>(first: T, rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(e) => batch.push(e),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// A new ULID, monotonic within this process (ids made in the same
 /// millisecond still sort in creation order).
 pub fn new_id() -> ulid::Ulid {

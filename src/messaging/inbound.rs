@@ -28,13 +28,7 @@ type ToRead = BTreeMap<(Ulid, String, Option<String>), Vec<String>>;
 pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, EngineEvent)>) {
     while let Some(first) = rx.recv().await {
         let Some(m) = me.upgrade() else { return };
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
-            }
-        }
+        let batch = crate::drain(first, &mut rx, 512);
         let wakes: Vec<Ulid> = batch
             .iter()
             .filter(|(_, e)| matches!(e, EngineEvent::SendRefused { .. } | EngineEvent::TemporaryBan { .. }))

@@ -169,43 +169,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::message_records::{Direction, MessageStatus, MessageType};
 
     /// The borrowed encoding the hot paths write is byte for byte the
     /// record's own (so `Event::decode` reads it, and the golden bytes of
     /// `message_records` pin it).
     #[test]
     fn borrowed_events_encode_as_the_record_does() {
-        let m = Message {
-            session_id: 1,
-            organization_id: "o".into(),
-            direction: Direction::In,
-            chat_id: "1@lid".into(),
-            chat_jid: Some("62@s.whatsapp.net".into()),
-            chat_lid: Some("1@lid".into()),
-            sender_jid: None,
-            sender_lid: None,
-            kind: MessageType::Text,
-            text: Some("hi".into()),
-            media: None,
-            location: None,
-            contact: None,
-            reaction: None,
-            reply_to: None,
-            reply_to_wa: None,
-            mentions: vec!["x@lid".into()],
-            status: MessageStatus::Received,
-            error: None,
-            wa_message_id: "W".into(),
-            send_at: None,
-            created_at: 1,
-            updated_at: 2,
-            sent_at: None,
-            delivered_at: None,
-            read_at: None,
-            edited_at: None,
-            revoke_requested: false,
-        };
+        let mut m = crate::store::message_records::tests::message();
+        m.chat_lid = Some("1@lid".into());
+        m.mentions = vec!["x@lid".into()];
         let owned = Event {
             kind: "message.received".into(),
             timestamp: 2,

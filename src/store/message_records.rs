@@ -302,7 +302,7 @@ record!(EventV1, EventEnvelope, "event");
 record!(IdempotentV1, IdempotentEnvelope, "idempotency");
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn message() -> MessageV1 {

@@ -29,14 +29,7 @@ impl Manager {
             let Some(m) = me.upgrade() else { return };
             // Drain what is queued: a burst (e.g. every session reconnecting
             // at start) is persisted in a few transactions, not one each.
-            let mut batch = vec![first];
-            while batch.len() < 512 {
-                match rx.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
-                }
-            }
-            m.apply_batch(batch).await;
+            m.apply_batch(crate::drain(first, &mut rx, 512)).await;
         }
     }
 
