@@ -84,6 +84,15 @@ async fn kill_9_while_a_queue_drains_loses_and_repeats_nothing() {
     }
     let sent = records.iter().filter(|r| r["kind"] == "message").count();
     assert_eq!(sent, 40, "nothing but the 40 was sent");
+    // A receipt for a message sent before the kill still moves it forward.
+    let (mid, wa) = &acked[0];
+    let (st, _) = api.post(&format!("/api/v1/sessions/{id}/sim/receipt"), Some(&t), json!({"waMessageId": wa, "status": "read"})).await;
+    assert_eq!(st, 202);
+    let end = Instant::now() + Duration::from_secs(5);
+    while api.get(&format!("/api/v1/sessions/{id}/messages/{mid}"), Some(&t)).await.1["status"] != "read" {
+        assert!(Instant::now() < end, "the receipt did not apply");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(server);
     let (code, out, err) = process::check(&["--data", process::s(&data)]);
     assert_eq!(code, Some(0), "check:\n{out}\n{err}");

@@ -121,8 +121,10 @@ impl SimEngine {
 
     /// The recipient of `wa_id` received (or read) it.
     pub fn receipt(&self, id: Ulid, wa_id: &str, status: ReceiptStatus) -> Result<(), EngineError> {
+        // A message sent before a gateway restart is not in this process's
+        // memory: its receipt still names it (the chat is then unknown).
         let (sink, chat) = self.with(id, |l| {
-            let chat = l.sent.get(wa_id).cloned().ok_or_else(|| EngineError::Invalid(format!("no message {wa_id} was sent by this session")))?;
+            let chat = l.sent.get(wa_id).cloned().unwrap_or_default();
             Ok((l.sink.clone().ok_or_else(|| EngineError::State("not running".into()))?, chat))
         })?;
         sink.emit(EngineEvent::Receipt { chat, wa_ids: vec![wa_id.to_string()], status, at: now_ms() });
@@ -320,7 +322,11 @@ impl Connection for SimConnection {
         Box::pin(async move {
             self.detach();
             if let Ok(mut map) = self.engine.sessions.lock() {
-                map.remove(&self.session);
+                // Unlinked; what the network already received stays in the outbox.
+                if let Some(live) = map.get_mut(&self.session) {
+                    let outbox = std::mem::take(&mut live.outbox);
+                    *live = Live { outbox, ..Live::default() };
+                }
             }
             Ok(())
         })
