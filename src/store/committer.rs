@@ -25,6 +25,9 @@ use super::{Store, StoreError, StoreResult};
 /// returns what answers its caller once the commit's outcome is known.
 type Job = Box<dyn FnOnce(Result<&WriteTransaction, StoreError>) -> Box<dyn FnOnce(StoreResult<()>) + Send> + Send>;
 
+/// How long a batch waits for company under concurrency.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(250);
+
 /// Largest number of jobs in one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -73,14 +76,29 @@ impl Committer {
 
 /// The writer thread: batch, run, commit, answer.
 fn writer(store: Arc<Store>, rx: mpsc::Receiver<Job>) {
+    let mut last_batch = 1usize;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
+        // Under concurrency (the last batch had company), wait a moment for
+        // the callers that are about to arrive: one fsync then carries them
+        // too. Alone, a job is committed at once.
+        let linger = (last_batch > 1).then(|| std::time::Instant::now() + LINGER);
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
-                Err(_) => break,
+                Err(_) => match linger {
+                    Some(until) if jobs.len() < last_batch => {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    _ => break,
+                },
             }
         }
+        last_batch = jobs.len();
         let txn = match store.write() {
             Ok(t) => t,
             Err(e) => {
