@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use redb::ReadableTable;
 use ring::digest::{digest, SHA256};
 use serde_json::{json, Value};
 use ulid::Ulid;
@@ -27,8 +26,8 @@ use crate::messaging::media_fetch::FetchPolicy;
 use crate::store::message_records::{
     Direction, Idempotent, MediaInfo, Message, MessageStatus, MessageType, Reaction,
 };
-use crate::store::records::{Record, Session};
-use crate::store::tables::{MESSAGES, SESSIONS};
+use crate::store::records::Session;
+use crate::store::tables::MESSAGES;
 use crate::store::{idempotency, messages, now_ms, StoreError, StoreResult};
 
 /// How long an idempotent answer is replayed.
@@ -191,13 +190,10 @@ async fn queue(
                 }
             }
             let key_id = u128::from(id);
-            let session = match txn.open_table(SESSIONS)?.get(key_id)? {
-                Some(v) => Session::decode(v.value())?,
-                None => return Err(StoreError::NotFound("session")),
+            let session = match crate::store::sessions::get_in(txn, key_id)? {
+                Some(s) if s.organization_id == org => s,
+                _ => return Err(StoreError::NotFound("session")),
             };
-            if session.organization_id != org {
-                return Err(StoreError::NotFound("session"));
-            }
             let queued = messages::queue_len(txn, key_id)?;
             if queued + items.len() as u64 > max {
                 let secs = (60 + i64::from(session.rate_per_min) - 1) / i64::from(session.rate_per_min.max(1));

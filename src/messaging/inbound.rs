@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 use tokio::sync::mpsc;
 use ulid::Ulid;
 
@@ -17,9 +17,8 @@ use crate::engine::{EngineEvent, Inbound, InboundBody, ReceiptStatus};
 use crate::store::message_records::{
     Contact, Direction, Location, MediaInfo, Message, MessageError, MessageStatus, MessageType, Reaction,
 };
-use crate::store::records::{Record, Session};
-use crate::store::tables::SESSIONS;
-use crate::store::{messages, now_ms, StoreResult};
+use crate::store::records::Session;
+use crate::store::{messages, now_ms, sessions, StoreResult};
 
 /// Messages to mark read once committed: (session, chat, sender) → ids.
 type ToRead = BTreeMap<(Ulid, String, Option<String>), Vec<String>>;
@@ -60,17 +59,11 @@ fn mark_read(m: &Arc<Messaging>, to_read: ToRead) {
     }
 }
 
-fn session(txn: &WriteTransaction, id: Ulid) -> StoreResult<Option<Session>> {
-    let table = txn.open_table(SESSIONS)?;
-    let s = table.get(u128::from(id))?;
-    s.map(|v| Session::decode(v.value())).transpose()
-}
-
 /// Applies a batch in order, in one transaction; returns what to mark read.
 fn apply(txn: &WriteTransaction, batch: Vec<(Ulid, EngineEvent)>, pause: i64) -> StoreResult<ToRead> {
     let mut to_read = ToRead::new();
     for (sid, event) in batch {
-        let Some(s) = session(txn, sid)? else { continue };
+        let Some(s) = sessions::get_in(txn, u128::from(sid))? else { continue };
         let key = u128::from(sid);
         let now = now_ms();
         match event {

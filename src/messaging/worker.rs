@@ -295,7 +295,7 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
 /// Pauses a session's queue until `until` and says so in the event log.
 pub fn pause_in(txn: &redb::WriteTransaction, key: u128, until: i64, code: &str, now: i64) -> StoreResult<()> {
     messages::set_pause(txn, key, Some(until))?;
-    let org = sessions_org(txn, key)?;
+    let org = sessions::get_in(txn, key)?.ok_or(StoreError::NotFound("session"))?.organization_id;
     events::append(
         txn,
         "session.sending_paused",
@@ -308,15 +308,6 @@ pub fn pause_in(txn: &redb::WriteTransaction, key: u128, until: i64, code: &str,
         },
     )?;
     Ok(())
-}
-
-/// The organization of a session, read in a write transaction.
-pub fn sessions_org(txn: &redb::WriteTransaction, key: u128) -> StoreResult<String> {
-    use crate::store::records::Record;
-    use redb::ReadableTable;
-    let table = txn.open_table(crate::store::tables::SESSIONS)?;
-    let v = table.get(key)?.ok_or(StoreError::NotFound("session"))?;
-    Ok(Session::decode(v.value())?.organization_id)
 }
 
 /// The engine's view of a queued message, with the message it quotes (or

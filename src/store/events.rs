@@ -13,6 +13,7 @@ use ulid::Ulid;
 
 use super::message_records::{Event, EventData, Message};
 use super::records::{Record, Session};
+use super::sessions::collect_page;
 use super::tables::{EVENTS, ORG_EVENTS};
 use super::{Store, StoreError, StoreResult};
 
@@ -88,47 +89,29 @@ pub fn page(
     keep: impl Fn(&Event) -> bool,
 ) -> StoreResult<super::Rows<Event>> {
     let events = txn.open_table(EVENTS)?;
-    let mut out = Vec::with_capacity(limit.min(256));
-    let mut last = None;
-    let mut visit = |scanned: usize, id: u128, bytes: &[u8]| -> StoreResult<bool> {
-        if out.len() >= limit || scanned >= budget {
-            return Ok(false);
-        }
-        last = Some(id);
-        let e = Event::decode(bytes)?;
-        if keep(&e) {
-            out.push((id, e));
-        }
-        Ok(true)
-    };
-    let mut more = false;
-    match org {
+    let page = match org {
         None => {
             let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-            for (scanned, row) in events.range::<u128>((start, Bound::Unbounded))?.enumerate() {
+            let rows = events.range::<u128>((start, Bound::Unbounded))?.map(|row| {
                 let (k, v) = row?;
-                if !visit(scanned, k.value(), v.value())? {
-                    more = true;
-                    break;
-                }
-            }
+                Ok((k.value(), Event::decode(v.value())?))
+            });
+            collect_page(rows, limit, budget, keep)?
         }
         Some(org) => {
             let index = txn.open_table(ORG_EVENTS)?;
             let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
-            for (scanned, row) in index.range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?.enumerate() {
+            let rows = index.range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?.map(|row| {
                 let id = row?.0.value().1;
                 let v = events
                     .get(id)?
                     .ok_or_else(|| StoreError::Corrupt(format!("org_events names missing event {}", Ulid::from(id))))?;
-                if !visit(scanned, id, v.value())? {
-                    more = true;
-                    break;
-                }
-            }
+                Ok((id, Event::decode(v.value())?))
+            });
+            collect_page(rows, limit, budget, keep)?
         }
-    }
-    Ok((out, if more { last } else { None }))
+    };
+    Ok((page.items, page.next_after))
 }
 
 impl Store {

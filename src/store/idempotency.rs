@@ -12,18 +12,20 @@ use super::{Store, StoreResult};
 /// How long an idempotent answer is replayed: 24 h.
 pub const TTL_MS: i64 = 24 * 3_600_000;
 
-/// The remembered answer for (`org`, `key`), if any (fresh or not).
-pub fn lookup(txn: &WriteTransaction, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
-    let table = txn.open_table(IDEMPOTENCY)?;
+/// The remembered answer for (`org`, `key`) in `table`, if any (fresh or not).
+fn find(table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
     let stored = table.get((org, key))?.map(|v| Idempotent::decode(v.value()));
     stored.transpose()
 }
 
+/// The remembered answer for (`org`, `key`), inside the queueing job.
+pub fn lookup(txn: &WriteTransaction, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
+    find(&txn.open_table(IDEMPOTENCY)?, org, key)
+}
+
 /// [`lookup`] in a read snapshot (the early check, before any work).
 pub fn lookup_read(txn: &ReadTransaction, org: &str, key: &str) -> StoreResult<Option<Idempotent>> {
-    let table = txn.open_table(IDEMPOTENCY)?;
-    let stored = table.get((org, key))?.map(|v| Idempotent::decode(v.value()));
-    stored.transpose()
+    find(&txn.open_table(IDEMPOTENCY)?, org, key)
 }
 
 /// Remembers `rec` as the answer for (`org`, `key`), replacing a stale one.

@@ -258,20 +258,13 @@ pub fn page(
     let index = txn.open_table(SESSION_MESSAGES)?;
     let messages = txn.open_table(MESSAGES)?;
     let start = after.map_or(Bound::Included((session, 0u128)), |a| Bound::Excluded((session, a)));
-    let mut out = Vec::with_capacity(limit.min(256));
-    let mut last = None;
-    for (scanned, row) in index.range::<(u128, u128)>((start, Bound::Included((session, u128::MAX))))?.enumerate() {
-        if out.len() >= limit || scanned >= budget {
-            return Ok((out, last));
-        }
+    let rows = index.range::<(u128, u128)>((start, Bound::Included((session, u128::MAX))))?.map(|row| {
         let id = row?.0.value().1;
-        last = Some(id);
         let m = get(&messages, id)?.ok_or_else(|| StoreError::Corrupt("session_messages names a missing message".into()))?;
-        if keep(&m) {
-            out.push((id, m));
-        }
-    }
-    Ok((out, None))
+        Ok((id, m))
+    });
+    let page = super::sessions::collect_page(rows, limit, budget, |m: &Message| keep(m))?;
+    Ok((page.items, page.next_after))
 }
 
 /// Sessions with something in their send queue (workers to start at boot).

@@ -53,6 +53,14 @@ pub fn get(txn: &ReadTransaction, id: Ulid) -> StoreResult<Option<Session>> {
     }
 }
 
+/// Reads one session inside a write transaction (a job of the group commit
+/// sees what the jobs before it wrote).
+pub fn get_in(txn: &WriteTransaction, id: u128) -> StoreResult<Option<Session>> {
+    let table = txn.open_table(SESSIONS)?;
+    let found = table.get(id)?.map(|v| Session::decode(v.value()));
+    found.transpose()
+}
+
 /// Feeds session rows to `visit` in key order, borrowing each record (no
 /// copy), until `visit` has kept `limit` rows or `budget` rows were read, so a
 /// filtered page costs O(budget) however sparse the matches are. Returns where
