@@ -513,6 +513,24 @@ async fn bad_input_gets_a_4xx_envelope_and_changes_nothing() {
     }
     let r = h.get("/api/v1/events?type=nope", Some(&t)).await;
     assert_eq!(r.status, 400);
+    // The other new routes: a bad message id, bad sim hook bodies, bad event filters.
+    let r = h.delete(&format!("/api/v1/sessions/{id}/messages/not-an-id"), Some(&t)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
+    let r = h.get(&format!("/api/v1/sessions/{id}/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV/media"), Some(&t)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
+    for (hook, body, field) in [
+        ("sim/receipt", json!({"waMessageId": "X", "status": "seen"}), "status"),
+        ("sim/refuse", json!({"code": ""}), "code"),
+        ("sim/incoming", json!({"from": "abc", "text": "x"}), "from"),
+        ("sim/incoming", json!({"from": "6281299999999", "type": "hologram"}), "type"),
+    ] {
+        let r = h.post(&format!("/api/v1/sessions/{id}/{hook}"), Some(&t), body).await;
+        assert_eq!((r.status.as_u16(), r.json["error"]["details"]["field"].as_str()), (400, Some(field)), "{hook}: {:?}", r.json);
+    }
+    for q in ["sessionId=nope", "limit=0", "cursor=zzz", "bogus=1"] {
+        let r = h.get(&format!("/api/v1/events?{q}"), Some(&t)).await;
+        assert_eq!(r.status, 400, "{q}");
+    }
     // Nothing was stored by any of it.
     assert_eq!(common::walk(h, &format!("/api/v1/sessions/{id}/messages"), &t, 50).await.len(), 0);
     assert!(sent_messages(&outbox(h, &t, &id).await).is_empty());
