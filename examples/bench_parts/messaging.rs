@@ -108,6 +108,15 @@ fn cpu_secs(thread: &str) -> (f64, f64) {
     (all / tck, named / tck)
 }
 
+/// Bytes this process has handed to `write`/`pwrite` so far (the data
+/// file's page writes, mostly): with the commit count, KiB per commit.
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("wchar:").and_then(|v| v.trim().parse().ok())))
+        .unwrap_or(0)
+}
+
 /// "x.xx cores, committer y%" over `secs` of wall time since `before`.
 fn cpu_since(before: (f64, f64), secs: f64) -> String {
     let now = cpu_secs("wa-committer");
@@ -296,7 +305,7 @@ async fn m1(secs: f64, summary: &mut Summary) {
     let body = Bytes::from(json!({"to": TO, "text": "hello from the bench"}).to_string());
     let dur = Duration::from_secs_f64(secs);
     for clients in [1usize, 16] {
-        let (cpu0, v0) = (cpu_secs("wa-committer"), gw.app.store.version());
+        let (cpu0, v0, w0) = (cpu_secs("wa-committer"), gw.app.store.version(), written_bytes());
         let r = spread(gw.addr(), paths.clone(), &token, body.clone(), clients, dur).await;
         let cpu = cpu_since(cpu0, r.secs);
         let commits = gw.app.store.version() - v0;
@@ -307,10 +316,11 @@ async fn m1(secs: f64, summary: &mut Summary) {
             r.lat.p50, r.lat.p99, r.lat.mean, r.ok, r.errors, r.secs
         );
         println!(
-            "              {commits} durable commits ({:.0}/s, {:.1} 202s a commit, {:.2} ms a commit); {cpu}",
+            "              {commits} durable commits ({:.0}/s, {:.1} 202s a commit, {:.2} ms a commit, {:.0} KiB written a commit); {cpu}",
             commits as f64 / r.secs,
             r.ok as f64 / commits.max(1) as f64,
-            r.secs * 1e3 / commits.max(1) as f64
+            r.secs * 1e3 / commits.max(1) as f64,
+            (written_bytes() - w0) as f64 / 1024.0 / commits.max(1) as f64
         );
         let t = if clients == 16 { ">= 5000/s" } else { "" };
         summary.add(format!("M1 durable 202/s, {clients} client(s)"), format!("{rps:.0}/s"), t);
@@ -336,7 +346,7 @@ async fn m2(summary: &mut Summary) {
     let body = batch_body(PER, "e2e");
     // (first 202: Instant, wall ms), last 202.
     let first: Arc<Mutex<Option<(Instant, i64)>>> = Arc::new(Mutex::new(None));
-    let (cpu0, v0) = (cpu_secs("wa-committer"), gw.app.store.version());
+    let (cpu0, v0, w0) = (cpu_secs("wa-committer"), gw.app.store.version(), written_bytes());
     let queued_from = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..16 {
@@ -397,9 +407,10 @@ async fn m2(summary: &mut Summary) {
             );
             let (secs, commits) = (queued_from.elapsed().as_secs_f64(), gw.app.store.version() - v0);
             println!(
-                "  {commits} durable commits ({:.0}/s, {:.2} ms a commit; a message takes 3: queued, sending, sent); {}",
+                "  {commits} durable commits ({:.0}/s, {:.2} ms a commit, {:.0} KiB written a commit; a message takes 3: queued, sending, sent); {}",
                 commits as f64 / secs,
                 secs * 1e3 / commits.max(1) as f64,
+                (written_bytes() - w0) as f64 / 1024.0 / commits.max(1) as f64,
                 cpu_since(cpu0, secs)
             );
             summary.add("M2 sim end to end, 1,000 sessions", format!("{rate:.0} msg/s"), ">= 10000/s");
@@ -692,8 +703,18 @@ async fn m4_m5(samples: usize, summary: &mut Summary) {
 
 pub async fn run(secs: f64, page_samples: usize, summary: &mut Summary) {
     println!("\n--- M. Messaging: send queue and event log (sim engine, in-process) ---");
-    m1(secs, summary).await;
-    m2(summary).await;
-    m3(summary).await;
-    m4_m5(page_samples, summary).await;
+    // `BENCH_M=12` runs only M1 and M2 (for profiling one part).
+    let only = std::env::var("BENCH_M").unwrap_or_else(|_| "12345".into());
+    if only.contains('1') {
+        m1(secs, summary).await;
+    }
+    if only.contains('2') {
+        m2(summary).await;
+    }
+    if only.contains('3') {
+        m3(summary).await;
+    }
+    if only.contains('4') || only.contains('5') {
+        m4_m5(page_samples, summary).await;
+    }
 }

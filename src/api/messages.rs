@@ -49,12 +49,14 @@ fn render_queued(built: &[Built], is_batch: bool) -> Vec<u8> {
     r.unwrap_or_default()
 }
 
-/// A new WhatsApp message id, as WhatsApp Web makes them: `3EB0` + 20 hex.
+/// A new WhatsApp message id, shaped as WhatsApp Web makes them (and as
+/// whatsapp-rust's own `message_id_at`): `3EB0` + 18 uppercase hex, 22 chars.
+/// Any other shape would mark the number's messages as a gateway's.
 pub fn new_wa_id() -> String {
-    let bytes = crate::store::tables::random_bytes::<10>().unwrap_or_else(|_| {
+    let bytes = crate::store::tables::random_bytes::<9>().unwrap_or_else(|_| {
         let u = u128::from(crate::new_id()).to_be_bytes();
-        let mut b = [0u8; 10];
-        b.copy_from_slice(&u[6..]);
+        let mut b = [0u8; 9];
+        b.copy_from_slice(&u[7..]);
         b
     });
     let mut s = String::from("3EB0");
@@ -430,4 +432,17 @@ pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let m = m.ok_or_else(|| ApiError::not_found("message"))?;
     app.messaging.wake(id);
     Ok(message_response(status, mid, &m))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shape WhatsApp Web gives its ids (whatsapp-rust 0.7 `message_id_at`).
+    #[test]
+    fn wa_ids_look_like_whatsapp_webs() {
+        let a = super::new_wa_id();
+        assert_eq!(a.len(), 22, "{a}");
+        assert!(a.starts_with("3EB0"), "{a}");
+        assert!(a[4..].bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)), "{a}");
+        assert_ne!(a, super::new_wa_id());
+    }
 }
