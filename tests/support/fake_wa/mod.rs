@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod flow;
 pub mod pair;
 pub mod stanzas;
 pub mod wire;
