@@ -42,6 +42,10 @@
 //! - **M. Messaging** (`bench_parts/messaging.rs`): durable message 202s/s
 //!   (1 and 16 clients), sim end-to-end messages/s, pacing lateness, RSS with
 //!   1M queued messages, event-log first page vs last page.
+//! - **W. The whatsapp engine at scale** (`bench_parts/wa_fake.rs`): `--wa-sessions`
+//!   (1,000) sessions linked by QR against the fake WhatsApp server of
+//!   `tests/support/fake_wa` with real whatsapp-rust clients: VmRSS per working
+//!   session, CPU per idle session, time to all `working` after a restart.
 //!
 //! A summary table with the targets comes last.
 
@@ -54,6 +58,12 @@ mod keys;
 
 #[path = "bench_parts/wa_idle.rs"]
 mod wa_idle;
+
+#[path = "../tests/support/fake_wa/mod.rs"]
+mod fake_wa;
+
+#[path = "bench_parts/wa_fake.rs"]
+mod wa_fake;
 
 #[path = "bench_parts/hardening.rs"]
 mod hardening;
@@ -113,8 +123,14 @@ struct Args {
     /// Iterations per algorithm for JWT verification (part D).
     #[arg(long, default_value_t = 20_000)]
     jwt_iterations: usize,
-    /// Which parts to run (letters a-h, m), e.g. `--only a` for throughput only.
-    #[arg(long, default_value = "abcdefghm")]
+    /// Part W: whatsapp sessions linked against the fake WhatsApp server.
+    #[arg(long, default_value_t = 1000)]
+    wa_sessions: usize,
+    /// Part W: seconds the linked sessions sit idle while CPU is measured.
+    #[arg(long, default_value_t = 60.0)]
+    wa_idle: f64,
+    /// Which parts to run (letters a-h, m, w), e.g. `--only a` for throughput only.
+    #[arg(long, default_value = "abcdefghmw")]
     only: String,
 }
 
@@ -843,6 +859,11 @@ async fn run(args: Args) {
     // ---- M. Messaging: send queue and event log ---------------------------
     if want('m') {
         messaging::run(args.duration, args.page_samples, &mut summary).await;
+    }
+
+    // ---- W. The whatsapp engine against the fake WhatsApp server ---------
+    if want('w') {
+        wa_fake::run(args.wa_sessions, Duration::from_secs_f64(args.wa_idle), &mut summary).await;
     }
 
     summary.print();

@@ -379,6 +379,11 @@ async fn logout_and_delete_wipe_the_protocol_state_and_backups_keep_the_rest() {
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert_eq!(r.json["status"], "logged_out");
     assert_eq!(rows(&ids[0]), 0, "logout wipes the credentials");
+    // A late write of the closed client (a background task finishing after
+    // the wipe) is refused: the logged-out session keeps no credentials.
+    let late = RedbBackend::new(store.clone(), ulid::Ulid::from_string(&ids[0]).expect("ulid"));
+    assert!(late.put_identity("2@lid", [9; 32]).await.is_err(), "a logged-out session's state is not written");
+    assert_eq!(rows(&ids[0]), 0, "still wiped");
     let r = h.delete(&format!("/api/v1/sessions/{}", ids[1]), Some(&t)).await;
     assert_eq!(r.status, 204);
     assert_eq!(rows(&ids[1]), 0, "delete wipes the credentials");

@@ -5,10 +5,12 @@
 mod common;
 #[path = "support/fake_wa/mod.rs"]
 mod fake_wa;
+#[path = "support/fake_wa/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
-use fake_wa::flow::{gateway_on, gateway_with, link, session_until};
+use flow::{gateway_on, gateway_with, link, session_until};
 use fake_wa::FakeWa;
 use serde_json::json;
 
@@ -123,5 +125,26 @@ async fn logout_through_the_api_unlinks_the_device_at_whatsapp_and_wipes_it() {
     assert!(r.status.is_success(), "{:?}", r.json);
     session_until(&gw, &token, &id, Duration::from_secs(10), |s| s["status"] == "logged_out").await;
     assert_eq!(fake.removed(), vec![format!("{PHONE4}:1@s.whatsapp.net")], "remove-companion-device");
-    assert_eq!(wa_state_rows(&gw, &id), 0, "credentials wiped");
+    assert_eq!(wa_state_rows(&gw, &id), 0, "credentials wiped: {:?}", wa_state_namespaces(&gw, &id));
+
+    // The same session links again (a new device of the same phone).
+    let r = gw.http.post(&format!("/api/v1/sessions/{id}/start"), Some(&token), json!({})).await;
+    assert!(r.status.is_success(), "{:?}", r.json);
+    session_until(&gw, &token, &id, Duration::from_secs(10), |s| s["status"] == "scan_qr_code").await;
+    let qr = gw.http.get(&format!("/api/v1/sessions/{id}/qr"), Some(&token)).await;
+    fake.scan(PHONE4, qr.json["value"].as_str().expect("qr")).await.expect("scan again");
+    let s = session_until(&gw, &token, &id, Duration::from_secs(25), |s| s["status"] == "working").await;
+    assert_eq!(s["waJid"], json!(format!("{PHONE4}@s.whatsapp.net")));
+    assert_eq!(fake.logins(&format!("{PHONE4}:2@s.whatsapp.net")), 1, "device 2 of the phone");
+    assert!(wa_state_rows(&gw, &id) > 0);
+}
+
+fn wa_state_namespaces(gw: &common::TestGateway, id: &str) -> Vec<String> {
+    let key = u128::from(ulid::Ulid::from_string(id).expect("ulid"));
+    let txn = gw.app().store.read().expect("read");
+    let t = txn.open_table(wa_gateway::store::wa_state::WA_STATE).expect("table");
+    t.range((key, "", &[][..])..).expect("range").filter_map(Result::ok)
+        .filter(|(k, _)| k.value().0 == key)
+        .map(|(k, v)| format!("{} {:?} ({} bytes)", k.value().1, &k.value().2[..k.value().2.len().min(40)], v.value().len()))
+        .collect()
 }

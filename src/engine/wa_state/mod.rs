@@ -30,6 +30,7 @@ use ulid::Ulid;
 use whatsapp_rust::wacore::store::error::StoreError as CrateStoreError;
 
 use crate::store::wa_state::{create_tables, StateKey, WA_STATE};
+use crate::store::records::SessionStatus;
 use crate::store::{Store, StoreError};
 use codec::Envelope;
 
@@ -48,6 +49,9 @@ pub enum WaStoreError {
     },
     /// The blocking task running the transaction panicked or was cancelled.
     Task(String),
+    /// The session is logged out: its protocol state was wiped and is not
+    /// written again (a task of the closed client that writes late).
+    LoggedOut,
 }
 
 impl fmt::Display for WaStoreError {
@@ -58,6 +62,7 @@ impl fmt::Display for WaStoreError {
                 write!(f, "whatsapp state: stored {kind} cannot be decoded: {detail}")
             }
             WaStoreError::Task(m) => write!(f, "whatsapp state: storage task failed: {m}"),
+            WaStoreError::LoggedOut => write!(f, "whatsapp state: the session is logged out; its state is no longer kept"),
         }
     }
 }
@@ -165,6 +170,12 @@ impl RedbBackend {
         let session = self.session;
         let run = move || -> WaResult<T> {
             let txn = store.write()?;
+            // Logout wipes this session's rows and marks it `logged_out` in
+            // one transaction; a write of the closed client that comes after
+            // (a background task finishing late) must not bring a row back.
+            if crate::store::sessions::get_in(&txn, session)?.is_some_and(|s| s.status == SessionStatus::LoggedOut) {
+                return Err(WaStoreError::LoggedOut);
+            }
             let out = {
                 let table = txn.open_table(WA_STATE)?;
                 let mut w = Writer { table, session };

@@ -1,14 +1,16 @@
 //! Test flows on the gateway's HTTP API against the fake: start a gateway
 //! whose whatsapp engine dials the fake, wait for a session state, link a
-//! session by its QR. Shared by the `wa_fake*` tests.
+//! session by its QR. Shared by the `wa_fake*` tests, each of which
+//! includes it beside `common` and `fake_wa`:
+//! `#[path = "support/fake_wa/flow.rs"] mod flow;`
 
 use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::FakeWa;
 use crate::common::TestGateway;
+use crate::fake_wa::FakeWa;
 
 /// A gateway (fresh, or on `dir`) whose whatsapp engine dials `fake`.
 pub async fn gateway_on(fake: &FakeWa, dir: Option<tempfile::TempDir>) -> TestGateway {

@@ -4,9 +4,16 @@
 //! - [`wire`]: websocket, framing and the noise handshake (XX, IK) as the
 //!   server, then encrypted binary nodes.
 //! - [`pair`]: the phone's half of linking (reads the QR, signs the device).
+//! - [`signal`] and [`messaging`]: phones as Signal parties (device 0) that
+//!   decrypt what a linked device sends them and send it messages and
+//!   receipts; the usync, prekey and message rules that takes.
 //! - [`stanzas`]: what the server answers to each stanza a client sends, and
 //!   the log of the ones it had to learn (anything unexpected is recorded,
 //!   never silently dropped: an unanswered IQ stalls the client for 75 s).
+//!
+//! Tests reach it through the gateway's HTTP API with the flows of
+//! `flow.rs` (included by each test beside this module: it needs the tests'
+//! `common` harness, which the bench does not have).
 //!
 //! One [`FakeWa`] serves many sessions. Its control API: [`FakeWa::scan`]
 //! (a phone links the device whose QR it is shown), [`FakeWa::kick`] (a
@@ -14,8 +21,9 @@
 
 #![allow(dead_code)]
 
-pub mod flow;
+pub mod messaging;
 pub mod pair;
+pub mod signal;
 pub mod stanzas;
 pub mod wire;
 
@@ -93,6 +101,8 @@ struct State {
     logins: HashMap<String, u32>,
     /// Each handshake: `XX registration`, `IK login`, …
     handshakes: Vec<String>,
+    /// Signal parties, uploaded keys and what they received (see [`messaging`]).
+    net: messaging::Net,
 }
 
 pub(crate) struct Inner {
@@ -125,8 +135,10 @@ impl FakeWa {
             while let Ok((tcp, _)) = listener.accept().await {
                 let i = i.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(i, tcp).await {
-                        eprintln!("fake wa: connection ended: {e}");
+                    // A client closing its side is how connections end.
+                    match serve(i, tcp).await {
+                        Err(e) if e != "closed" => eprintln!("fake wa: connection ended: {e}"),
+                        _ => {}
                     }
                 });
             }

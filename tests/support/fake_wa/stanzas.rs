@@ -112,6 +112,9 @@ pub fn answer(inner: &Inner, _conn: u64, device: Option<[u8; 32]>, n: &Node) -> 
         Err(_) => return out,
     };
     st.seen.push(s.clone());
+    if let Some(o) = super::messaging::answer(&mut st, device, n) {
+        return o;
+    }
     let tag = n.tag.as_ref();
     let (ns, ty) = (attr(n, "xmlns"), attr(n, "type"));
     let child = first_child(n).map(|c| c.tag.to_string());

@@ -1,0 +1,156 @@
+//! Part W of the bench: the default `whatsapp` engine at scale, against the
+//! fake WhatsApp server of `tests/support/fake_wa` (offline, same process).
+//!
+//! - W1: N sessions created over the API, each QR read from the API and
+//!   scanned by its own fake phone; time until all N are `working`, and this
+//!   process's VmRSS growth per working session. The fake's side of each
+//!   connection (its websocket, ciphers and a few records) is in that growth
+//!   too, so the figure is an upper bound for the gateway. Target < 512 KiB.
+//! - W2: CPU per idle working session (keepalives only) over `idle` seconds.
+//! - W3: the gateway stops and starts on the same data file: time from the
+//!   start to all N `working` again (IK resumptions, no QR). Target < 60 s
+//!   for 1,000.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use wa_gateway::app::Gateway;
+use wa_gateway::config::ServeConfig;
+use wa_gateway::store::now_ms;
+
+use super::fake_wa::FakeWa;
+use super::{proc_status_kib, start, wait_working, Conn, Summary};
+
+fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
+    let mut c = ServeConfig::new(dir);
+    c.engine = wa_gateway::engine::EngineKind::Whatsapp;
+    c.whatsapp.ws_url = Some(fake.url.clone());
+    c.whatsapp.version = Some((2, 3000, 1_000_000_000));
+    c.rate_limit = None;
+    c.auth_failure_limit = None;
+    c
+}
+
+fn owner(gw: &Gateway) -> String {
+    let now = now_ms() / 1000;
+    let claims = json!({"sub": "bench-w", "iss": "wa-gateway", "iat": now, "exp": now + 7200,
+                        "org_id": "org_w", "org_role": "owner"});
+    gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
+}
+
+fn rss_kib() -> f64 {
+    proc_status_kib(std::process::id(), "VmRSS:").unwrap_or(0) as f64
+}
+
+fn cpu_secs() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (n(14) + n(15)) / tck
+}
+
+/// Links session `id` with phone `phone`: waits for its QR, reads it, scans it.
+async fn link_one(c: &mut Conn, fake: &FakeWa, token: &str, id: &str, phone: &str) {
+    let path = format!("/api/v1/sessions/{id}/qr");
+    let started = Instant::now();
+    loop {
+        let (st, body) = c.send(Method::GET, &path, Some(token), None).await.expect("qr");
+        if st == StatusCode::OK {
+            let v: Value = serde_json::from_slice(&body).expect("json");
+            let qr = v["value"].as_str().expect("value");
+            match fake.scan(phone, qr).await {
+                Ok(_) => return,
+                // The QR rotated between the read and the scan: read again.
+                Err(e) if started.elapsed() < Duration::from_secs(120) => eprintln!("scan {id}: {e}; again"),
+                Err(e) => panic!("scan {id}: {e}"),
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no QR for {id}: {st}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
+    println!("\n--- W. {n} whatsapp sessions against the fake WhatsApp server (real whatsapp-rust clients) ---");
+    let fake = Arc::new(FakeWa::start().await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = start(config(dir.path(), &fake), None).await;
+    let addr = gw.addr();
+    let token = owner(&gw);
+    let rss0 = rss_kib();
+    let t0 = Instant::now();
+    let body = Bytes::from(json!({"label": "w", "start": true}).to_string());
+    let workers = 16.min(n);
+    let mut tasks = Vec::new();
+    for k in 0..workers {
+        let (fake, token, body) = (fake.clone(), token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(addr).await.expect("connect");
+            for i in (k..n).step_by(workers) {
+                let (st, b) = c.send(Method::POST, "/api/v1/sessions", Some(&token), Some(body.clone())).await.expect("create");
+                assert_eq!(st, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+                let id = serde_json::from_slice::<Value>(&b).expect("json")["id"].as_str().expect("id").to_string();
+                link_one(&mut c, &fake, &token, &id, &format!("62812{i:07}")).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("link task");
+    }
+    let scanned = t0.elapsed();
+    let mut c = Conn::open(addr).await.expect("connect");
+    let all = wait_working(&mut c, n as u64, Duration::from_secs(300)).await;
+    let linked = t0.elapsed();
+    let Some(_) = all else {
+        println!("  not all {n} sessions reached working within 300 s");
+        summary.add(format!("W {n} sessions linked"), "timeout", "");
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kib();
+    let per = (rss1 - rss0) / n as f64;
+    println!(
+        "  W1: {n} sessions created, QR read from the API and scanned in {:.1} s; all working after {:.1} s \
+         (the client waits 10 s after its first login for an app-state key share that only a real phone sends)",
+        scanned.as_secs_f64(),
+        linked.as_secs_f64()
+    );
+    println!("      VmRSS {:.1} -> {:.1} MiB: {per:.0} KiB per working session (fake's side included)  (target < 512 KiB)", rss0 / 1024.0, rss1 / 1024.0);
+    summary.add(format!("W1 VmRSS per working session ({n})"), format!("{per:.0} KiB"), "< 512 KiB");
+    summary.add(format!("W1 link {n} sessions by QR"), format!("{:.1} s", linked.as_secs_f64()), "");
+
+    let cpu0 = cpu_secs();
+    tokio::time::sleep(idle).await;
+    let cpu = cpu_secs() - cpu0;
+    let per_ms = cpu * 1e3 / idle.as_secs_f64() / n as f64;
+    println!(
+        "  W2: idle for {:.0} s: {:.2} CPU s in all (gateway + fake) = {:.3} ms CPU per second per session ({:.4}% of a core)",
+        idle.as_secs_f64(),
+        cpu,
+        per_ms,
+        per_ms / 10.0
+    );
+    summary.add("W2 CPU per idle working session", format!("{:.4}% of a core", per_ms / 10.0), "");
+
+    gw.shutdown().await.expect("shutdown");
+    let before = fake.handshakes().len();
+    let t1 = Instant::now();
+    let gw = start(config(dir.path(), &fake), None).await;
+    let mut c = Conn::open(gw.addr()).await.expect("connect");
+    match wait_working(&mut c, n as u64, Duration::from_secs(300)).await {
+        Some(_) => {
+            let secs = t1.elapsed().as_secs_f64();
+            let ik = fake.handshakes()[before..].iter().filter(|h| h.as_str() == "IK login").count();
+            println!("  W3: restart on the same file: all {n} working again after {secs:.2} s ({ik} IK logins, no QR)  (target < 60 s)");
+            summary.add(format!("W3 restart to {n} working"), format!("{secs:.2} s"), "< 60 s");
+        }
+        None => summary.add(format!("W3 restart to {n} working"), "timeout", "< 60 s"),
+    }
+    gw.shutdown().await.expect("shutdown");
+}
