@@ -160,3 +160,97 @@ async fn a_contact_s_text_is_stored_as_an_inbound_message_and_the_reply_reaches_
     assert_eq!(m["chatLid"], json!(format!("{lid}@lid")), "{m}");
     assert!(fake.unexpected().is_empty(), "stanzas the fake had no rule for: {:?}", fake.unexpected());
 }
+
+/// The session's events of `kind` (newest last).
+async fn events_of(gw: &TestGateway, token: &str, kind: &str) -> Vec<Value> {
+    let r = gw.http.get("/api/v1/events?limit=200", Some(token)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json["data"].as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["type"] == kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_auto_read_replies_reactions_revokes_and_a_463_through_the_real_client() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_msg_more");
+    let (sid, device) = linked(&gw, &fake, &token).await;
+    fake.contact(CONTACT);
+    let patch = |body: Value| {
+        let (gw, token, sid) = (&gw, &token, &sid);
+        async move {
+            let r = gw.http.patch(&format!("/api/v1/sessions/{sid}"), Some(token), body).await;
+            assert_eq!(r.status, 200, "{:?}", r.json);
+        }
+    };
+
+    // autoRead: the contact's message is marked read within 5 s.
+    patch(json!({"autoRead": true})).await;
+    let inbound_wa = fake.deliver_text(CONTACT, &device, "apa kabar?").expect("delivered");
+    assert!(
+        fake.until(Duration::from_secs(5), |f| f.device_receipts().iter().any(|r| r.id == inbound_wa && r.kind == "read")).await,
+        "no read receipt within 5 s: {:?}",
+        fake.device_receipts()
+    );
+    let r = gw.http.get(&format!("/api/v1/sessions/{sid}/messages?direction=in"), Some(&token)).await;
+    let inbound = r.json["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(inbound_wa)).cloned());
+    let inbound_id = inbound.expect("stored")["id"].as_str().expect("id").to_string();
+
+    // Typing presence: composing, then paused, then the message.
+    patch(json!({"presenceTyping": true})).await;
+    let (typed_mid, typed_wa) = send_text(&gw, &token, &sid, CONTACT, "baik").await;
+    assert!(fake.until(Duration::from_secs(15), |f| f.received(CONTACT).iter().any(|m| m.id == typed_wa)).await);
+    let timeline = fake.timeline(CONTACT);
+    let tail: Vec<&str> = timeline.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(tail, vec!["composing", "paused", &format!("message {typed_wa}")], "{timeline:?}");
+    patch(json!({"presenceTyping": false})).await;
+
+    // A reply quotes the contact's message; a reaction names it.
+    let r = gw
+        .http
+        .post(&format!("/api/v1/sessions/{sid}/messages"), Some(&token), json!({"to": CONTACT, "text": "ini balasan", "replyTo": inbound_id}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let reply_wa = r.json["waMessageId"].as_str().expect("wa").to_string();
+    let r = gw
+        .http
+        .post(&format!("/api/v1/sessions/{sid}/messages"), Some(&token), json!({"to": CONTACT, "reaction": {"messageId": inbound_id, "emoji": "👍"}}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let reaction_wa = r.json["waMessageId"].as_str().expect("wa").to_string();
+    assert!(fake.until(Duration::from_secs(15), |f| f.received(CONTACT).iter().any(|m| m.id == reaction_wa)).await);
+    let got = fake.received(CONTACT);
+    let reply = got.iter().find(|m| m.id == reply_wa).expect("the reply arrived");
+    assert_eq!(reply.text.as_deref(), Some("ini balasan"));
+    let quoted = reply.message.extended_text_message.as_option().and_then(|e| e.context_info.as_option()).and_then(|c| c.stanza_id.clone());
+    assert_eq!(quoted.as_deref(), Some(inbound_wa.as_str()), "the reply quotes the contact's message: {reply:?}");
+    let reaction = got.iter().find(|m| m.id == reaction_wa).expect("the reaction arrived");
+    let r = reaction.message.reaction_message.as_option().expect("a reaction");
+    assert_eq!(r.text.as_deref(), Some("👍"));
+    assert_eq!(r.key.as_option().and_then(|k| k.id.clone()).as_deref(), Some(inbound_wa.as_str()));
+
+    // A revoke of the sent message reaches the contact, and the message is `revoked`.
+    message_until(&gw, &token, &sid, &typed_mid, Duration::from_secs(10), |m| m["status"] == "sent").await;
+    let r = gw.http.delete(&format!("/api/v1/sessions/{sid}/messages/{typed_mid}"), Some(&token)).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    message_until(&gw, &token, &sid, &typed_mid, Duration::from_secs(10), |m| m["status"] == "revoked").await;
+    let revoked = fake.received(CONTACT).into_iter().any(|m| {
+        m.message.protocol_message.as_option().and_then(|p| p.key.as_option()).and_then(|k| k.id.clone()).as_deref() == Some(typed_wa.as_str())
+    });
+    assert!(revoked, "the contact got the revoke: {:?}", fake.received(CONTACT));
+
+    // WhatsApp refuses a send with 463: that message fails with the code and the queue pauses.
+    fake.refuse_next("463");
+    let (refused_mid, _) = send_text(&gw, &token, &sid, CONTACT, "ditolak").await;
+    let m = message_until(&gw, &token, &sid, &refused_mid, Duration::from_secs(10), |m| m["status"] == "failed").await;
+    assert_eq!(m["error"]["code"], "463", "{m}");
+    let t = Instant::now();
+    while events_of(&gw, &token, "session.sending_paused").await.is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "no session.sending_paused event");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (held_mid, _) = send_text(&gw, &token, &sid, CONTACT, "menunggu").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let m = message_until(&gw, &token, &sid, &held_mid, Duration::from_secs(1), |_| true).await;
+    assert_eq!(m["status"], "queued", "the paused queue holds it: {m}");
+    assert!(fake.unexpected().is_empty(), "stanzas the fake had no rule for: {:?}", fake.unexpected());
+}

@@ -73,6 +73,11 @@ pub struct Net {
     /// Receipts linked devices sent.
     receipts: Vec<DeviceReceipt>,
     next_id: u64,
+    /// What each phone saw from linked devices, in order: `composing`,
+    /// `recording`, `paused` (chat presence) and `message <id>`.
+    timeline: HashMap<String, Vec<String>>,
+    /// Error codes for the next sends, answered as a nack (`<ack error>`).
+    refusals: std::collections::VecDeque<String>,
 }
 
 fn attr(n: &Node, k: &str) -> Option<String> {
@@ -190,7 +195,19 @@ pub(super) fn answer(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Opti
                 kind: ty.unwrap_or_else(|| "delivery".into()),
             });
         }
-        ("chatstate", ..) => {}
+        ("chatstate", ..) => {
+            // `<chatstate to><composing [media=audio]/>|<paused/></chatstate>`
+            let to = attr(n, "to").unwrap_or_default();
+            let (user, _, _) = split_jid(&to);
+            let state = match n.children().and_then(|c| c.first()) {
+                Some(c) if c.tag == "composing" && attr(c, "media").as_deref() == Some("audio") => "recording".to_string(),
+                Some(c) => c.tag.to_string(),
+                None => "?".to_string(),
+            };
+            if let Some(phone) = phone_of(st, &user) {
+                st.net.timeline.entry(phone).or_default().push(state);
+            }
+        }
         _ => return None,
     }
     Some(out)
@@ -336,6 +353,12 @@ fn message(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Node {
     for e in children(n).iter().filter(|e| e.tag == "enc") {
         encs.push((to.clone(), e.clone()));
     }
+    if let Some(code) = st.net.refusals.pop_front() {
+        // WhatsApp refuses the message: a nack, and nobody receives it.
+        let mut nack = ack(&id, &to);
+        nack.attrs.insert("error", code);
+        return nack;
+    }
     for (jid, enc) in encs {
         let (user, dev, _) = split_jid(&jid);
         let kind = attr(&enc, "type").unwrap_or_default();
@@ -348,6 +371,7 @@ fn message(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Node {
             Ok(m) => {
                 let m = unwrap_device_sent(m);
                 let (k, text) = kind_of(&m);
+                st.net.timeline.entry(phone.clone()).or_default().push(format!("message {id}"));
                 st.net.received.entry(phone).or_default().push(Received {
                     id: id.clone(),
                     from: sender.jid(),
@@ -388,6 +412,17 @@ impl FakeWa {
     /// linked devices, decrypted, in order.
     pub fn received(&self, phone: &str) -> Vec<Received> {
         self.state().net.received.get(phone).cloned().unwrap_or_default()
+    }
+
+    /// What `phone` saw from linked devices in order: chat presence
+    /// (`composing`, `recording`, `paused`) and `message <id>`.
+    pub fn timeline(&self, phone: &str) -> Vec<String> {
+        self.state().net.timeline.get(phone).cloned().unwrap_or_default()
+    }
+
+    /// The next send from a linked device is refused with `code` (e.g. `463`).
+    pub fn refuse_next(&self, code: &str) {
+        self.state().net.refusals.push_back(code.to_string());
     }
 
     /// Receipts linked devices sent for what the fake delivered.
