@@ -7,11 +7,16 @@
 //!   connection (its websocket, ciphers and a few records) is in that growth
 //!   too, so the figure is an upper bound for the gateway. Target < 512 KiB.
 //! - W2: CPU per idle working session (keepalives only) over `idle` seconds.
-//! - W3: the gateway stops and starts on the same data file: time from the
+//! - W3: messages per second through the real clients: every session sends
+//!   `W3_PER` texts (one batch request each, rates at their maximum, typing
+//!   off) to its own contact; from the first 202 until every contact has
+//!   decrypted every message. The fake's decryption (the contact's copy and
+//!   the account phone's copy of each message) runs in this process too.
+//! - W4: the gateway stops and starts on the same data file: time from the
 //!   start to all N `working` again (IK resumptions, no QR). Target < 60 s
 //!   for 1,000.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,10 +29,14 @@ use wa_gateway::store::now_ms;
 use super::fake_wa::FakeWa;
 use super::{proc_status_kib, start, wait_working, Conn, Summary};
 
+/// W3: texts per session.
+const W3_PER: usize = 10;
+
 fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
     let mut c = ServeConfig::new(dir);
     c.engine = wa_gateway::engine::EngineKind::Whatsapp;
     c.whatsapp.ws_url = Some(fake.url.clone());
+    c.whatsapp.plain_http_media_hosts = vec![fake.media_host()];
     c.whatsapp.version = Some((2, 3000, 1_000_000_000));
     c.rate_limit = None;
     c.auth_failure_limit = None;
@@ -87,9 +96,10 @@ pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
     let t0 = Instant::now();
     let body = Bytes::from(json!({"label": "w", "start": true}).to_string());
     let workers = 16.min(n);
+    let ids = Arc::new(Mutex::new(vec![String::new(); n]));
     let mut tasks = Vec::new();
     for k in 0..workers {
-        let (fake, token, body) = (fake.clone(), token.clone(), body.clone());
+        let (fake, token, body, ids) = (fake.clone(), token.clone(), body.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::open(addr).await.expect("connect");
             for i in (k..n).step_by(workers) {
@@ -97,6 +107,7 @@ pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
                 assert_eq!(st, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
                 let id = serde_json::from_slice::<Value>(&b).expect("json")["id"].as_str().expect("id").to_string();
                 link_one(&mut c, &fake, &token, &id, &format!("62812{i:07}")).await;
+                ids.lock().expect("ids")[i] = id;
             }
         }));
     }
@@ -138,6 +149,9 @@ pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
     );
     summary.add("W2 CPU per idle working session", format!("{:.4}% of a core", per_ms / 10.0), "");
 
+    let ids = ids.lock().expect("ids").clone();
+    messages(&gw, &fake, &token, &ids, summary).await;
+
     gw.shutdown().await.expect("shutdown");
     let before = fake.handshakes().len();
     let t1 = Instant::now();
@@ -147,10 +161,64 @@ pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
         Some(_) => {
             let secs = t1.elapsed().as_secs_f64();
             let ik = fake.handshakes()[before..].iter().filter(|h| h.as_str() == "IK login").count();
-            println!("  W3: restart on the same file: all {n} working again after {secs:.2} s ({ik} IK logins, no QR)  (target < 60 s)");
-            summary.add(format!("W3 restart to {n} working"), format!("{secs:.2} s"), "< 60 s");
+            println!("  W4: restart on the same file: all {n} working again after {secs:.2} s ({ik} IK logins, no QR)  (target < 60 s)");
+            summary.add(format!("W4 restart to {n} working"), format!("{secs:.2} s"), "< 60 s");
         }
-        None => summary.add(format!("W3 restart to {n} working"), "timeout", "< 60 s"),
+        None => summary.add(format!("W4 restart to {n} working"), "timeout", "< 60 s"),
     }
     gw.shutdown().await.expect("shutdown");
+}
+
+/// W3: every session sends `W3_PER` texts to its own contact.
+async fn messages(gw: &Gateway, fake: &Arc<FakeWa>, token: &str, ids: &[String], summary: &mut Summary) {
+    let addr = gw.addr();
+    let contacts: Vec<String> = (0..ids.len()).map(|i| format!("62899{i:07}")).collect();
+    for c in &contacts {
+        fake.contact(c);
+    }
+    let mut c = Conn::open(addr).await.expect("connect");
+    let fast = Bytes::from(json!({"presenceTyping": false, "ratePerMin": 100000, "ratePerHour": 100000}).to_string());
+    for id in ids {
+        let (st, b) = c.send(Method::PATCH, &format!("/api/v1/sessions/{id}"), Some(token), Some(fast.clone())).await.expect("patch");
+        assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    }
+    let total = ids.len() * W3_PER;
+    let t0 = Instant::now();
+    let workers = 16.min(ids.len());
+    let mut tasks = Vec::new();
+    for k in 0..workers {
+        let (ids, contacts, token) = (ids.to_vec(), contacts.clone(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(addr).await.expect("connect");
+            for i in (k..ids.len()).step_by(workers) {
+                let batch: Vec<Value> = (0..W3_PER).map(|j| json!({"to": contacts[i], "text": format!("message {j} of the bench")})).collect();
+                let body = Bytes::from(json!({"messages": batch}).to_string());
+                let path = format!("/api/v1/sessions/{}/messages/batch", ids[i]);
+                let (st, b) = c.send(Method::POST, &path, Some(&token), Some(body)).await.expect("batch");
+                assert_eq!(st, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&b));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("send task");
+    }
+    let queued = t0.elapsed();
+    let cpu0 = cpu_secs();
+    let delivered = |f: &FakeWa| contacts.iter().map(|c| f.received(c).len()).sum::<usize>();
+    let done = fake.until(Duration::from_secs(300), |f| delivered(f) >= total).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let got = delivered(fake);
+    if !done {
+        println!("  W3: only {got} of {total} messages reached their contacts within 300 s");
+        summary.add("W3 messages/s through real clients", "timeout", "");
+        return;
+    }
+    println!(
+        "  W3: {total} texts ({} sessions x {W3_PER}, queued in {:.2} s) encrypted by the real clients and decrypted by their contacts in {secs:.2} s = {:.0} messages/s ({:.2} CPU s after queuing, gateway + fake)",
+        ids.len(),
+        queued.as_secs_f64(),
+        total as f64 / secs,
+        cpu_secs() - cpu0
+    );
+    summary.add(format!("W3 messages/s through real clients ({total})"), format!("{:.0}/s", total as f64 / secs), "");
 }

@@ -21,6 +21,7 @@
 
 mod connection;
 mod events;
+mod http;
 mod inbound;
 mod media_ref;
 mod send;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 use ulid::Ulid;
-use whatsapp_rust::http::{HttpClient, UreqHttpClient};
+use whatsapp_rust::http::HttpClient;
 use whatsapp_rust::store::persistence_manager::PersistenceManager;
 use whatsapp_rust::store::traits::Backend;
 use whatsapp_rust::transport::{TokioWebSocketTransportFactory, Transport, TransportEvent, TransportFactory};
@@ -67,6 +68,11 @@ pub struct WaOptions {
     /// Skip the history sync the phone offers after linking (the gateway
     /// only forwards new traffic).
     pub skip_history_sync: bool,
+    /// Media hosts (`host:port`, as the server's `media_conn` names them)
+    /// reached over plain `http://` instead of `https://`. For the tests and
+    /// the bench against a fake server only; never set from the CLI. Empty:
+    /// every media URL stays as the crate builds it (see `http`).
+    pub plain_http_media_hosts: Vec<String>,
 }
 
 impl Default for WaOptions {
@@ -77,6 +83,7 @@ impl Default for WaOptions {
             ws_url: None,
             version: None,
             skip_history_sync: true,
+            plain_http_media_hosts: Vec::new(),
         }
     }
 }
@@ -149,7 +156,7 @@ impl Engine for WhatsappEngine {
                 .await
                 .map_err(|e| EngineError::Other(format!("could not open the session's WhatsApp state: {e}")))?;
             let pm = Arc::new(pm);
-            let http: Arc<dyn HttpClient> = Arc::new(UreqHttpClient::new());
+            let http: Arc<dyn HttpClient> = http::client(&opts.plain_http_media_hosts);
 
             // The version check is part of connecting; done first, its error is clear.
             match timeout_at(deadline, whatsapp_rust::version::resolve_and_update_version(&pm, &http, opts.version)).await {

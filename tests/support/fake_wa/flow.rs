@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use crate::common::TestGateway;
 use crate::fake_wa::FakeWa;
 
-/// A gateway (fresh, or on `dir`) whose whatsapp engine dials `fake`.
+/// A gateway (fresh, or on `dir`) whose whatsapp engine dials `fake` (and
+/// reaches its media host over plain HTTP).
 pub async fn gateway_on(fake: &FakeWa, dir: Option<tempfile::TempDir>) -> TestGateway {
     gateway_with(fake, dir, |_| {}).await
 }
@@ -23,9 +24,10 @@ pub async fn gateway_with(
     dir: Option<tempfile::TempDir>,
     f: impl FnOnce(&mut wa_gateway::config::ServeConfig),
 ) -> TestGateway {
-    let url = fake.url.clone();
+    let (url, media_host) = (fake.url.clone(), fake.media_host());
     let f = move |c: &mut wa_gateway::config::ServeConfig| {
         c.whatsapp.ws_url = Some(url);
+        c.whatsapp.plain_http_media_hosts = vec![media_host];
         f(c);
     };
     match dir {

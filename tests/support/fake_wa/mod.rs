@@ -7,6 +7,9 @@
 //! - [`signal`] and [`messaging`]: phones as Signal parties (device 0) that
 //!   decrypt what a linked device sends them and send it messages and
 //!   receipts; the usync, prekey and message rules that takes.
+//! - [`media`]: the media host (plain HTTP on loopback), its `media_conn`
+//!   IQ, and the phones' side of media (decrypt what they get, upload what
+//!   they send).
 //! - [`stanzas`]: what the server answers to each stanza a client sends, and
 //!   the log of the ones it had to learn (anything unexpected is recorded,
 //!   never silently dropped: an unanswered IQ stalls the client for 75 s).
@@ -21,6 +24,7 @@
 
 #![allow(dead_code)]
 
+pub mod media;
 pub mod messaging;
 pub mod pair;
 pub mod signal;
@@ -103,6 +107,8 @@ struct State {
     handshakes: Vec<String>,
     /// Signal parties, uploaded keys and what they received (see [`messaging`]).
     net: messaging::Net,
+    /// The media host and what it stores (see [`media`]).
+    media: media::Media,
 }
 
 pub(crate) struct Inner {
@@ -116,11 +122,14 @@ pub struct FakeWa {
     pub url: String,
     inner: Arc<Inner>,
     accept: tokio::task::JoinHandle<()>,
+    /// The media host's accept loop.
+    media: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeWa {
     fn drop(&mut self) {
         self.accept.abort();
+        self.media.abort();
     }
 }
 
@@ -130,6 +139,7 @@ impl FakeWa {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake wa");
         let url = format!("ws://{}/ws/chat", listener.local_addr().expect("addr"));
         let inner = Arc::new(Inner { identity: ServerIdentity::new(), state: Mutex::new(State::default()), changed: Notify::new() });
+        let media = media::start(inner.clone()).await;
         let i = inner.clone();
         let accept = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
@@ -143,7 +153,7 @@ impl FakeWa {
                 });
             }
         });
-        FakeWa { url, inner, accept }
+        FakeWa { url, inner, accept, media }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

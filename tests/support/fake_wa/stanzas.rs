@@ -115,6 +115,9 @@ pub fn answer(inner: &Inner, _conn: u64, device: Option<[u8; 32]>, n: &Node) -> 
     if let Some(o) = super::messaging::answer(&mut st, device, n) {
         return o;
     }
+    if let Some(o) = super::media::answer(&mut st, n) {
+        return o;
+    }
     let tag = n.tag.as_ref();
     let (ns, ty) = (attr(n, "xmlns"), attr(n, "type"));
     let child = first_child(n).map(|c| c.tag.to_string());
