@@ -1,7 +1,8 @@
 //! The whatsapp engine, offline: the real `whatsapp-rust` connect path against
 //! loopback endpoints that refuse or never answer, and (with the default
-//! endpoints) against a machine with no route out. A completed handshake needs
-//! WhatsApp's servers, so QR codes, logins and a live `stop` are not covered.
+//! endpoints) against a machine with no route out. Completed handshakes, QR
+//! codes, logins and messages are covered against the fake WhatsApp server in
+//! `tests/wa_fake*.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -144,6 +144,11 @@ async fn a_contact_s_text_is_stored_as_an_inbound_message_and_the_reply_reaches_
     assert_eq!(m["text"], "Halo, ada yang bisa dibantu?", "{m}");
     assert_eq!(m["chatJid"], json!(format!("{CONTACT}@s.whatsapp.net")), "{m}");
     assert_eq!(m["status"], "received", "{m}");
+    // … and an event naming both the phone and the @lid.
+    let received = events_of(&gw, &token, "message.received").await;
+    let event = received.iter().find(|e| e.to_string().contains(&wa)).unwrap_or_else(|| panic!("no message.received for {wa}: {received:?}"));
+    let text = event.to_string();
+    assert!(text.contains(&format!("{CONTACT}@s.whatsapp.net")) && text.contains(&format!("{lid}@lid")), "{event}");
     // The client told the contact it got it.
     assert!(
         fake.until(Duration::from_secs(10), |f| f.device_receipts().iter().any(|r| r.id == wa)).await,
