@@ -13,38 +13,14 @@ mod flow;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::TestGateway;
 use fake_wa::FakeWa;
-use flow::{gateway_on, link};
+use flow::{gateway_on, inbound, linked};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PHONE: &str = "6281234567890";
 const CONTACT: &str = "6289876543210";
 
-/// Links a session of `PHONE` with its queue fast and without typing
-/// presence; waits until its device uploaded its prekeys. Returns the
-/// session id and the device jid. (As in `wa_fake_messages.rs`.)
-async fn linked(gw: &TestGateway, fake: &FakeWa, token: &str) -> (String, String) {
-    let s = link(gw, fake, token, PHONE).await;
-    let id = s["id"].as_str().expect("id").to_string();
-    let r = gw
-        .http
-        .patch(
-            &format!("/api/v1/sessions/{id}"),
-            Some(token),
-            json!({"presenceTyping": false, "ratePerMin": 100000, "ratePerHour": 100000}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    let device = format!("{PHONE}:1@s.whatsapp.net");
-    assert!(
-        fake.until(Duration::from_secs(10), |f| f.has_keys(&device)).await,
-        "the device never uploaded its prekeys; seen: {:?}",
-        fake.seen()
-    );
-    (id, device)
-}
 
 /// A small real PNG (12×12 RGB noise, a few hundred bytes).
 fn png() -> Vec<u8> {
@@ -71,7 +47,7 @@ async fn an_image_with_a_caption_reaches_a_contact_who_decrypts_its_bytes() {
     let fake = FakeWa::start().await;
     let gw = gateway_on(&fake, None).await;
     let token = gw.owner("org_media_out");
-    let (sid, device) = linked(&gw, &fake, &token).await;
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
     fake.contact(CONTACT);
 
     let image = png();
@@ -136,28 +112,12 @@ async fn a_contact_s_image_is_stored_and_its_media_downloads_as_sent() {
     let fake = FakeWa::start().await;
     let gw = gateway_on(&fake, None).await;
     let token = gw.owner("org_media_in");
-    let (sid, device) = linked(&gw, &fake, &token).await;
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
     fake.contact(CONTACT);
 
     let image = png();
     let wa = fake.deliver_image(CONTACT, &device, &image, "image/png", Some("Ini fotonya")).expect("delivered");
-    let t = Instant::now();
-    let m: Value = loop {
-        let r = gw.http.get(&format!("/api/v1/sessions/{sid}/messages?direction=in"), Some(&token)).await;
-        assert_eq!(r.status, 200, "{:?}", r.json);
-        let found = r.json["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(wa)).cloned());
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "no inbound message: {} seen: {:?} unexpected: {:?}",
-            r.json,
-            fake.seen(),
-            fake.unexpected()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let m = inbound(&gw, &token, &sid, &wa).await;
     assert_eq!(m["direction"], "in", "{m}");
     assert_eq!(m["type"], "image", "{m}");
     assert_eq!(m["text"], "Ini fotonya", "{m}");

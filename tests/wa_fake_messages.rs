@@ -13,49 +13,11 @@ use std::time::{Duration, Instant};
 
 use common::TestGateway;
 use fake_wa::FakeWa;
-use flow::{gateway_on, link};
+use flow::{gateway_on, inbound, linked, message_until};
 use serde_json::{json, Value};
 
 const PHONE: &str = "6281234567890";
 const CONTACT: &str = "6289876543210";
-
-/// Links a session of `PHONE` with its queue fast and without typing
-/// presence; waits until its device uploaded its prekeys. Returns the
-/// session id and the device jid.
-async fn linked(gw: &TestGateway, fake: &FakeWa, token: &str) -> (String, String) {
-    let s = link(gw, fake, token, PHONE).await;
-    let id = s["id"].as_str().expect("id").to_string();
-    let r = gw
-        .http
-        .patch(
-            &format!("/api/v1/sessions/{id}"),
-            Some(token),
-            json!({"presenceTyping": false, "ratePerMin": 100000, "ratePerHour": 100000}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    let device = format!("{PHONE}:1@s.whatsapp.net");
-    assert!(
-        fake.until(Duration::from_secs(10), |f| f.has_keys(&device)).await,
-        "the device never uploaded its prekeys; seen: {:?}",
-        fake.seen()
-    );
-    (id, device)
-}
-
-/// Polls one message until `check` holds (up to `within`); returns it.
-async fn message_until(gw: &TestGateway, token: &str, sid: &str, mid: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
-    let t = Instant::now();
-    loop {
-        let r = gw.http.get(&format!("/api/v1/sessions/{sid}/messages/{mid}"), Some(token)).await;
-        assert_eq!(r.status, 200, "{:?}", r.json);
-        if check(&r.json) {
-            return r.json;
-        }
-        assert!(t.elapsed() < within, "the message never got there: {}", r.json);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn send_text(gw: &TestGateway, token: &str, sid: &str, to: &str, text: &str) -> (String, String) {
     let r = gw.http.post(&format!("/api/v1/sessions/{sid}/messages"), Some(token), json!({"to": to, "text": text})).await;
@@ -70,7 +32,7 @@ async fn a_text_reaches_a_contact_encrypted_and_its_receipts_move_the_status() {
     let fake = FakeWa::start().await;
     let gw = gateway_on(&fake, None).await;
     let token = gw.owner("org_msg_out");
-    let (sid, device) = linked(&gw, &fake, &token).await;
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
     fake.contact(CONTACT);
 
     let text = "Halo dari gateway ✓";
@@ -118,27 +80,11 @@ async fn a_contact_s_text_is_stored_as_an_inbound_message_and_the_reply_reaches_
     let fake = FakeWa::start().await;
     let gw = gateway_on(&fake, None).await;
     let token = gw.owner("org_msg_in");
-    let (sid, device) = linked(&gw, &fake, &token).await;
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
     let lid = fake.contact(CONTACT);
 
     let wa = fake.deliver_text(CONTACT, &device, "Halo, ada yang bisa dibantu?").expect("delivered");
-    let t = Instant::now();
-    let m = loop {
-        let r = gw.http.get(&format!("/api/v1/sessions/{sid}/messages?direction=in"), Some(&token)).await;
-        assert_eq!(r.status, 200, "{:?}", r.json);
-        let found = r.json["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(wa)).cloned());
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "no inbound message: {} seen: {:?} unexpected: {:?}",
-            r.json,
-            fake.seen(),
-            fake.unexpected()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let m = inbound(&gw, &token, &sid, &wa).await;
     assert_eq!(m["direction"], "in", "{m}");
     assert_eq!(m["type"], "text", "{m}");
     assert_eq!(m["text"], "Halo, ada yang bisa dibantu?", "{m}");
@@ -178,7 +124,7 @@ async fn typing_auto_read_replies_reactions_revokes_and_a_463_through_the_real_c
     let fake = FakeWa::start().await;
     let gw = gateway_on(&fake, None).await;
     let token = gw.owner("org_msg_more");
-    let (sid, device) = linked(&gw, &fake, &token).await;
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
     fake.contact(CONTACT);
     let patch = |body: Value| {
         let (gw, token, sid) = (&gw, &token, &sid);
@@ -196,9 +142,8 @@ async fn typing_auto_read_replies_reactions_revokes_and_a_463_through_the_real_c
         "no read receipt within 5 s: {:?}",
         fake.device_receipts()
     );
-    let r = gw.http.get(&format!("/api/v1/sessions/{sid}/messages?direction=in"), Some(&token)).await;
-    let inbound = r.json["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(inbound_wa)).cloned());
-    let inbound_id = inbound.expect("stored")["id"].as_str().expect("id").to_string();
+    let stored = inbound(&gw, &token, &sid, &inbound_wa).await;
+    let inbound_id = stored["id"].as_str().expect("id").to_string();
 
     // Typing presence: composing, then paused, then the message.
     patch(json!({"presenceTyping": true})).await;

@@ -3,6 +3,8 @@
 //! session by its QR. Shared by the `wa_fake*` tests, each of which
 //! includes it beside `common` and `fake_wa`:
 //! `#[path = "support/fake_wa/flow.rs"] mod flow;`
+//! (Each test uses some of these; the rest is dead code there.)
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -36,18 +38,54 @@ pub async fn gateway_with(
     }
 }
 
-/// Polls the session until `check` holds (up to `within`); returns it.
-pub async fn session_until(gw: &TestGateway, token: &str, id: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+/// Polls `GET path` until `check` holds on its JSON (up to `within`); returns it.
+pub async fn get_until(gw: &TestGateway, token: &str, path: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
     let t = Instant::now();
     loop {
-        let r = gw.http.get(&format!("/api/v1/sessions/{id}"), Some(token)).await;
-        assert_eq!(r.status, 200, "{:?}", r.json);
+        let r = gw.http.get(path, Some(token)).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.json);
         if check(&r.json) {
             return r.json;
         }
-        assert!(t.elapsed() < within, "session never got there: {}", r.json);
+        assert!(t.elapsed() < within, "{path} never got there: {}", r.json);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls the session until `check` holds (up to `within`); returns it.
+pub async fn session_until(gw: &TestGateway, token: &str, id: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    get_until(gw, token, &format!("/api/v1/sessions/{id}"), within, check).await
+}
+
+/// Polls one message until `check` holds (up to `within`); returns it.
+pub async fn message_until(gw: &TestGateway, token: &str, sid: &str, mid: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    get_until(gw, token, &format!("/api/v1/sessions/{sid}/messages/{mid}"), within, check).await
+}
+
+/// Waits (up to 15 s) for the inbound message with WhatsApp id `wa`; returns it.
+pub async fn inbound(gw: &TestGateway, token: &str, sid: &str, wa: &str) -> Value {
+    let found = |page: &Value| page["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(wa)).cloned());
+    let path = format!("/api/v1/sessions/{sid}/messages?direction=in");
+    let page = get_until(gw, token, &path, Duration::from_secs(15), |p| found(p).is_some()).await;
+    found(&page).expect("found")
+}
+
+/// Links a session of `phone` with its queue fast and without typing
+/// presence; waits until its device uploaded its prekeys. Returns the
+/// session id and the device jid.
+pub async fn linked(gw: &TestGateway, fake: &FakeWa, token: &str, phone: &str) -> (String, String) {
+    let s = link(gw, fake, token, phone).await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let fast = json!({"presenceTyping": false, "ratePerMin": 100000, "ratePerHour": 100000});
+    let r = gw.http.patch(&format!("/api/v1/sessions/{id}"), Some(token), fast).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let device = format!("{phone}:1@s.whatsapp.net");
+    assert!(
+        fake.until(Duration::from_secs(10), |f| f.has_keys(&device)).await,
+        "the device never uploaded its prekeys; seen: {:?}",
+        fake.seen()
+    );
+    (id, device)
 }
 
 /// Creates a started session, reads its QR from the API (JSON and PNG), and
