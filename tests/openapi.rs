@@ -190,7 +190,9 @@ async fn document_paths_equal_route_table() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_operation_is_complete() {
     let doc = wa_gateway::ops::openapi::document();
-    let tags = ["admin", "sessions", "api-keys", "me", "ops"];
+    let tags = ["admin", "sessions", "webhooks", "api-keys", "me", "ops"];
+    let declared: Vec<&str> = doc["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(declared, tags, "the document declares exactly these tags");
     let mut ids = BTreeSet::new();
     for (method, path) in doc_ops(&doc) {
         let op = operation(&doc, &method, &path);

@@ -31,6 +31,7 @@ pub enum ListKind {
     Messages = 5,
     OrgEvents = 6,
     AdminEvents = 7,
+    Webhooks = 8,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,

@@ -15,6 +15,7 @@ pub mod orgs;
 pub mod page_cache;
 pub mod sessions;
 pub mod sim;
+pub mod webhooks;
 
 use serde::Serialize;
 

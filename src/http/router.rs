@@ -10,7 +10,7 @@ use hyper::Method;
 use super::error::ApiError;
 use super::request::Req;
 use super::response::Resp;
-use crate::api::{admin, api_keys, events, lifecycle, me, messages, orgs, sessions, sim};
+use crate::api::{admin, api_keys, events, lifecycle, me, messages, orgs, sessions, sim, webhooks};
 use crate::app::App;
 use crate::ops::{health, metrics, openapi};
 
@@ -87,6 +87,12 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/api/v1/sessions/{id}/messages/{msgId}/media" => messages::media),
             route!(GET "/api/v1/events" => events::list),
             route!(GET "/api/v1/admin/events" => events::admin_list),
+            route!(POST "/api/v1/webhooks" => webhooks::create),
+            route!(GET "/api/v1/webhooks" => webhooks::list),
+            route!(GET "/api/v1/webhooks/{id}" => webhooks::get),
+            route!(PATCH "/api/v1/webhooks/{id}" => webhooks::patch),
+            route!(DELETE "/api/v1/webhooks/{id}" => webhooks::delete),
+            route!(POST "/api/v1/webhooks/{id}/rotate-secret" => webhooks::rotate_secret),
             route!(POST "/api/v1/api-keys" => api_keys::create),
             route!(GET "/api/v1/api-keys" => api_keys::list),
             route!(DELETE "/api/v1/api-keys/{id}" => api_keys::revoke),

@@ -123,15 +123,16 @@ pub struct Fetched {
 
 /// A checked http(s) URL, split into what the fetch needs; exists so the
 /// initial URL and every redirect target go through the same checks.
+/// (Webhook URLs go through the same checks: `api/webhooks.rs`.)
 #[derive(Clone, Debug)]
-struct Target {
-    uri: Uri,
-    https: bool,
+pub(crate) struct Target {
+    pub(crate) uri: Uri,
+    pub(crate) https: bool,
     /// Host without IPv6 brackets, lowercased.
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// `host[:port]` as written, for the `Host` header.
-    authority: String,
+    pub(crate) authority: String,
 }
 
 /// Fetches `url` under `policy`. See the module documentation for the rules.
@@ -345,7 +346,7 @@ async fn resolve_checked(
 }
 
 /// Checks a URL: http(s), a host, no credentials, a usable port.
-fn parse_url(url: &str) -> Result<Target, MediaError> {
+pub(crate) fn parse_url(url: &str) -> Result<Target, MediaError> {
     let url = url.trim();
     if url.is_empty() {
         return Err(MediaError::BadUrl("empty".into()));

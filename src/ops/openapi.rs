@@ -10,6 +10,8 @@
 
 #[path = "openapi_messages.rs"]
 mod messages;
+#[path = "openapi_webhooks.rs"]
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 
@@ -129,6 +131,7 @@ const BODY_ERRORS: [u16; 3] = [400, 413, 415];
 fn operations() -> Vec<(&'static str, &'static str, Op)> {
     let mut ops = sessions_operations();
     ops.extend(messages::operations());
+    ops.extend(webhooks::operations());
     ops.extend(key_and_ops_operations());
     ops
 }
@@ -518,6 +521,7 @@ pub fn document() -> Value {
             {"name": "admin", "description": "Platform oversight; super_admin login JWT only"},
             {"name": "sessions", "description": "An organization's WhatsApp sessions, their messages, and its \
                 event log"},
+            {"name": "webhooks", "description": "Signed deliveries of an organization's events"},
             {"name": "api-keys", "description": "Keys for scripts and services"},
             {"name": "me", "description": "The caller"},
             {"name": "ops", "description": "Health, readiness, metrics, this document; no auth"},
@@ -531,7 +535,7 @@ pub fn document() -> Value {
                     api-key for a script or service (starts with `wa_`, carries a fixed set of permissions). \
                     bearerFormat JWT describes the person-login case.",
             }},
-            "schemas": merged(schemas(), messages::schemas()),
+            "schemas": merged(merged(schemas(), messages::schemas()), webhooks::schemas()),
             "responses": merged(error_responses(), messages::responses()),
             "parameters": merged(parameters(), messages::parameters()),
         },

@@ -20,7 +20,7 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTra
 use super::tables::{
     API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
     ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
-    STATUS_COUNTS, WA_IDS,
+    STATUS_COUNTS, WA_IDS, WEBHOOKS, ORG_WEBHOOKS,
 };
 use super::{StoreError, StoreResult};
 
@@ -156,6 +156,8 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, IDEMPOTENCY_EXPIRY)?;
     copy(src, &txn, EVENTS)?;
     copy(src, &txn, ORG_EVENTS)?;
+    copy(src, &txn, WEBHOOKS)?;
+    copy(src, &txn, ORG_WEBHOOKS)?;
     crate::store::wa_state::copy_tables(src, &txn)?;
     txn.commit()?;
     db.close()?;

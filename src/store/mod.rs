@@ -33,6 +33,8 @@ pub mod records;
 pub mod sessions;
 pub mod tables;
 pub mod wa_state;
+pub mod webhook_records;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

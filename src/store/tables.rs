@@ -59,6 +59,11 @@ pub const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 /// (organization id, event ULID) → (): one organization's events.
 pub const ORG_EVENTS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_events");
 
+/// Webhook endpoints (CONTRACT §10), by ULID.
+pub const WEBHOOKS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhooks");
+/// An organization's webhooks in id order.
+pub const ORG_WEBHOOKS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_webhooks");
+
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
@@ -127,6 +132,8 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(IDEMPOTENCY_EXPIRY)?;
     txn.open_table(EVENTS)?;
     txn.open_table(ORG_EVENTS)?;
+    txn.open_table(WEBHOOKS)?;
+    txn.open_table(ORG_WEBHOOKS)?;
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)

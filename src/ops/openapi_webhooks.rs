@@ -1,0 +1,77 @@
+//! The webhook part of `/openapi.json` (CONTRACT §10): an organization's
+//! endpoints, their secrets and rotation. Built with the helpers of
+//! [`crate::ops::openapi`], merged into its document there.
+
+use serde_json::{json, Map, Value};
+
+use super::{id_param, json_response, list_of, list_params, object, op, schema, string_enum, Op, AUTH, BODY_ERRORS, MILLIS};
+use crate::api::events::EVENT_TYPES;
+use crate::api::webhooks::MAX_WEBHOOKS;
+
+pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
+    let ok = |name: &str, what: &str| (200, json_response(what, schema(name)));
+    let created = |name: &str, what: &str| (201, json_response(what, schema(name)));
+    vec![
+        ("post", "/api/v1/webhooks",
+            op("createWebhook", "Create a webhook endpoint [webhooks:write]", "webhooks", AUTH,
+                created("WebhookCreated", "The endpoint; `secret` is shown only this once"))
+            .describe(&format!("The URL must be https:// (http:// and private, loopback or link-local targets only \
+                with --allow-private-urls). At most {MAX_WEBHOOKS} per organization (409 `conflict` beyond)."))
+            .body("CreateWebhook", true).errors(&BODY_ERRORS).errors(&[403, 409])),
+        ("get", "/api/v1/webhooks",
+            op("listWebhooks", "List this organization's webhooks [webhooks:write]", "webhooks", AUTH,
+                ok("WebhookList", "One page of webhooks"))
+            .params(list_params(&[])).errors(&[400, 403])),
+        ("get", "/api/v1/webhooks/{id}",
+            op("getWebhook", "One webhook [webhooks:write]", "webhooks", AUTH, ok("Webhook", "The webhook"))
+            .params(id_param()).errors(&[403, 404])),
+        ("patch", "/api/v1/webhooks/{id}",
+            op("updateWebhook", "Change a webhook; enabling it clears disabledReason [webhooks:write]", "webhooks", AUTH,
+                ok("Webhook", "The webhook"))
+            .params(id_param()).body("PatchWebhook", true).errors(&BODY_ERRORS).errors(&[403, 404])),
+        ("delete", "/api/v1/webhooks/{id}",
+            op("deleteWebhook", "Delete a webhook [webhooks:write]", "webhooks", AUTH, (204, json!({"description": "Deleted"})))
+            .params(id_param()).errors(&[403, 404])),
+        ("post", "/api/v1/webhooks/{id}/rotate-secret",
+            op("rotateWebhookSecret", "A new signing secret; the old one keeps signing beside it for 24 h [webhooks:write]",
+                "webhooks", AUTH, ok("WebhookCreated", "The webhook and its new secret, shown only this once"))
+            .params(id_param()).errors(&[403, 404])),
+    ]
+}
+
+pub(super) fn schemas() -> Map<String, Value> {
+    let ts = json!({"type": "integer", "description": MILLIS});
+    let mut types: Vec<&str> = vec!["*"];
+    types.extend(EVENT_TYPES);
+    let events = json!({"type": "array", "minItems": 1, "items": string_enum(&types),
+        "description": "Event types to deliver, or [\"*\"] for all"});
+    let session_ids = json!({"type": "array", "items": {"type": "string"},
+        "description": "Only these sessions' events (empty: every session)"});
+    let url = json!({"type": "string", "maxLength": 2048});
+    let description = json!({"type": ["string", "null"], "maxLength": 500});
+    let mut m = Map::new();
+    m.insert("Webhook".into(), object(
+        &["id", "organizationId", "url", "events", "sessionIds", "description", "enabled", "disabledReason",
+          "createdAt", "updatedAt"],
+        json!({
+            "id": {"type": "string", "description": "ULID"}, "organizationId": {"type": "string"},
+            "url": url, "events": events, "sessionIds": session_ids, "description": description,
+            "enabled": {"type": "boolean"},
+            "disabledReason": {"type": ["string", "null"], "description": "Why the gateway disabled it (410, days of failures)"},
+            "createdAt": ts, "updatedAt": ts,
+        }),
+    ));
+    m.insert("WebhookList".into(), list_of("Webhook"));
+    m.insert("WebhookCreated".into(), object(&["webhook", "secret"], json!({
+        "webhook": schema("Webhook"),
+        "secret": {"type": "string", "pattern": "^whsec_", "description": "The Standard Webhooks signing secret; returned only once"},
+    })));
+    m.insert("CreateWebhook".into(), object(&["url", "events"], json!({
+        "url": url, "events": events, "sessionIds": session_ids, "description": description,
+    })));
+    m.insert("PatchWebhook".into(), object(&[], json!({
+        "url": url, "events": events, "sessionIds": session_ids, "description": description,
+        "enabled": {"type": "boolean"},
+    })));
+    m
+}
