@@ -64,6 +64,11 @@ pub struct ServeConfig {
     pub messaging: crate::messaging::MessagingConfig,
     /// Sim engine: where to append what the simulated network received.
     pub sim_log: Option<PathBuf>,
+    /// Live event streams: a comment heartbeat this often (CONTRACT §10: 15 s).
+    pub sse_heartbeat: Duration,
+    /// Live event streams: a reader that takes nothing for this long is cut
+    /// off (it resumes with `Last-Event-ID`).
+    pub sse_stall_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -93,6 +98,8 @@ impl ServeConfig {
             whatsapp: WaOptions::default(),
             messaging: crate::messaging::MessagingConfig::default(),
             sim_log: None,
+            sse_heartbeat: Duration::from_secs(15),
+            sse_stall_timeout: Duration::from_secs(10),
         }
     }
 }

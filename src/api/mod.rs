@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod cursor;
 pub mod events;
+pub mod events_stream;
 pub mod lifecycle;
 pub mod me;
 pub mod message_input;

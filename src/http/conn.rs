@@ -65,6 +65,9 @@ pub enum Phase {
     Body = 2,
     /// Our own work: authenticating, the handler.
     Handling = 3,
+    /// Writing a streamed answer (Server-Sent Events): never idle, but still
+    /// cut when a write blocks too long, and shed like any client we wait on.
+    Streaming = 4,
 }
 
 impl Phase {
@@ -73,6 +76,7 @@ impl Phase {
             1 => Phase::Head,
             2 => Phase::Body,
             3 => Phase::Handling,
+            4 => Phase::Streaming,
             _ => Phase::Idle,
         }
     }
@@ -88,6 +92,8 @@ pub enum Cut {
     Shed,
     /// The shutdown deadline passed.
     Shutdown,
+    /// A streamed answer's reader took nothing for the stall timeout.
+    SlowReader,
 }
 
 impl Cut {
@@ -99,6 +105,7 @@ impl Cut {
             Cut::WriteTimeout => "write_timeout",
             Cut::Shed => "shed",
             Cut::Shutdown => "shutdown",
+            Cut::SlowReader => "slow_reader",
         }
     }
 }
@@ -151,6 +158,12 @@ pub struct ConnState {
     body_left: AtomicBool,
     /// Set when the registry sheds this connection.
     shed: Notify,
+    /// Set when a stream cut this connection for not reading.
+    slow_reader: AtomicBool,
+    /// Set (and `drain` notified) when the server starts shutting down:
+    /// streamed answers end so that the connection can close.
+    draining: AtomicBool,
+    drain: Notify,
 }
 
 impl ConnState {
@@ -165,6 +178,9 @@ impl ConnState {
             write_blocked_since: AtomicU64::new(0),
             body_left: AtomicBool::new(false),
             shed: Notify::new(),
+            slow_reader: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drain: Notify::new(),
         }
     }
 
@@ -219,6 +235,34 @@ impl ConnState {
     /// Resolves once the registry sheds this connection.
     pub async fn shed(&self) {
         self.shed.notified().await
+    }
+
+    /// Cuts this connection because its reader stopped taking a stream.
+    pub fn cut_slow_reader(&self) {
+        self.slow_reader.store(true, Ordering::Relaxed);
+        self.shed.notify_one();
+    }
+
+    /// Whether [`ConnState::cut_slow_reader`] cut this connection.
+    pub fn cut_for_slow_reader(&self) -> bool {
+        self.slow_reader.load(Ordering::Relaxed)
+    }
+
+    /// The server is shutting down: streams on this connection end.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.drain.notify_waiters();
+    }
+
+    /// Resolves once the server shuts down (at once if it already does).
+    pub async fn draining(&self) {
+        let notified = self.drain.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.draining.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await
     }
 }
 

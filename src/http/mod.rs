@@ -1,6 +1,7 @@
 //! HTTP: a hand-built router on hyper 1 (HTTP/1.1), request/response helpers,
 //! the error envelope, and the server loop (limits, timeouts, shutdown, logs).
 
+pub mod body;
 pub mod conn;
 pub mod error;
 pub mod json;

@@ -126,7 +126,9 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnState>, req: Request<Incoming>)
     }
     let (status, latency) = (resp.status().as_u16(), started.elapsed());
     Access { method: method.as_str(), path: &path, route, status, latency, org, request_id: &request_id }.log(&app);
-    conn.set_phase(Phase::Idle);
+    // A streamed answer keeps the connection busy with us: no idle timeout
+    // (its heartbeats and the write timeout watch it instead).
+    conn.set_phase(if resp.body().is_stream() { Phase::Streaming } else { Phase::Idle });
     Ok(resp)
 }
 
@@ -144,7 +146,7 @@ fn refuse(conn: &ConnState, e: ApiError, request_id: &str, route: &'static str, 
 
 async fn respond(
     app: &Arc<App>,
-    conn: &ConnState,
+    conn: &Arc<ConnState>,
     req: Request<Incoming>,
     request_id: &str,
     log_org: &Arc<OnceLock<String>>,
@@ -222,6 +224,7 @@ async fn respond(
         request_id: request_id.to_string(),
         log_org: log_org.clone(),
         principal,
+        conn: Some(conn.clone()),
     };
     let result = match tokio::spawn((route.handler)(app.clone(), req)).await {
         Ok(r) => r,

@@ -30,6 +30,10 @@ pub struct Req {
     /// The caller, authenticated by the pipeline before the body was read
     /// (`None` on routes that take no token).
     pub principal: Option<Principal>,
+    /// The connection serving the request (`None` when a handler is driven
+    /// directly): a streamed answer needs it to end on shutdown and to cut a
+    /// reader that stopped reading.
+    pub conn: Option<Arc<super::conn::ConnState>>,
 }
 
 impl Req {

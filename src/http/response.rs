@@ -1,15 +1,14 @@
 //! Response builders: JSON bodies, empty bodies, and the error envelope.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use super::error::ApiError;
 
-/// Every response body is fully buffered.
-pub type Body = Full<Bytes>;
+/// A response body: buffered, or a live stream ([`super::body`]).
+pub type Body = super::body::Body;
 /// A response.
 pub type Resp = Response<Body>;
 
@@ -19,7 +18,7 @@ fn status(code: u16) -> StatusCode {
 
 /// A response with raw bytes and a content type.
 pub fn bytes(code: u16, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Body::full(body));
     *r.status_mut() = status(code);
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
@@ -35,7 +34,7 @@ pub fn json(code: u16, value: &impl Serialize) -> Resp {
 
 /// A response without a body (204).
 pub fn empty(code: u16) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(Body::full(Bytes::new()));
     *r.status_mut() = status(code);
     r
 }
@@ -49,5 +48,13 @@ pub fn error(e: &ApiError, request_id: &str) -> Resp {
             r.headers_mut().insert(*name, v);
         }
     }
+    r
+}
+
+/// A streamed response ([`super::body::channel`]) with a content type.
+pub fn stream(code: u16, content_type: &'static str, body: Body) -> Resp {
+    let mut r = Response::new(body);
+    *r.status_mut() = status(code);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }

@@ -194,6 +194,7 @@ async fn drive(app: &Arc<App>, stream: tokio::net::TcpStream, state: Arc<ConnSta
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = *stop.borrow();
     if draining {
+        state.start_draining();
         std::pin::Pin::new(&mut conn).graceful_shutdown();
     }
     let result = loop {
@@ -213,11 +214,21 @@ async fn drive(app: &Arc<App>, stream: tokio::net::TcpStream, state: Arc<ConnSta
                 }
             }
             _ = state.shed() => {
-                app.metrics.connections_cut(if draining { Cut::Shutdown } else { Cut::Shed });
+                let cut = if state.cut_for_slow_reader() {
+                    Cut::SlowReader
+                } else if draining {
+                    Cut::Shutdown
+                } else {
+                    Cut::Shed
+                };
+                app.metrics.connections_cut(cut);
                 return;
             }
             _ = stop.changed(), if !draining => {
                 draining = true;
+                // Streams end on their own (see `ConnState::draining`), so
+                // the graceful close does not wait on them.
+                state.start_draining();
                 std::pin::Pin::new(&mut conn).graceful_shutdown();
             }
         }

@@ -65,6 +65,8 @@ pub struct Metrics {
     limited: Family<LimitLabels, Counter>,
     writes_refused: Counter,
     disk_free: Gauge,
+    /// Live event streams open now (Server-Sent Events).
+    pub event_streams: Gauge,
 }
 
 fn method_label(m: &str) -> &'static str {
@@ -117,6 +119,8 @@ impl Metrics {
         registry.register("rate_limited", "Requests answered 429 by a rate limit", limited.clone());
         registry.register("writes_refused", "Writes refused with 503 because the disk is nearly full", writes_refused.clone());
         registry.register("data_disk_free_bytes", "Free bytes on the data file's filesystem", disk_free.clone());
+        let event_streams = Gauge::default();
+        registry.register("event_streams", "Live event streams (Server-Sent Events) open now", event_streams.clone());
         Metrics {
             registry,
             requests,
@@ -132,6 +136,7 @@ impl Metrics {
             limited,
             writes_refused,
             disk_free,
+            event_streams,
         }
     }
 

@@ -121,16 +121,42 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
             .response(409, err("Inbound media while the session is not connected (conflict; details.status)"))
             .response(503, err("WhatsApp did not hand out the inbound media (unavailable)"))),
         ("get", "/api/v1/events",
-            op("listEvents", "List this organization's events, oldest first [messages:read]", "sessions", AUTH,
-                ok("EventList", "One page of events, in commit order"))
-            .describe("A walk that reaches the end and later resumes from its cursor sees every event \
-                committed meanwhile.")
-            .params(list_params(&["sessionId", "eventType"])).errors(&[400, 403])),
+            op("listEvents", "List this organization's events, oldest first, or stream them live [messages:read]",
+                "sessions", AUTH, events_ok())
+            .describe(&format!("A walk that reaches the end and later resumes from its cursor sees every event \
+                committed meanwhile. {STREAM}"))
+            .params(event_params(&["sessionId", "eventType"])).errors(&[400, 403])),
         ("get", "/api/v1/admin/events",
-            op("adminListEvents", "List events across all organizations (super_admin)", "admin", AUTH,
-                ok("EventList", "One page of events, in commit order"))
-            .params(list_params(&["organizationId", "sessionId", "eventType"])).errors(&[400, 403])),
+            op("adminListEvents", "List events across all organizations, or stream them live (super_admin)",
+                "admin", AUTH, events_ok())
+            .describe(STREAM)
+            .params(event_params(&["organizationId", "sessionId", "eventType"])).errors(&[400, 403])),
     ]
+}
+
+/// How the event routes stream (CONTRACT §10).
+const STREAM: &str = "With `Accept: text/event-stream` the answer is instead a live Server-Sent Events stream of \
+    the events committed from now on (the same filters; `limit` and `cursor` do not apply): each event as \
+    `id: <event id>`, `event: <type>`, `data: <the Event JSON>`, and a `: keepalive` comment every 15 s. \
+    `Last-Event-ID` resumes right after that event, with nothing lost while it is retained. A reader that \
+    stops reading is cut off after a few seconds and resumes with `Last-Event-ID`; streams end when the \
+    gateway shuts down.";
+
+/// The 200 of the event routes: a page as JSON, or the live stream.
+fn events_ok() -> (u16, Value) {
+    let mut ok = json_response("One page of events, in commit order (JSON), or the live stream \
+        (`text/event-stream`)", schema("EventList"));
+    ok["content"]["text/event-stream"] = json!({"schema": {"type": "string",
+        "description": "Server-Sent Events: `id: evt_...`, `event: <type>`, `data: <Event JSON>` per event; \
+            `: keepalive` comments"}});
+    (200, ok)
+}
+
+/// The listing's parameters, then the stream's `Last-Event-ID`.
+fn event_params(filters: &[&str]) -> Vec<Value> {
+    let mut p = list_params(filters);
+    p.push(r("parameters", "lastEventId"));
+    p
 }
 
 /// `schema`, also accepting null.
@@ -323,6 +349,9 @@ pub(super) fn parameters() -> Map<String, Value> {
         "messageStatus": q("status", "Only messages in this status", string_enum(&message_statuses())),
         "sessionId": q("sessionId", "Only this session's events", json!({"type": "string"})),
         "eventType": q("type", "Only events of this type", string_enum(&EVENT_TYPES)),
+        "lastEventId": {"name": "Last-Event-ID", "in": "header", "required": false,
+            "description": "The live stream only: resume right after this event id (`evt_...`)",
+            "schema": {"type": "string", "pattern": "^(evt_)?[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"}},
     });
     values.as_object().cloned().unwrap_or_default()
 }

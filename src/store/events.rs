@@ -6,6 +6,7 @@
 //! at a time and [`crate::new_id`] is monotonic, so ids sort in commit order:
 //! walking `events` from a cursor never misses an event committed later.
 
+use std::cell::Cell;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -63,7 +64,122 @@ fn append_ref(
     let bytes = postcard::to_stdvec(&event).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
     txn.open_table(EVENTS)?.insert(id, bytes.as_slice())?;
     txn.open_table(ORG_EVENTS)?.insert((org, id), ())?;
+    APPENDED.with(|c| c.set(c.get().max(id)));
     Ok(id)
+}
+
+thread_local! {
+    /// The newest event appended on this thread since the last commit. A
+    /// write transaction lives on one thread from `Store::write` to
+    /// `Store::commit` (the store's API is synchronous; the group committer
+    /// runs and commits its batch on its own thread), so the commit that
+    /// follows an append finds it here without any change to the
+    /// transaction-taking functions.
+    static APPENDED: Cell<u128> = const { Cell::new(0) };
+}
+
+/// Tells listeners (the live event streams) that events were committed.
+/// Exists so that a stream wakes within moments of a commit instead of
+/// polling the log; the log stays the one source of truth: the value is only
+/// the newest committed event id, and a listener reads the events themselves
+/// from the data file after the last one it delivered.
+pub struct EventSignal {
+    tx: tokio::sync::watch::Sender<u128>,
+}
+
+impl EventSignal {
+    /// A signal whose value starts at `last` (the newest id in the file).
+    pub fn new(last: u128) -> EventSignal {
+        EventSignal { tx: tokio::sync::watch::Sender::new(last) }
+    }
+
+    /// A receiver that sees every later commit of events.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u128> {
+        self.tx.subscribe()
+    }
+
+    /// Called by the store after each commit on this thread: publishes the
+    /// newest event the transaction appended, if any. An id left behind by a
+    /// transaction that was dropped rather than committed is published by
+    /// the thread's next commit: a wake-up with nothing new, never a miss.
+    pub(super) fn after_commit(&self, committed: bool) {
+        let id = APPENDED.with(|c| c.replace(0));
+        if committed && id != 0 {
+            self.tx.send_if_modified(|v| {
+                let newer = id > *v;
+                if newer {
+                    *v = id;
+                }
+                newer
+            });
+        }
+    }
+}
+
+/// The newest event id in the log, if any.
+pub fn last_id(txn: &ReadTransaction) -> StoreResult<Option<u128>> {
+    Ok(txn.open_table(EVENTS)?.last()?.map(|(k, _)| k.value()))
+}
+
+/// A stretch of the log read by [`scan`].
+pub struct Scan {
+    /// The events `keep` accepted, in id order.
+    pub events: Vec<(u128, Event)>,
+    /// The last id read (kept or not): the next scan starts after it.
+    pub scanned_to: Option<u128>,
+    /// Whether the scan stopped at `limit` or `budget` before the log's end.
+    pub more: bool,
+}
+
+/// Reads events after `after` in id order (one organization's, or all with
+/// `org` `None`), keeping up to `limit` that `keep` accepts and reading at
+/// most `budget` rows. Unlike [`page`], it also says how far it read when it
+/// reached the end, so a filtered reader never reads the same rows twice.
+pub fn scan(
+    txn: &ReadTransaction,
+    org: Option<&str>,
+    after: Option<u128>,
+    limit: usize,
+    budget: usize,
+    keep: impl Fn(&Event) -> bool,
+) -> StoreResult<Scan> {
+    let events = txn.open_table(EVENTS)?;
+    let mut out = Scan { events: Vec::new(), scanned_to: after, more: false };
+    let visit = |id: u128, e: Event, out: &mut Scan| {
+        out.scanned_to = Some(id);
+        if keep(&e) {
+            out.events.push((id, e));
+        }
+    };
+    match org {
+        None => {
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            for (read, row) in events.range::<u128>((start, Bound::Unbounded))?.enumerate() {
+                if read >= budget || out.events.len() >= limit {
+                    out.more = true;
+                    break;
+                }
+                let (k, v) = row?;
+                visit(k.value(), Event::decode(v.value())?, &mut out);
+            }
+        }
+        Some(org) => {
+            let index = txn.open_table(ORG_EVENTS)?;
+            let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
+            for (read, row) in index.range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?.enumerate() {
+                if read >= budget || out.events.len() >= limit {
+                    out.more = true;
+                    break;
+                }
+                let id = row?.0.value().1;
+                let v = events
+                    .get(id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("org_events names missing event {}", Ulid::from(id))))?;
+                visit(id, Event::decode(v.value())?, &mut out);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `session.status` for a session whose status just changed.

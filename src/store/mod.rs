@@ -162,6 +162,8 @@ pub struct Store {
     /// refuses every write until the file is reopened.
     failure: OnceLock<String>,
     failed: tokio::sync::Notify,
+    /// Wakes the live event streams after every commit that appended events.
+    events: events::EventSignal,
     /// Ids of the suspended organizations, kept in step with every org
     /// write (this process is the only writer): every request asks, and
     /// the answer must not cost a read on an async worker.
@@ -204,6 +206,7 @@ impl Store {
             })?;
         let meta = tables::migrate(&db)?;
         let suspended = orgs::suspended_ids(&db.begin_read()?)?;
+        let last_event = events::last_id(&db.begin_read()?)?.unwrap_or(0);
         Ok(Store {
             db,
             meta,
@@ -212,6 +215,7 @@ impl Store {
             min_free: AtomicU64::new(0),
             failure: OnceLock::new(),
             failed: tokio::sync::Notify::new(),
+            events: events::EventSignal::new(last_event),
             suspended: std::sync::RwLock::new(suspended),
         })
     }
@@ -259,16 +263,26 @@ impl Store {
     /// Commits durably, then bumps the version (before any response can
     /// report the write).
     pub fn commit(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
-        txn.commit().map_err(|e| self.noting_failure(e.into()))?;
+        let committed = txn.commit();
+        self.events.after_commit(committed.is_ok());
+        committed.map_err(|e| self.noting_failure(e.into()))?;
         self.version.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// A receiver woken after every commit that appended events; its value
+    /// is the newest committed event id (see [`events::EventSignal`]).
+    pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u128> {
+        self.events.subscribe()
     }
 
     /// Commits durably without bumping the version: for writes no API page
     /// shows (the whatsapp engine's protocol state), so that a busy session's
     /// Signal traffic does not empty the page cache.
     pub fn commit_unversioned(&self, txn: redb::WriteTransaction) -> StoreResult<()> {
-        txn.commit().map_err(|e| self.noting_failure(e.into()))
+        let committed = txn.commit();
+        self.events.after_commit(committed.is_ok());
+        committed.map_err(|e| self.noting_failure(e.into()))
     }
 
     /// Records who issues this file's login tokens (`jwks` | `embedded`);
