@@ -75,6 +75,8 @@ pub struct App {
     pub committer: Arc<Committer>,
     /// Send queues and inbound messages.
     pub messaging: Arc<Messaging>,
+    /// Webhook delivery.
+    pub delivery: Arc<crate::delivery::Delivery>,
 }
 
 impl App {
@@ -119,7 +121,8 @@ impl App {
         let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
         let committer = Arc::new(Committer::start(store.clone()).map_err(StartError::Io)?);
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
-        let metrics = Metrics::new(&engine.counters, &messaging.counters);
+        let delivery = crate::delivery::Delivery::start(store.clone(), config.delivery.clone(), config.messaging.allow_private_urls);
+        let metrics = Metrics::new(&engine.counters, &messaging.counters, &delivery.counters);
         Ok(App {
             store,
             auth,
@@ -133,6 +136,7 @@ impl App {
             limits,
             committer,
             messaging,
+            delivery,
         })
     }
 
@@ -271,6 +275,7 @@ impl Gateway {
         let _ = self.stop_refresh.send(true);
         self.server.shutdown(started + drain).await;
         self.app.messaging.shutdown();
+        self.app.delivery.shutdown();
         let engine_until = deadline.checked_sub(Duration::from_millis(500)).unwrap_or(deadline);
         if tokio::time::timeout_at(engine_until.into(), self.app.engine.shutdown()).await.is_err() {
             tracing::warn!("shutdown: engine connections still closing at the deadline");

@@ -132,6 +132,9 @@ pub struct ServeArgs {
     /// Let media URLs (and later webhooks) reach private, loopback and link-local addresses.
     #[arg(long, env = "WAG_ALLOW_PRIVATE_URLS")]
     pub allow_private_urls: bool,
+    /// Webhook retry waits, comma-separated (units ms, s, m, h); after the last, a delivery is failed.
+    #[arg(long, env = "WAG_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = crate::delivery::retry::Schedule::parse)]
+    pub webhook_retry_schedule: crate::delivery::retry::Schedule,
     /// Sim engine: append everything the simulated network receives to FILE, one JSON line each.
     #[arg(long, env = "WAG_SIM_LOG")]
     pub sim_log: Option<PathBuf>,
@@ -284,6 +287,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         event_retention: args.event_retention,
         allow_private_urls: args.allow_private_urls,
     };
+    config.delivery.retry_schedule = args.webhook_retry_schedule.0;
     config.sim_log = args.sim_log;
     config.retry.max_attempts = args.reconnect_attempts;
     config.retry.backoff_max = args.reconnect_max_delay.max(config.retry.backoff_base);

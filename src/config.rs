@@ -62,6 +62,8 @@ pub struct ServeConfig {
     pub whatsapp: WaOptions,
     /// Send queues, retention, media fetching.
     pub messaging: crate::messaging::MessagingConfig,
+    /// Webhook delivery: retry schedule, timeout, in-flight caps.
+    pub delivery: crate::delivery::DeliveryConfig,
     /// Sim engine: where to append what the simulated network received.
     pub sim_log: Option<PathBuf>,
     /// Live event streams: a comment heartbeat this often (CONTRACT §10: 15 s).
@@ -97,6 +99,7 @@ impl ServeConfig {
             retry: ManagerConfig::default(),
             whatsapp: WaOptions::default(),
             messaging: crate::messaging::MessagingConfig::default(),
+            delivery: crate::delivery::DeliveryConfig::default(),
             sim_log: None,
             sse_heartbeat: Duration::from_secs(15),
             sse_stall_timeout: Duration::from_secs(10),

@@ -26,6 +26,8 @@
 //!   [`store::wa_state`] table), and the in-process [`engine::sim`].
 //! - [`messaging`] — per-session durable send queues (pacing, typing,
 //!   pauses), inbound messages, receipts, media fetching, retention.
+//! - [`delivery`] — webhooks: the dispatcher over the durable outbox
+//!   (ordered per session, retried, signed), one HTTP attempt at a time.
 
 pub mod api;
 pub mod app;
@@ -37,6 +39,7 @@ pub mod ops;
 pub mod engine;
 pub mod store;
 pub mod messaging;
+pub mod delivery;
 
 use std::sync::Mutex;
 

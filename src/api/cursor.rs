@@ -32,6 +32,7 @@ pub enum ListKind {
     OrgEvents = 6,
     AdminEvents = 7,
     Webhooks = 8,
+    WebhookDeliveries = 9,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,

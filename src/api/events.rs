@@ -39,6 +39,7 @@ pub fn event_value(id: u128, e: &Event) -> Value {
         EventData::Session(sid, s) => serde_json::from_slice(&session_json(Ulid::from(*sid), s)).unwrap_or(Value::Null),
         EventData::Message(mid, m) => message_value(*mid, m),
         EventData::SendingPaused { until, reason } => json!({"until": until, "reason": reason}),
+        EventData::WebhookTest(w) => json!({"webhookId": Ulid::from(*w).to_string()}),
     };
     json!({
         "id": format!("evt_{}", Ulid::from(id)),

@@ -175,6 +175,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let id = crate::new_id();
     let stored = hook.clone();
     app.blocking(move |s| s.create_webhook(id, &stored)).await?;
+    app.delivery.poke();
     Ok(response::json(201, &json!({"webhook": WebhookView::new(id, &hook), "secret": secret_text(&hook.secret)})))
 }
 
@@ -255,6 +256,7 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
             })
         })
         .await?;
+    app.delivery.poke();
     Ok(response::json(200, &WebhookView::new(id, &hook)))
 }
 
@@ -263,6 +265,7 @@ pub async fn delete(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let id = req.ulid("webhook")?;
     app.blocking(move |s| s.delete_webhook(id, &access.org_id)).await?;
+    app.delivery.poke();
     Ok(response::empty(204))
 }
 
@@ -283,4 +286,100 @@ pub async fn rotate_secret(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         })
         .await?;
     Ok(response::json(200, &json!({"webhook": WebhookView::new(id, &hook), "secret": secret_text(&hook.secret)})))
+}
+
+/// One delivery attempt as `GET .../deliveries` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptView {
+    event_id: String,
+    attempt: u32,
+    at: i64,
+    status: Option<u16>,
+    error: Option<String>,
+    latency_ms: u32,
+    /// At most 1 KiB of the answer, as text (lossy UTF-8).
+    response: String,
+}
+
+/// `GET /api/v1/webhooks/{id}/deliveries`: every attempt, cursor pages by
+/// (event, attempt), newest last.
+pub async fn deliveries(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::WebhooksWrite).await?;
+    let id = req.ulid("webhook")?;
+    let mut q = req.query()?;
+    let (limit, cursor) = q.page()?;
+    q.finish()?;
+    let scope = CursorScope { meta: app.store.meta(), list: ListKind::WebhookDeliveries, filters: format!("org={}&webhook={id}", access.org_id) };
+    let after = match cursor {
+        Some(c) => {
+            let raw = scope.decode(&c)?;
+            let bad = || ApiError::invalid("cursor", "cursor is not valid for this list");
+            let e = <[u8; 16]>::try_from(raw.get(..16).ok_or_else(bad)?).map_err(|_| bad())?;
+            let a = <[u8; 4]>::try_from(raw.get(16..20).ok_or_else(bad)?).map_err(|_| bad())?;
+            Some((u128::from_be_bytes(e), u32::from_be_bytes(a)))
+        }
+        None => None,
+    };
+    let org = access.org_id.clone();
+    let page = app.blocking(move |s| s.delivery_attempts(u128::from(id), &org, after, limit)).await?;
+    let data: Vec<AttemptView> = page
+        .items
+        .into_iter()
+        .map(|((e, n), a)| AttemptView {
+            event_id: format!("evt_{}", Ulid::from(e)),
+            attempt: n,
+            at: a.at,
+            status: a.status,
+            error: a.error,
+            latency_ms: a.latency_ms,
+            response: String::from_utf8_lossy(&a.response).into_owned(),
+        })
+        .collect();
+    let next = page.next_after.map(|(e, n)| {
+        let mut pos = e.to_be_bytes().to_vec();
+        pos.extend(n.to_be_bytes());
+        scope.encode(&pos)
+    });
+    Ok(response::json(200, &ListPage { data, next_cursor: next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReplayBody {
+    since: i64,
+    until: Option<i64>,
+    only_failed: Option<bool>,
+}
+
+/// `POST /api/v1/webhooks/{id}/replay` `{"since", "until"?, "onlyFailed"?}`
+/// → 202 `{"queued"}`: those events again, with the same ids.
+pub async fn replay(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::WebhooksWrite).await?;
+    let id = req.ulid("webhook")?;
+    let body: ReplayBody = req.json()?;
+    if body.since < 0 {
+        return Err(ApiError::invalid("since", "since must be a Unix time in milliseconds"));
+    }
+    if body.until.is_some_and(|u| u < body.since) {
+        return Err(ApiError::invalid("until", "until must not be before since"));
+    }
+    let org = access.org_id.clone();
+    let only_failed = body.only_failed.unwrap_or(false);
+    let n = app
+        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed, now_ms()))
+        .await?;
+    app.delivery.poke();
+    Ok(response::json(202, &json!({"queued": n})))
+}
+
+/// `POST /api/v1/webhooks/{id}/test` → 202 `{"eventId"}`: a `webhook.test`
+/// event, delivered to this webhook only.
+pub async fn test(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+    let access = app.org(&req, Permission::WebhooksWrite).await?;
+    let id = req.ulid("webhook")?;
+    let org = access.org_id.clone();
+    let event = app.blocking(move |s| s.test_webhook(u128::from(id), &org, now_ms())).await?;
+    app.delivery.poke();
+    Ok(response::json(202, &json!({"eventId": format!("evt_{}", Ulid::from(event))})))
 }

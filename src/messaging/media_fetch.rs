@@ -307,7 +307,7 @@ async fn send(
 
 /// Resolves the target's host (or takes its IP literal) and checks every
 /// address; returns them with the target's port.
-async fn resolve_checked(
+pub(crate) async fn resolve_checked(
     target: &Target,
     allow_private: bool,
 ) -> Result<Vec<SocketAddr>, MediaError> {
@@ -562,7 +562,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The TLS client configuration (ring, webpki roots), built once.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, MediaError> {
+pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, MediaError> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     if let Some(config) = CONFIG.get() {
         return Ok(config.clone());
@@ -581,7 +581,7 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, MediaError> {
 }
 
 /// An error and its sources, `: `-joined (hyper's own messages are terse).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

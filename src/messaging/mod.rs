@@ -203,8 +203,8 @@ impl Messaging {
 }
 
 /// One round of retention pruning, 1,000 rows a transaction: events older
-/// than `events`, finished messages older than `messages`, idempotent
-/// answers older than 24 h. Returns (events, messages) deleted.
+/// than `events` (and the webhook delivery state of those events), finished
+/// messages older than `messages`, idempotent answers older than 24 h. Returns (events, messages) deleted.
 pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::store::StoreResult<(usize, usize)> {
     let now = now_ms();
     let (mut e, mut m) = (0, 0);
@@ -222,6 +222,8 @@ pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::stor
             break;
         }
     }
+    // Webhook delivery state lives as long as the events it delivered.
+    while store.prune_deliveries(now - events.as_millis() as i64, 1_000)? == 1_000 {}
     let cutoff = now - crate::store::idempotency::TTL_MS;
     while store.prune_idempotency(cutoff, 1_000)? == 1_000 {}
     Ok((e, m))

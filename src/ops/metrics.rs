@@ -85,7 +85,11 @@ fn method_label(m: &str) -> &'static str {
 impl Metrics {
     /// Registers every metric; the engine's counters are exported as they
     /// count (`wa_gateway_engine_*_total`).
-    pub fn new(engine: &EngineCounters, messaging: &crate::messaging::MessagingCounters) -> Metrics {
+    pub fn new(
+        engine: &EngineCounters,
+        messaging: &crate::messaging::MessagingCounters,
+        delivery: &crate::delivery::DeliveryCounters,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("wa_gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
@@ -121,6 +125,7 @@ impl Metrics {
         registry.register("data_disk_free_bytes", "Free bytes on the data file's filesystem", disk_free.clone());
         let event_streams = Gauge::default();
         registry.register("event_streams", "Live event streams (Server-Sent Events) open now", event_streams.clone());
+        registry.register("webhook_deliveries", "Webhook delivery attempts by result since start", delivery.by_result.clone());
         Metrics {
             registry,
             requests,

@@ -249,15 +249,18 @@ pub(super) fn schemas() -> Map<String, Value> {
     }));
     send["description"] = json!("Exactly one of text, media, location, contact, reaction; text may go with media \
         as its caption. Exactly one of media.url and media.data.");
+    let mut event_types = EVENT_TYPES.to_vec();
+    event_types.push(crate::store::webhook_records::WEBHOOK_TEST);
     let event_data = json!({
         "description": "session.status: the Session after the change; message.*: the Message after the change; \
-            session.sending_paused: until when and why",
+            session.sending_paused: until when and why; webhook.test: the webhook tested",
         "oneOf": [
             schema("Session"),
             schema("Message"),
             object(&["until", "reason"], json!({
                 "until": {"type": "integer", "description": MILLIS}, "reason": {"type": "string"},
             })),
+            object(&["webhookId"], json!({"webhookId": {"type": "string", "description": "ULID"}})),
         ],
     });
     let outbox_entry = object(&["at", "kind", "chatId"], json!({
@@ -279,7 +282,7 @@ pub(super) fn schemas() -> Map<String, Value> {
         })),
         "Event": object(&["id", "type", "timestamp", "organizationId", "sessionId", "data"], json!({
             "id": {"type": "string", "pattern": "^evt_", "description": "evt_ and a ULID; sorts in commit order"},
-            "type": string_enum(&EVENT_TYPES),
+            "type": string_enum(&event_types),
             "timestamp": ts, "organizationId": {"type": "string"},
             "sessionId": string_or_null,
             "data": event_data,

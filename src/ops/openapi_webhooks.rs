@@ -36,6 +36,20 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
             op("rotateWebhookSecret", "A new signing secret; the old one keeps signing beside it for 24 h [webhooks:write]",
                 "webhooks", AUTH, ok("WebhookCreated", "The webhook and its new secret, shown only this once"))
             .params(id_param()).errors(&[403, 404])),
+        ("get", "/api/v1/webhooks/{id}/deliveries",
+            op("listWebhookDeliveries", "The delivery log: every attempt, oldest event first [webhooks:write]", "webhooks", AUTH,
+                ok("WebhookAttemptList", "One page of attempts"))
+            .params({ let mut p = id_param(); p.extend(list_params(&[])); p }).errors(&[400, 403, 404])),
+        ("post", "/api/v1/webhooks/{id}/replay",
+            op("replayWebhook", "Deliver events again, with the same ids [webhooks:write]", "webhooks", AUTH,
+                (202, json_response("How many deliveries were queued", schema("WebhookReplayed"))))
+            .describe("Queues again the organization's events from `since` to `until` (Unix ms, inclusive) that this \
+                webhook wants or was sent; with `onlyFailed`, only those whose delivery failed. Attempts start over.")
+            .params(id_param()).body("ReplayWebhook", true).errors(&BODY_ERRORS).errors(&[403, 404])),
+        ("post", "/api/v1/webhooks/{id}/test",
+            op("testWebhook", "Send a webhook.test event to this webhook only [webhooks:write]", "webhooks", AUTH,
+                (202, json_response("The test event was queued", schema("WebhookTestQueued"))))
+            .params(id_param()).errors(&[403, 404])),
     ]
 }
 
@@ -69,6 +83,26 @@ pub(super) fn schemas() -> Map<String, Value> {
     m.insert("CreateWebhook".into(), object(&["url", "events"], json!({
         "url": url, "events": events, "sessionIds": session_ids, "description": description,
     })));
+    m.insert("WebhookAttempt".into(), object(
+        &["eventId", "attempt", "at", "status", "error", "latencyMs", "response"],
+        json!({
+            "eventId": {"type": "string", "description": "evt_<ULID>: the webhook-id header"},
+            "attempt": {"type": "integer", "minimum": 1},
+            "at": ts,
+            "status": {"type": ["integer", "null"], "description": "The HTTP status answered, if any"},
+            "error": {"type": ["string", "null"], "description": "Timeout, refusal or network error, if any"},
+            "latencyMs": {"type": "integer"},
+            "response": {"type": "string", "description": "At most 1 KiB of the answer (lossy UTF-8)"},
+        }),
+    ));
+    m.insert("WebhookAttemptList".into(), list_of("WebhookAttempt"));
+    m.insert("ReplayWebhook".into(), object(&["since"], json!({
+        "since": {"type": "integer", "minimum": 0, "description": MILLIS},
+        "until": {"type": "integer", "description": MILLIS},
+        "onlyFailed": {"type": "boolean"},
+    })));
+    m.insert("WebhookReplayed".into(), object(&["queued"], json!({"queued": {"type": "integer", "minimum": 0}})));
+    m.insert("WebhookTestQueued".into(), object(&["eventId"], json!({"eventId": {"type": "string"}})));
     m.insert("PatchWebhook".into(), object(&[], json!({
         "url": url, "events": events, "sessionIds": session_ids, "description": description,
         "enabled": {"type": "boolean"},

@@ -21,6 +21,7 @@ use super::tables::{
     API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
     ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
     STATUS_COUNTS, WA_IDS, WEBHOOKS, ORG_WEBHOOKS,
+    WEBHOOK_CURSORS, DELIVERIES, DELIVERY_QUEUE, DELIVERY_ATTEMPTS,
 };
 use super::{StoreError, StoreResult};
 
@@ -158,6 +159,10 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, ORG_EVENTS)?;
     copy(src, &txn, WEBHOOKS)?;
     copy(src, &txn, ORG_WEBHOOKS)?;
+    copy(src, &txn, WEBHOOK_CURSORS)?;
+    copy(src, &txn, DELIVERIES)?;
+    copy(src, &txn, DELIVERY_QUEUE)?;
+    copy(src, &txn, DELIVERY_ATTEMPTS)?;
     crate::store::wa_state::copy_tables(src, &txn)?;
     txn.commit()?;
     db.close()?;

@@ -31,6 +31,7 @@ pub fn append(
         EventData::Session(id, s) => EventDataRef::Session(*id, s),
         EventData::Message(id, m) => EventDataRef::Message(*id, m),
         EventData::SendingPaused { until, reason } => EventDataRef::SendingPaused { until: *until, reason },
+        EventData::WebhookTest(w) => EventDataRef::WebhookTest(*w),
     };
     append_ref(txn, kind, org, session, timestamp, data)
 }
@@ -43,6 +44,7 @@ enum EventDataRef<'a> {
     Session(u128, &'a Session),
     Message(u128, &'a Message),
     SendingPaused { until: i64, reason: &'a str },
+    WebhookTest(u128),
 }
 
 /// [`Event`] borrowed, inside the same V1 envelope.

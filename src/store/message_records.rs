@@ -253,6 +253,9 @@ pub enum EventData {
     Message(u128, Box<Message>),
     /// `session.sending_paused`.
     SendingPaused { until: i64, reason: String },
+    /// `webhook.test`: the webhook being tested (added last: older records
+    /// decode unchanged).
+    WebhookTest(u128),
 }
 
 /// One event of the log (CONTRACT §10).

@@ -24,6 +24,7 @@ pub mod api_keys;
 pub mod backup;
 pub mod check;
 pub mod committer;
+pub mod deliveries;
 pub mod events;
 pub mod idempotency;
 pub mod message_records;

@@ -64,6 +64,17 @@ pub const WEBHOOKS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhook
 /// An organization's webhooks in id order.
 pub const ORG_WEBHOOKS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_webhooks");
 
+/// Webhook ULID → the last event id already queued for it (set to the newest
+/// event at creation: only later events go out).
+pub const WEBHOOK_CURSORS: TableDefinition<u128, u128> = TableDefinition::new("webhook_cursors");
+/// (webhook ULID, event ULID) → `Delivery` v1: where each delivery stands.
+pub const DELIVERIES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("deliveries");
+/// (webhook ULID, lane = session ULID or 0, event ULID) → (): what is still
+/// to be delivered; a lane's first row is its head (per-session order).
+pub const DELIVERY_QUEUE: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("delivery_queue");
+/// (webhook ULID, event ULID, attempt number) → `Attempt` v1: the delivery log.
+pub const DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = TableDefinition::new("delivery_attempts");
+
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
@@ -134,6 +145,10 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(ORG_EVENTS)?;
     txn.open_table(WEBHOOKS)?;
     txn.open_table(ORG_WEBHOOKS)?;
+    txn.open_table(WEBHOOK_CURSORS)?;
+    txn.open_table(DELIVERIES)?;
+    txn.open_table(DELIVERY_QUEUE)?;
+    txn.open_table(DELIVERY_ATTEMPTS)?;
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)

@@ -45,7 +45,11 @@ record!(WebhookV1, WebhookEnvelope, "webhook");
 
 impl WebhookV1 {
     /// Whether an event of `kind` from `session` (ULID string) goes to this endpoint.
+    /// `webhook.test` never matches: it goes only to the webhook it tests.
     pub fn wants(&self, kind: &str, session: Option<&str>) -> bool {
+        if kind == WEBHOOK_TEST {
+            return false;
+        }
         let by_type = self.events.iter().any(|e| e == "*" || e == kind);
         let by_session = self.session_ids.is_empty() || session.is_some_and(|s| self.session_ids.iter().any(|x| x == s));
         by_type && by_session
@@ -63,6 +67,71 @@ impl WebhookV1 {
         out
     }
 }
+
+/// The event type of `POST /api/v1/webhooks/{id}/test`.
+pub const WEBHOOK_TEST: &str = "webhook.test";
+
+/// Where one (webhook, event) delivery stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt at `next_at`.
+    Pending,
+    /// A 2xx answer was had.
+    Delivered,
+    /// Every attempt of the schedule failed; kept for replay.
+    Failed,
+}
+
+/// The state of one event's delivery to one webhook.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryV1 {
+    /// The event's session (its ordering lane), if any.
+    pub session: Option<u128>,
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (Unix ms).
+    pub next_at: i64,
+    /// The last answer's HTTP status, if there was one.
+    pub last_status: Option<u16>,
+    /// The last attempt's error (timeout, refusal, network), if any.
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// The current delivery record.
+pub type Delivery = DeliveryV1;
+
+#[derive(Serialize, Deserialize)]
+enum DeliveryEnvelope {
+    V1(DeliveryV1),
+}
+
+record!(DeliveryV1, DeliveryEnvelope, "delivery");
+
+/// One delivery attempt, as the delivery log shows it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AttemptV1 {
+    /// When it started (Unix ms).
+    pub at: i64,
+    /// The HTTP status answered, if any.
+    pub status: Option<u16>,
+    /// Why there was no usable answer (timeout, refusal, network), if so.
+    pub error: Option<String>,
+    pub latency_ms: u32,
+    /// At most 1 KiB of the answer's body.
+    pub response: Vec<u8>,
+}
+
+/// The current attempt record.
+pub type Attempt = AttemptV1;
+
+#[derive(Serialize, Deserialize)]
+enum AttemptEnvelope {
+    V1(AttemptV1),
+}
+
+record!(AttemptV1, AttemptEnvelope, "delivery attempt");
 
 #[cfg(test)]
 mod tests {
@@ -103,7 +172,7 @@ mod tests {
     #[test]
     fn filters_and_overlapping_secrets() {
         let mut h = hook();
-        assert!(h.wants("message.received", Some("S1")) && h.wants("webhook.test", None));
+        assert!(h.wants("message.received", Some("S1")) && !h.wants("webhook.test", None));
         h.events = vec!["message.status".into()];
         h.session_ids = vec!["S1".into()];
         assert!(h.wants("message.status", Some("S1")));
@@ -111,5 +180,35 @@ mod tests {
         assert!(!h.wants("message.status", None));
         assert_eq!(h.signing_secrets(8), vec![[1; 32], [2; 32]]);
         assert_eq!(h.signing_secrets(9), vec![[1; 32]]);
+    }
+
+    #[test]
+    fn delivery_v1_golden_bytes() {
+        let d = DeliveryV1 {
+            session: Some(5),
+            status: DeliveryStatus::Failed,
+            attempts: 3,
+            next_at: 4,
+            last_status: Some(500),
+            last_error: Some("x".into()),
+            updated_at: 1,
+        };
+        let golden = vec![0, 1, 5, 2, 3, 8, 1, 0xf4, 0x03, 1, 1, b'x', 2];
+        assert_eq!(d.encode(), golden);
+        assert_eq!(DeliveryV1::decode(&golden).ok(), Some(d));
+        let mut v2 = golden.clone();
+        v2[0] = 1;
+        assert!(matches!(DeliveryV1::decode(&v2), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn attempt_v1_golden_bytes() {
+        let a = AttemptV1 { at: 2, status: None, error: Some("t".into()), latency_ms: 300, response: b"ok".to_vec() };
+        let golden = vec![0, 4, 0, 1, 1, b't', 0xac, 0x02, 2, b'o', b'k'];
+        assert_eq!(a.encode(), golden);
+        assert_eq!(AttemptV1::decode(&golden).ok(), Some(a));
+        let mut v2 = golden.clone();
+        v2[0] = 1;
+        assert!(matches!(AttemptV1::decode(&v2), Err(StoreError::Corrupt(_))));
     }
 }

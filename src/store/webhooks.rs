@@ -21,6 +21,9 @@ impl Store {
             let k = u128::from(id);
             txn.open_table(WEBHOOKS)?.insert(k, hook.encode().as_slice())?;
             txn.open_table(ORG_WEBHOOKS)?.insert((hook.organization_id.as_str(), k), ())?;
+            // Only events after its creation go out.
+            let newest = super::deliveries::newest_event(&txn)?;
+            txn.open_table(super::tables::WEBHOOK_CURSORS)?.insert(k, newest)?;
         }
         self.commit(txn)
     }
@@ -70,6 +73,7 @@ impl Store {
             }
             table.remove(u128::from(id))?;
             txn.open_table(ORG_WEBHOOKS)?.remove((org, u128::from(id)))?;
+            super::deliveries::delete_rows(&txn, u128::from(id))?;
         }
         self.commit(txn)
     }

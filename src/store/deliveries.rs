@@ -1,0 +1,522 @@
+//! Webhook deliveries (CONTRACT §10): the durable outbox between the event
+//! log and the webhook endpoints.
+//!
+//! - `webhook_cursors`: how far each webhook's events have been queued. The
+//!   enqueue pass reads the organization's events after it and, in one write
+//!   transaction, queues the wanted ones and moves the cursor: an event is
+//!   queued exactly once, and a crash between passes repeats nothing.
+//! - `deliveries`: where each (webhook, event) stands (pending, delivered,
+//!   failed; attempts; when the next one is due).
+//! - `delivery_queue`: what is still to be sent, keyed (webhook, lane, event)
+//!   where the lane is the event's session (0 for none): a lane's first row
+//!   is its head, and a lane's next event waits for its head (per-session
+//!   order) while lanes and webhooks never wait for each other.
+//! - `delivery_attempts`: every attempt, for `GET .../deliveries`.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::events;
+use super::message_records::{Event, EventData};
+use super::records::Record;
+use super::sessions::Page;
+use super::tables::{DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_QUEUE, EVENTS, ORG_EVENTS, WEBHOOKS, WEBHOOK_CURSORS};
+use super::webhook_records::{Attempt, Delivery, DeliveryStatus, Webhook, WEBHOOK_TEST};
+use super::{Store, StoreError, StoreResult};
+
+/// Events replayed by one call at most.
+pub const MAX_REPLAY: usize = 100_000;
+
+/// A queue head that is due: what one attempt needs.
+#[derive(Debug)]
+pub struct Due {
+    pub webhook: u128,
+    pub lane: u128,
+    pub event_id: u128,
+    pub hook: Webhook,
+    /// The event; `None` when retention pruned it before it was delivered.
+    pub event: Option<Event>,
+}
+
+/// What became of an attempt, decided by the dispatcher.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// 2xx: done.
+    Delivered,
+    /// Try again at this time (Unix ms).
+    Retry { next_at: i64 },
+    /// The schedule is exhausted: kept as `failed` for replay.
+    Failed,
+    /// 410: the webhook is disabled; the delivery waits (pending) for it to
+    /// be enabled again.
+    Disable { reason: String, next_at: i64 },
+}
+
+/// The newest event id in the log (0 when empty), inside a write.
+pub(super) fn newest_event(txn: &WriteTransaction) -> StoreResult<u128> {
+    Ok(txn.open_table(EVENTS)?.last()?.map_or(0, |(k, _)| k.value()))
+}
+
+/// Removes every delivery row of `webhook` (it is being deleted).
+pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<()> {
+    txn.open_table(WEBHOOK_CURSORS)?.remove(webhook)?;
+    let mut d = txn.open_table(DELIVERIES)?;
+    let keys: Vec<(u128, u128)> = d
+        .range((webhook, 0u128)..=(webhook, u128::MAX))?
+        .map(|r| r.map(|(k, _)| k.value()))
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        d.remove(k)?;
+    }
+    let mut q = txn.open_table(DELIVERY_QUEUE)?;
+    let keys: Vec<(u128, u128, u128)> = q
+        .range((webhook, 0u128, 0u128)..=(webhook, u128::MAX, u128::MAX))?
+        .map(|r| r.map(|(k, _)| k.value()))
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        q.remove(k)?;
+    }
+    let mut a = txn.open_table(DELIVERY_ATTEMPTS)?;
+    let keys: Vec<(u128, u128, u32)> = a
+        .range((webhook, 0u128, 0u32)..=(webhook, u128::MAX, u32::MAX))?
+        .map(|r| r.map(|(k, _)| k.value()))
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        a.remove(k)?;
+    }
+    Ok(())
+}
+
+/// Queues `event` for `webhook` (fresh: pending, no attempts, due `now`).
+fn queue(txn: &WriteTransaction, webhook: u128, event: u128, session: Option<u128>, now: i64) -> StoreResult<()> {
+    let d = Delivery {
+        session,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_at: now,
+        last_status: None,
+        last_error: None,
+        updated_at: now,
+    };
+    txn.open_table(DELIVERIES)?.insert((webhook, event), d.encode().as_slice())?;
+    txn.open_table(DELIVERY_QUEUE)?.insert((webhook, session.unwrap_or(0), event), ())?;
+    Ok(())
+}
+
+/// One webhook's share of an enqueue pass, read before the write.
+struct Plan {
+    webhook: u128,
+    from: Option<u128>,
+    to: u128,
+    events: Vec<(u128, Option<u128>)>,
+}
+
+impl Store {
+    /// One enqueue pass: for every webhook, the organization's events after
+    /// its cursor (reading at most `budget` rows per webhook) that it wants
+    /// are queued, and the cursor moves past what was read, all in one write
+    /// transaction. A disabled webhook's cursor moves without queueing (what
+    /// happened while it was disabled can be replayed). Returns whether some
+    /// webhook has more to read.
+    pub fn enqueue_deliveries(&self, budget: usize, now: i64) -> StoreResult<bool> {
+        let mut plans = Vec::new();
+        let mut more = false;
+        {
+            let txn = self.read()?;
+            let hooks = txn.open_table(WEBHOOKS)?;
+            let cursors = txn.open_table(WEBHOOK_CURSORS)?;
+            for row in hooks.iter()? {
+                let (k, v) = row?;
+                let id = k.value();
+                let hook = Webhook::decode(v.value())?;
+                let from = cursors.get(id)?.map(|c| c.value());
+                if from.is_none() {
+                    // A webhook from before delivery existed: from now on.
+                    let to = events::last_id(&txn)?.unwrap_or(0);
+                    plans.push(Plan { webhook: id, from, to, events: Vec::new() });
+                    continue;
+                }
+                let scan = events::scan(&txn, Some(&hook.organization_id), from, budget, budget, |e| {
+                    hook.enabled && hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
+                })?;
+                more |= scan.more;
+                match scan.scanned_to {
+                    Some(to) if Some(to) != from => plans.push(Plan {
+                        webhook: id,
+                        from,
+                        to,
+                        events: scan.events.into_iter().map(|(id, e)| (id, e.session_id)).collect(),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        if plans.is_empty() {
+            return Ok(more);
+        }
+        let txn = self.write()?;
+        {
+            for p in plans {
+                // The webhook was deleted, or another pass moved it: skip.
+                let current = txn.open_table(WEBHOOK_CURSORS)?.get(p.webhook)?.map(|c| c.value());
+                if current != p.from || txn.open_table(WEBHOOKS)?.get(p.webhook)?.is_none() {
+                    continue;
+                }
+                for (event, session) in p.events {
+                    queue(&txn, p.webhook, event, session, now)?;
+                }
+                txn.open_table(WEBHOOK_CURSORS)?.insert(p.webhook, p.to)?;
+            }
+        }
+        self.commit(txn)?;
+        Ok(more)
+    }
+
+    /// The queue heads due at `now` of enabled webhooks, skipping lanes that
+    /// `busy` names; `take(webhook)` claims a slot (false: that webhook, or
+    /// everything, is at its cap). Also returns the earliest time a head not
+    /// yet due falls due.
+    pub fn due_deliveries(
+        &self,
+        now: i64,
+        busy: &dyn Fn(u128, u128) -> bool,
+        take: &mut dyn FnMut(u128) -> bool,
+    ) -> StoreResult<(Vec<Due>, Option<i64>)> {
+        let txn = self.read()?;
+        let queue = txn.open_table(DELIVERY_QUEUE)?;
+        let deliveries = txn.open_table(DELIVERIES)?;
+        let hooks = txn.open_table(WEBHOOKS)?;
+        let events = txn.open_table(EVENTS)?;
+        let mut cache: HashMap<u128, Option<Webhook>> = HashMap::new();
+        let mut out = Vec::new();
+        let mut earliest: Option<i64> = None;
+        let mut start: Bound<(u128, u128, u128)> = Bound::Unbounded;
+        loop {
+            let head = queue.range::<(u128, u128, u128)>((start, Bound::Unbounded))?.next().transpose()?;
+            let Some((k, _)) = head else { break };
+            let (webhook, lane, event_id) = k.value();
+            start = Bound::Excluded((webhook, lane, u128::MAX));
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(webhook) {
+                slot.insert(hooks.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()?);
+            }
+            let hook = match cache.get(&webhook) {
+                Some(Some(h)) if h.enabled => h,
+                _ => {
+                    start = Bound::Excluded((webhook, u128::MAX, u128::MAX));
+                    continue;
+                }
+            };
+            if busy(webhook, lane) {
+                continue;
+            }
+            let Some(d) = deliveries.get((webhook, event_id))?.map(|v| Delivery::decode(v.value())).transpose()? else {
+                continue;
+            };
+            if d.next_at > now {
+                earliest = Some(earliest.map_or(d.next_at, |e| e.min(d.next_at)));
+                continue;
+            }
+            if !take(webhook) {
+                continue;
+            }
+            let event = events.get(event_id)?.map(|v| Event::decode(v.value())).transpose()?;
+            out.push(Due { webhook, lane, event_id, hook: hook.clone(), event });
+        }
+        Ok((out, earliest))
+    }
+
+    /// Records one attempt of (webhook, event) and its outcome, as `decide`
+    /// judges it from the attempt's number (1 = the first since the delivery
+    /// was queued or replayed). Nothing happens when the delivery is gone
+    /// (its webhook was deleted meanwhile).
+    pub fn record_attempt(
+        &self,
+        webhook: u128,
+        event: u128,
+        attempt: &Attempt,
+        decide: impl FnOnce(u32) -> Outcome,
+    ) -> StoreResult<Option<Outcome>> {
+        let txn = self.write()?;
+        let outcome = {
+            let mut deliveries = txn.open_table(DELIVERIES)?;
+            let found = deliveries.get((webhook, event))?.map(|v| Delivery::decode(v.value())).transpose()?;
+            let Some(mut d) = found else {
+                drop(deliveries);
+                txn.abort()?;
+                return Ok(None);
+            };
+            let mut log = txn.open_table(DELIVERY_ATTEMPTS)?;
+            let last = log
+                .range((webhook, event, 0u32)..=(webhook, event, u32::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().2);
+            log.insert((webhook, event, last.saturating_add(1)), attempt.encode().as_slice())?;
+            d.attempts = d.attempts.saturating_add(1);
+            d.last_status = attempt.status;
+            d.last_error = attempt.error.clone();
+            d.updated_at = attempt.at;
+            let outcome = decide(d.attempts);
+            match &outcome {
+                Outcome::Delivered => d.status = DeliveryStatus::Delivered,
+                Outcome::Failed => d.status = DeliveryStatus::Failed,
+                Outcome::Retry { next_at } => d.next_at = *next_at,
+                Outcome::Disable { reason, next_at } => {
+                    d.next_at = *next_at;
+                    let mut hooks = txn.open_table(WEBHOOKS)?;
+                    let found = hooks.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()?;
+                    if let Some(mut h) = found {
+                        h.enabled = false;
+                        h.disabled_reason = Some(reason.clone());
+                        h.updated_at = attempt.at;
+                        hooks.insert(webhook, h.encode().as_slice())?;
+                    }
+                }
+            }
+            if matches!(outcome, Outcome::Delivered | Outcome::Failed) {
+                txn.open_table(DELIVERY_QUEUE)?.remove((webhook, d.session.unwrap_or(0), event))?;
+            }
+            deliveries.insert((webhook, event), d.encode().as_slice())?;
+            outcome
+        };
+        self.commit(txn)?;
+        Ok(Some(outcome))
+    }
+
+    /// Queues again, with the same ids and attempts reset, the events of
+    /// `org` between `since` and `until` (Unix ms, inclusive) that `webhook`
+    /// wants or was sent (only the `failed` ones with `only_failed`), up to
+    /// what the enqueue pass has reached. Returns how many.
+    pub fn replay_deliveries(
+        &self,
+        webhook: u128,
+        org: &str,
+        since: i64,
+        until: Option<i64>,
+        only_failed: bool,
+        now: i64,
+    ) -> StoreResult<usize> {
+        let txn = self.write()?;
+        let n = {
+            let hook = match txn.open_table(WEBHOOKS)?.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()? {
+                Some(h) if h.organization_id == org => h,
+                _ => return Err(StoreError::NotFound("webhook")),
+            };
+            let cursor = txn.open_table(WEBHOOK_CURSORS)?.get(webhook)?.map_or(0, |c| c.value());
+            let lo = (since.max(0) as u128) << 80;
+            let hi = match until {
+                Some(u) if u < 0 => return Ok(0),
+                Some(u) => (((u as u128) + 1) << 80).saturating_sub(1),
+                None => u128::MAX,
+            }
+            .min(cursor);
+            if lo > hi {
+                txn.abort()?;
+                return Ok(0);
+            }
+            let ids: Vec<u128> = txn
+                .open_table(ORG_EVENTS)?
+                .range((org, lo)..=(org, hi))?
+                .take(MAX_REPLAY * 4)
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?;
+            let mut picked = Vec::new();
+            {
+                let events = txn.open_table(EVENTS)?;
+                let deliveries = txn.open_table(DELIVERIES)?;
+                for id in ids {
+                    if picked.len() >= MAX_REPLAY {
+                        break;
+                    }
+                    let Some(e) = events.get(id)?.map(|v| Event::decode(v.value())).transpose()? else { continue };
+                    let existing = deliveries.get((webhook, id))?.map(|v| Delivery::decode(v.value())).transpose()?;
+                    let ok = if only_failed {
+                        existing.as_ref().is_some_and(|d| d.status == DeliveryStatus::Failed)
+                    } else {
+                        let sent_here = existing.is_some()
+                            || matches!(e.data, EventData::WebhookTest(w) if w == webhook && e.kind == WEBHOOK_TEST);
+                        sent_here || hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
+                    };
+                    if ok {
+                        picked.push((id, e.session_id));
+                    }
+                }
+            }
+            for (id, session) in &picked {
+                queue(&txn, webhook, *id, *session, now)?;
+            }
+            picked.len()
+        };
+        self.commit(txn)?;
+        Ok(n)
+    }
+
+    /// Appends a `webhook.test` event to `org`'s log and queues it for
+    /// `webhook` only. Returns the event id.
+    pub fn test_webhook(&self, webhook: u128, org: &str, now: i64) -> StoreResult<u128> {
+        let txn = self.write()?;
+        let id = {
+            match txn.open_table(WEBHOOKS)?.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()? {
+                Some(h) if h.organization_id == org => {}
+                _ => return Err(StoreError::NotFound("webhook")),
+            }
+            let id = events::append(&txn, WEBHOOK_TEST, org, None, now, EventData::WebhookTest(webhook))?;
+            queue(&txn, webhook, id, None, now)?;
+            id
+        };
+        self.commit(txn)?;
+        Ok(id)
+    }
+
+    /// One page of `webhook`'s delivery log, by (event, attempt): oldest
+    /// event first, each event's attempts in order.
+    pub fn delivery_attempts(
+        &self,
+        webhook: u128,
+        org: &str,
+        after: Option<(u128, u32)>,
+        limit: usize,
+    ) -> StoreResult<Page<(u128, u32), Attempt>> {
+        let txn = self.read()?;
+        match txn.open_table(WEBHOOKS)?.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()? {
+            Some(h) if h.organization_id == org => {}
+            _ => return Err(StoreError::NotFound("webhook")),
+        }
+        let log = txn.open_table(DELIVERY_ATTEMPTS)?;
+        let start = after.map_or(Bound::Included((webhook, 0u128, 0u32)), |(e, a)| Bound::Excluded((webhook, e, a)));
+        let mut items = Vec::new();
+        let mut next_after = None;
+        for row in log.range::<(u128, u128, u32)>((start, Bound::Included((webhook, u128::MAX, u32::MAX))))? {
+            let (k, v) = row?;
+            let (_, e, a) = k.value();
+            if items.len() >= limit {
+                next_after = items.last().map(|(k, _): &((u128, u32), Attempt)| *k);
+                break;
+            }
+            items.push(((e, a), Attempt::decode(v.value())?));
+        }
+        Ok(Page { items, next_after })
+    }
+
+    /// Retention: deletes the delivery state and log of events older than
+    /// `cutoff` (Unix ms; the event log's own retention), at most `max`
+    /// deliveries in this transaction; pending ones stay (their next attempt
+    /// finds the event gone and fails). Returns how many went.
+    pub fn prune_deliveries(&self, cutoff: i64, max: usize) -> StoreResult<usize> {
+        let below = (cutoff.max(0) as u128) << 80;
+        let txn = self.write()?;
+        let mut n = 0;
+        {
+            let hooks: Vec<u128> = txn.open_table(WEBHOOKS)?.iter()?.map(|r| r.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+            let mut deliveries = txn.open_table(DELIVERIES)?;
+            let mut log = txn.open_table(DELIVERY_ATTEMPTS)?;
+            for w in hooks {
+                let mut doomed = Vec::new();
+                for row in deliveries.range((w, 0u128)..(w, below))? {
+                    if n + doomed.len() >= max {
+                        break;
+                    }
+                    let (k, v) = row?;
+                    if Delivery::decode(v.value())?.status != DeliveryStatus::Pending {
+                        doomed.push(k.value().1);
+                    }
+                }
+                for e in doomed {
+                    deliveries.remove((w, e))?;
+                    let keys: Vec<(u128, u128, u32)> = log
+                        .range((w, e, 0u32)..=(w, e, u32::MAX))?
+                        .map(|r| r.map(|(k, _)| k.value()))
+                        .collect::<Result<_, _>>()?;
+                    for k in keys {
+                        log.remove(k)?;
+                    }
+                    n += 1;
+                }
+                if n >= max {
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            self.commit(txn)?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(n)
+    }
+
+    /// The state of (webhook, event), if it was ever queued.
+    pub fn delivery(&self, webhook: u128, event: u128) -> StoreResult<Option<Delivery>> {
+        let txn = self.read()?;
+        let found = txn.open_table(DELIVERIES)?.get((webhook, event))?.map(|v| Delivery::decode(v.value()));
+        found.transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::webhook_records::AttemptV1;
+
+    fn hook() -> Webhook {
+        Webhook {
+            organization_id: "o".into(),
+            url: "https://x.example.com".into(),
+            events: vec!["*".into()],
+            session_ids: vec![],
+            description: None,
+            enabled: true,
+            disabled_reason: None,
+            secret: [1; 32],
+            previous: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn attempt(status: u16) -> AttemptV1 {
+        AttemptV1 { at: 5, status: Some(status), error: None, latency_ms: 1, response: vec![] }
+    }
+
+    /// Test events are queued for their webhook alone; a lane's head is due
+    /// once; outcomes move it; retention takes finished deliveries only;
+    /// deleting the webhook takes every row.
+    #[test]
+    fn queue_outcomes_retention_and_delete() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
+        let (w, other) = (u128::from(crate::new_id()), u128::from(crate::new_id()));
+        store.create_webhook(w.into(), &hook()).expect("create");
+        store.create_webhook(other.into(), &hook()).expect("create");
+        let e1 = store.test_webhook(w, "o", 10).expect("test");
+        let e2 = store.test_webhook(w, "o", 10).expect("test");
+        assert!(matches!(store.test_webhook(w, "p", 10), Err(StoreError::NotFound(_))));
+        assert!(!store.enqueue_deliveries(100, 10).expect("enqueue"), "nothing more to read");
+        let (due, _) = store.due_deliveries(10, &|_, _| false, &mut |_| true).expect("due");
+        assert_eq!(due.iter().map(|d| (d.webhook, d.event_id)).collect::<Vec<_>>(), vec![(w, e1)], "one head per lane, other webhook nothing");
+        let (due, _) = store.due_deliveries(10, &|_, _| true, &mut |_| true).expect("due");
+        assert!(due.is_empty(), "busy lanes are skipped");
+        let out = store.record_attempt(w, e1, &attempt(500), |n| Outcome::Retry { next_at: 100 + i64::from(n) }).expect("record");
+        assert!(matches!(out, Some(Outcome::Retry { next_at: 101 })));
+        let (due, earliest) = store.due_deliveries(50, &|_, _| false, &mut |_| true).expect("due");
+        assert!(due.is_empty() && earliest == Some(101), "the head waits; the next event waits behind it");
+        store.record_attempt(w, e1, &attempt(200), |_| Outcome::Delivered).expect("record");
+        let (due, _) = store.due_deliveries(50, &|_, _| false, &mut |_| true).expect("due");
+        assert_eq!(due.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![e2]);
+        let log = store.delivery_attempts(w, "o", None, 10).expect("log");
+        assert_eq!(log.items.iter().map(|(k, a)| (k.1, a.status)).collect::<Vec<_>>(), vec![(1, Some(500)), (2, Some(200))]);
+        // Retention: e1 (delivered) goes with its log, e2 (pending) stays.
+        assert_eq!(store.prune_deliveries(i64::MAX >> 20, 100).expect("prune"), 1);
+        assert!(store.delivery(w, e1).expect("read").is_none() && store.delivery(w, e2).expect("read").is_some());
+        assert!(store.delivery_attempts(w, "o", None, 10).expect("log").items.is_empty());
+        // Replay re-queues with attempts reset.
+        assert_eq!(store.replay_deliveries(w, "o", 0, None, false, 20).expect("replay"), 2);
+        assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
+        store.delete_webhook(w.into(), "o").expect("delete");
+        assert!(store.delivery(w, e2).expect("read").is_none());
+        let (due, _) = store.due_deliveries(i64::MAX, &|_, _| false, &mut |_| true).expect("due");
+        assert!(due.is_empty());
+    }
+}

@@ -1,0 +1,429 @@
+//! Webhook delivery over real HTTP (CONTRACT §10): real receivers on
+//! loopback record what the gateway (sim engine, `allow_private_urls`) sends
+//! them and answer scripted statuses. Signatures are checked with an
+//! independent HMAC computation; retries, 410, per-session order, isolation
+//! between webhooks, replay and the address check at delivery time.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::{Http, TestGateway};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use wa_gateway::config::ServeConfig;
+
+/// What a receiver got.
+#[derive(Clone, Debug)]
+struct Got {
+    method: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+    fn id(&self) -> String {
+        self.header("webhook-id")
+    }
+}
+
+/// How a receiver answers its n-th request (0-based).
+#[derive(Clone, Copy)]
+enum Reply {
+    Status(u16),
+    Hang,
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Receiver {
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().expect("lock").clone()
+    }
+    /// Waits until `n` requests arrived (within `secs`).
+    async fn wait(&self, n: usize, secs: u64) -> Vec<Got> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let g = self.got();
+            if g.len() >= n {
+                return g;
+            }
+            assert!(Instant::now() < end, "receiver got {} of {n} requests", g.len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A loopback HTTP receiver answering as `script` says.
+async fn receiver(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Receiver {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let script = Arc::new(script);
+    let shared = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (got, script) = (shared.clone(), script.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (got, script) = (got.clone(), script.clone());
+                    async move {
+                        let method = req.method().to_string();
+                        let headers = req.headers().clone();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let n = {
+                            let mut g = got.lock().expect("lock");
+                            g.push(Got { method, headers, body });
+                            g.len() - 1
+                        };
+                        match script(n) {
+                            Reply::Status(s) => {
+                                Ok::<_, std::convert::Infallible>(Response::builder().status(s).body(Full::new(Bytes::from(format!("answer {n}")))).expect("resp"))
+                            }
+                            Reply::Hang => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                Ok(Response::new(Full::new(Bytes::new())))
+                            }
+                        }
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    Receiver { addr, got }
+}
+
+/// A sim gateway that may deliver to loopback, with retry `schedule`.
+async fn gateway(schedule: &[u64], f: impl FnOnce(&mut ServeConfig)) -> TestGateway {
+    let schedule: Vec<Duration> = schedule.iter().map(|ms| Duration::from_millis(*ms)).collect();
+    TestGateway::start_with(move |c| {
+        common::sim_engine(c, 20, 80);
+        c.messaging.allow_private_urls = true;
+        c.delivery.retry_schedule = schedule;
+        f(c);
+    })
+    .await
+}
+
+async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
+    for _ in 0..500 {
+        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session {id} never reached {want}");
+}
+
+/// A started, paired sim session.
+async fn working_session(h: &Http, t: &str) -> String {
+    let r = h.post("/api/v1/sessions", Some(t), json!({"label": "hooks", "start": true})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    wait_status(h, t, &id, "scan_qr_code").await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    wait_status(h, t, &id, "working").await;
+    id
+}
+
+async fn incoming(h: &Http, t: &str, session: &str, text: &str) {
+    let r = h.post(&format!("/api/v1/sessions/{session}/sim/incoming"), Some(t), json!({"from": "6281299999999", "text": text})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+}
+
+/// Creates a webhook; returns (id, secret).
+async fn webhook(h: &Http, t: &str, url: &str, events: Value) -> (String, String) {
+    let r = h.post("/api/v1/webhooks", Some(t), json!({"url": url, "events": events})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    (r.json["webhook"]["id"].as_str().expect("id").to_string(), r.json["secret"].as_str().expect("secret").to_string())
+}
+
+/// An independent Standard Webhooks check: does one of the header's `v1,`
+/// signatures match HMAC-SHA256(secret bytes, "id.timestamp.body")?
+fn verifies(secret: &str, got: &Got) -> bool {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").expect("whsec_")).expect("b64");
+    let mut signed = Vec::new();
+    signed.extend(got.id().as_bytes());
+    signed.push(b'.');
+    signed.extend(got.header("webhook-timestamp").as_bytes());
+    signed.push(b'.');
+    signed.extend(&got.body);
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &signed);
+    let want = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag.as_ref()));
+    got.header("webhook-signature").split(' ').any(|s| s == want)
+}
+
+async fn attempts(h: &Http, t: &str, hook: &str) -> Vec<Value> {
+    common::walk(h, &format!("/api/v1/webhooks/{hook}/deliveries"), t, 2).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inbound_message_arrives_signed_with_the_event_as_body() {
+    let gw = gateway(&[200], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_sig"));
+    let session = working_session(h, &t).await;
+    let rx = receiver(|_| Reply::Status(204)).await;
+    let (hook, secret) = webhook(h, &t, &rx.url(), json!(["message.received"])).await;
+    incoming(h, &t, &session, "hello").await;
+    let got = rx.wait(1, 5).await;
+    let first = &got[0];
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.header("content-type"), "application/json");
+    let listed = h.get("/api/v1/events?type=message.received", Some(&t)).await;
+    let event = &listed.json["data"][0];
+    assert_eq!(first.id(), event["id"].as_str().expect("id"), "webhook-id is the event id");
+    let body: Value = serde_json::from_slice(&first.body).expect("json body");
+    assert_eq!(&body, event, "the body is the event as the API shows it");
+    let ts: i64 = first.header("webhook-timestamp").parse().expect("seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    assert!((now - ts).abs() < 60, "timestamp in seconds");
+    assert_eq!(first.header("webhook-signature").split(' ').count(), 1);
+    assert!(verifies(&secret, first), "signature verifies: {}", first.header("webhook-signature"));
+    let wrong = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    assert!(!verifies(&wrong, first), "a wrong secret does not verify");
+
+    // After a rotation both secrets sign, each its own signature.
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/rotate-secret"), Some(&t), json!({})).await;
+    assert_eq!(r.status, 200);
+    let rotated = r.json["secret"].as_str().expect("secret").to_string();
+    incoming(h, &t, &session, "again").await;
+    let got = rx.wait(2, 5).await;
+    let second = &got[1];
+    let sigs: Vec<String> = second.header("webhook-signature").split(' ').map(str::to_string).collect();
+    assert_eq!(sigs.len(), 2, "{sigs:?}");
+    assert!(verifies(&secret, second) && verifies(&rotated, second));
+    assert!(!verifies(&wrong, second));
+    let one = |s: &str| {
+        let mut g = second.clone();
+        g.headers.insert("webhook-signature", s.parse().expect("hv"));
+        g
+    };
+    assert!(verifies(&rotated, &one(&sigs[0])) != verifies(&rotated, &one(&sigs[1])), "each secret signs one of them");
+    assert!(verifies(&secret, &one(&sigs[0])) != verifies(&secret, &one(&sigs[1])));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_receiver_gets_the_same_id_until_it_answers_and_the_log_shows_each_attempt() {
+    let gw = gateway(&[200, 400], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_retry"));
+    let rx = receiver(|n| Reply::Status(if n < 2 { 500 } else { 200 })).await;
+    let (hook, _) = webhook(h, &t, &rx.url(), json!(["*"])).await;
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let got = rx.wait(3, 5).await;
+    let ids: Vec<String> = got.iter().map(Got::id).collect();
+    assert!(ids.iter().all(|i| i == &ids[0]) && ids[0].starts_with("evt_"), "{ids:?}");
+    assert_eq!(ids[0], r.json["eventId"].as_str().expect("eventId"));
+    let body: Value = serde_json::from_slice(&got[0].body).expect("json");
+    assert_eq!(body["type"], "webhook.test");
+    // The log is written just after the answer.
+    let end = Instant::now() + Duration::from_secs(3);
+    let log = loop {
+        let log = attempts(h, &t, &hook).await;
+        if log.len() >= 3 || Instant::now() > end {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let statuses: Vec<Value> = log.iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!(500), json!(500), json!(200)], "{log:?}");
+    assert_eq!(log.iter().map(|a| a["attempt"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(log.iter().all(|a| a["eventId"] == ids[0].as_str()));
+    assert_eq!(log[0]["response"], "answer 0");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rx.got().len(), 3, "nothing after the 200");
+    let m = h.get("/metrics", None).await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(text.contains("wa_gateway_webhook_deliveries_total{result=\"retry\"} 2"), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gone_disables_the_webhook() {
+    let gw = gateway(&[100], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_gone"));
+    let rx = receiver(|_| Reply::Status(410)).await;
+    let (hook, _) = webhook(h, &t, &rx.url(), json!(["*"])).await;
+    assert_eq!(h.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await.status, 202);
+    rx.wait(1, 5).await;
+    let end = Instant::now() + Duration::from_secs(3);
+    let w = loop {
+        let w = h.get(&format!("/api/v1/webhooks/{hook}"), Some(&t)).await.json;
+        if w["enabled"] == false || Instant::now() > end {
+            break w;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(w["enabled"], false, "{w:?}");
+    assert!(w["disabledReason"].as_str().is_some_and(|r| r.contains("410")), "{w:?}");
+    assert_eq!(h.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await.status, 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.got().len(), 1, "a disabled webhook sends nothing");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_session_s_events_arrive_in_id_order_through_failures() {
+    let gw = gateway(&[30, 30, 30], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_order"));
+    let session = working_session(h, &t).await;
+    // Every 7th request fails (once: the retry is another request).
+    let rx = receiver(|n| Reply::Status(if n % 7 == 6 { 500 } else { 200 })).await;
+    webhook(h, &t, &rx.url(), json!(["message.received"])).await;
+    for i in 0..50 {
+        incoming(h, &t, &session, &format!("m{i}")).await;
+    }
+    let end = Instant::now() + Duration::from_secs(8);
+    let delivered = loop {
+        let got = rx.got();
+        // The answered ones: every request but those the script failed.
+        let ok: Vec<String> = got.iter().enumerate().filter(|(n, _)| n % 7 != 6).map(|(_, g)| g.id()).collect();
+        if ok.len() >= 50 {
+            break (got, ok);
+        }
+        assert!(Instant::now() < end, "only {} of 50 delivered", ok.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (all, ok) = delivered;
+    assert_eq!(ok.len(), 50);
+    assert!(ok.windows(2).all(|w| w[0] < w[1]), "delivered in id order, each once: {ok:?}");
+    assert!(all.windows(2).all(|w| w[0].id() <= w[1].id()), "a failed one is retried before the next goes");
+    let listed = common::walk(h, "/api/v1/events?type=message.received", &t, 100).await;
+    let want: Vec<String> = listed.iter().map(|e| e["id"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(ok, want);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_receiver_does_not_delay_another_webhook() {
+    let gw = gateway(&[100], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_hang"));
+    let session = working_session(h, &t).await;
+    let hang = receiver(|_| Reply::Hang).await;
+    let ok = receiver(|_| Reply::Status(200)).await;
+    webhook(h, &t, &hang.url(), json!(["message.received"])).await;
+    webhook(h, &t, &ok.url(), json!(["message.received"])).await;
+    for i in 0..3 {
+        incoming(h, &t, &session, &format!("x{i}")).await;
+    }
+    let started = Instant::now();
+    ok.wait(3, 3).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "B is not held up by A");
+    hang.wait(1, 3).await;
+    assert_eq!(hang.got().len(), 1, "A's lane waits for its hanging head");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_since_a_time_sends_the_same_ids_again() {
+    let gw = gateway(&[100], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_replay"));
+    let session = working_session(h, &t).await;
+    let rx = receiver(|_| Reply::Status(200)).await;
+    let (hook, _) = webhook(h, &t, &rx.url(), json!(["message.received"])).await;
+    let before = h.get("/api/v1/events?type=message.received", Some(&t)).await;
+    assert!(before.json["data"].as_array().is_some_and(|d| d.is_empty()));
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    for i in 0..3 {
+        incoming(h, &t, &session, &format!("r{i}")).await;
+    }
+    let first: Vec<String> = rx.wait(3, 5).await.iter().map(Got::id).collect();
+    // Wait for the log to show them delivered before replaying.
+    let end = Instant::now() + Duration::from_secs(3);
+    while attempts(h, &t, &hook).await.len() < 3 {
+        assert!(Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/replay"), Some(&t), json!({"since": since, "onlyFailed": true})).await;
+    assert_eq!((r.status.as_u16(), r.json["queued"].clone()), (202, json!(0)), "none failed");
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/replay"), Some(&t), json!({"since": since})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(r.json["queued"], 3);
+    let again: Vec<String> = rx.wait(6, 5).await[3..].iter().map(Got::id).collect();
+    assert_eq!(again, first, "the same ids, in order");
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/replay"), Some(&t), json!({"since": since + 3_600_000})).await;
+    assert_eq!(r.json["queued"], 0, "nothing in a later range");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_target_is_refused_at_delivery_without_the_flag() {
+    let gw = gateway(&[100], |_| {}).await;
+    let t = gw.owner("org_ssrf");
+    let rx = receiver(|_| Reply::Status(200)).await;
+    // A name, so the refusal comes after DNS (it resolves to loopback).
+    let url = format!("http://localhost:{}/hook", rx.addr.port());
+    let (hook, _) = webhook(&gw.http, &t, &url, json!(["*"])).await;
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_in(dir, |c| {
+        common::sim_engine(c, 20, 80);
+        c.delivery.retry_schedule = vec![Duration::from_secs(60)];
+    })
+    .await;
+    let h = &gw.http;
+    assert_eq!(h.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await.status, 202);
+    let end = Instant::now() + Duration::from_secs(3);
+    let log = loop {
+        let log = attempts(h, &t, &hook).await;
+        if !log.is_empty() || Instant::now() > end {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["status"], Value::Null);
+    assert!(log[0]["error"].as_str().is_some_and(|e| e.contains("refused")), "{log:?}");
+    assert!(rx.got().is_empty(), "nothing reached the loopback receiver");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_resumes_pending_deliveries_with_the_same_id() {
+    let gw = gateway(&[800], |_| {}).await;
+    let t = gw.owner("org_restart");
+    let rx = receiver(|n| Reply::Status(if n == 0 { 503 } else { 200 })).await;
+    let (hook, _) = webhook(&gw.http, &t, &rx.url(), json!(["*"])).await;
+    let r = gw.http.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await;
+    assert_eq!(r.status, 202);
+    rx.wait(1, 5).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dir = gw.stop().await;
+    assert_eq!(rx.got().len(), 1, "the retry was not due before the stop");
+    let gw = TestGateway::start_in(dir, |c| {
+        common::sim_engine(c, 20, 80);
+        c.messaging.allow_private_urls = true;
+        c.delivery.retry_schedule = vec![Duration::from_millis(800)];
+    })
+    .await;
+    let got = rx.wait(2, 5).await;
+    assert_eq!(got[0].id(), got[1].id(), "a redelivery carries the same webhook-id");
+    assert_eq!(got[1].id(), r.json["eventId"].as_str().expect("id"));
+    // The test event is in the organization's log, rendered like any other.
+    let events = common::walk(&gw.http, "/api/v1/events", &t, 50).await;
+    let test = events.iter().find(|e| e["type"] == "webhook.test").expect("webhook.test listed");
+    assert_eq!(test["data"]["webhookId"], hook.as_str());
+    // Deleting the webhook deletes its delivery log.
+    assert_eq!(gw.http.delete(&format!("/api/v1/webhooks/{hook}"), Some(&t)).await.status, 204);
+    assert_eq!(gw.http.get(&format!("/api/v1/webhooks/{hook}/deliveries"), Some(&t)).await.status, 404);
+    gw.stop().await;
+}
