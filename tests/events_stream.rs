@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, TestGateway};
+use common::{sim_working_session, wait_status, Http, TestGateway};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,28 +23,6 @@ async fn gateway(f: impl FnOnce(&mut ServeConfig)) -> TestGateway {
         f(c);
     })
     .await
-}
-
-/// Creates a session, starts it and links a phone; returns its id.
-async fn working_session(h: &Http, t: &str) -> String {
-    let r = h.post("/api/v1/sessions", Some(t), json!({"label": "sse", "start": true})).await;
-    assert_eq!(r.status, 201, "{:?}", r.json);
-    let id = r.json["id"].as_str().expect("id").to_string();
-    wait_status(h, t, &id, "scan_qr_code").await;
-    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    wait_status(h, t, &id, "working").await;
-    id
-}
-
-async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
-    for _ in 0..500 {
-        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("session never reached {want}");
 }
 
 /// A phone sends `text` to session `id` (a `message.received` event follows).
@@ -234,7 +212,7 @@ fn check_frame(f: &Frame) -> Value {
 async fn events_arrive_live_in_id_order_rendered_as_the_listing_renders_them() {
     let gw = gateway(|_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_live"));
-    let id = working_session(h, &t).await;
+    let id = sim_working_session(h, &t, json!({"label": "sse"})).await;
     let mut s = Sse::open(&gw, &format!("/api/v1/events?sessionId={id}&type=message.received"), &t, None).await;
     // Nothing before the stream opened is replayed (it starts now).
     assert!(s.events_for(Duration::from_millis(300)).await.is_empty());
@@ -267,7 +245,7 @@ async fn events_arrive_live_in_id_order_rendered_as_the_listing_renders_them() {
 async fn last_event_id_resumes_with_nothing_missed_and_nothing_repeated() {
     let gw = gateway(|_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_resume"));
-    let id = working_session(h, &t).await;
+    let id = sim_working_session(h, &t, json!({"label": "sse"})).await;
     let path = format!("/api/v1/events?sessionId={id}&type=message.received");
     let mut s = Sse::open(&gw, &path, &t, None).await;
     for i in 0..3 {
@@ -311,8 +289,8 @@ async fn last_event_id_resumes_with_nothing_missed_and_nothing_repeated() {
 async fn filters_apply_to_the_stream_and_bad_filters_are_400() {
     let gw = gateway(|_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_filter"));
-    let one = working_session(h, &t).await;
-    let two = working_session(h, &t).await;
+    let one = sim_working_session(h, &t, json!({"label": "sse"})).await;
+    let two = sim_working_session(h, &t, json!({"label": "sse"})).await;
     let mut by_session = Sse::open(&gw, &format!("/api/v1/events?sessionId={one}"), &t, None).await;
     let mut by_type = Sse::open(&gw, "/api/v1/events?type=session.status", &t, None).await;
     for i in 0..3 {
@@ -378,8 +356,8 @@ async fn organizations_see_only_their_own_events_and_the_admin_stream_sees_all()
     let gw = gateway(|_| {}).await;
     let h = &gw.http;
     let (ta, tb, root) = (gw.owner("org_a"), gw.owner("org_b"), gw.super_admin());
-    let a = working_session(h, &ta).await;
-    let b = working_session(h, &tb).await;
+    let a = sim_working_session(h, &ta, json!({"label": "sse"})).await;
+    let b = sim_working_session(h, &tb, json!({"label": "sse"})).await;
     let mut sa = Sse::open(&gw, "/api/v1/events?type=message.received", &ta, None).await;
     let mut sb = Sse::open(&gw, "/api/v1/events?type=message.received", &tb, None).await;
     let mut all = Sse::open(&gw, "/api/v1/admin/events?type=message.received", &root, None).await;
@@ -422,7 +400,7 @@ async fn organizations_see_only_their_own_events_and_the_admin_stream_sees_all()
 async fn a_reader_that_stops_reading_is_cut_off_while_others_are_served() {
     let gw = gateway(|c| c.sse_stall_timeout = Duration::from_millis(800)).await;
     let (h, t) = (&gw.http, gw.owner("org_slow"));
-    let id = working_session(h, &t).await;
+    let id = sim_working_session(h, &t, json!({"label": "sse"})).await;
     let path = format!("/api/v1/events?sessionId={id}&type=message.received");
     let mut slow = Sse::open_with(&gw, &path, &t, None, true).await;
     let mut brisk = Sse::open(&gw, &path, &t, None).await;

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Http, Res, TestGateway};
+use common::{sim_working_session as working_session, Http, Res, TestGateway};
 use hyper::Method;
 use serde_json::{json, Value};
 use wa_gateway::config::ServeConfig;
@@ -21,32 +21,6 @@ async fn gateway(f: impl FnOnce(&mut ServeConfig)) -> TestGateway {
         f(c);
     })
     .await
-}
-
-/// Creates a session with `settings`, starts it and links a phone; returns its id.
-async fn working_session(h: &Http, t: &str, settings: Value) -> String {
-    let mut body = json!({"label": "msg", "start": true});
-    for (k, v) in settings.as_object().cloned().unwrap_or_default() {
-        body[k] = v;
-    }
-    let r = h.post("/api/v1/sessions", Some(t), body).await;
-    assert_eq!(r.status, 201, "{:?}", r.json);
-    let id = r.json["id"].as_str().expect("id").to_string();
-    wait_status(h, t, &id, "scan_qr_code").await;
-    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    wait_status(h, t, &id, "working").await;
-    id
-}
-
-async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
-    for _ in 0..500 {
-        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("session never reached {want}");
 }
 
 async fn send(h: &Http, t: &str, id: &str, body: Value) -> Res {

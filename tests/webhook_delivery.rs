@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{Http, TestGateway};
+use common::{sim_working_session, Http, TestGateway};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Response};
@@ -123,28 +123,6 @@ async fn gateway(schedule: &[u64], f: impl FnOnce(&mut ServeConfig)) -> TestGate
     .await
 }
 
-async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
-    for _ in 0..500 {
-        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("session {id} never reached {want}");
-}
-
-/// A started, paired sim session.
-async fn working_session(h: &Http, t: &str) -> String {
-    let r = h.post("/api/v1/sessions", Some(t), json!({"label": "hooks", "start": true})).await;
-    assert_eq!(r.status, 201, "{:?}", r.json);
-    let id = r.json["id"].as_str().expect("id").to_string();
-    wait_status(h, t, &id, "scan_qr_code").await;
-    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    wait_status(h, t, &id, "working").await;
-    id
-}
-
 async fn incoming(h: &Http, t: &str, session: &str, text: &str) {
     let r = h.post(&format!("/api/v1/sessions/{session}/sim/incoming"), Some(t), json!({"from": "6281299999999", "text": text})).await;
     assert_eq!(r.status, 202, "{:?}", r.json);
@@ -180,7 +158,7 @@ async fn attempts(h: &Http, t: &str, hook: &str) -> Vec<Value> {
 async fn an_inbound_message_arrives_signed_with_the_event_as_body() {
     let gw = gateway(&[200], |_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_sig"));
-    let session = working_session(h, &t).await;
+    let session = sim_working_session(h, &t, json!({"label": "hooks"})).await;
     let rx = receiver(|_| Reply::Status(204)).await;
     let (hook, secret) = webhook(h, &t, &rx.url(), json!(["message.received"])).await;
     incoming(h, &t, &session, "hello").await;
@@ -286,7 +264,7 @@ async fn gone_disables_the_webhook() {
 async fn one_session_s_events_arrive_in_id_order_through_failures() {
     let gw = gateway(&[30, 30, 30], |_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_order"));
-    let session = working_session(h, &t).await;
+    let session = sim_working_session(h, &t, json!({"label": "hooks"})).await;
     // Every 7th request fails (once: the retry is another request).
     let rx = receiver(|n| Reply::Status(if n % 7 == 6 { 500 } else { 200 })).await;
     webhook(h, &t, &rx.url(), json!(["message.received"])).await;
@@ -318,7 +296,7 @@ async fn one_session_s_events_arrive_in_id_order_through_failures() {
 async fn a_hanging_receiver_does_not_delay_another_webhook() {
     let gw = gateway(&[100], |_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_hang"));
-    let session = working_session(h, &t).await;
+    let session = sim_working_session(h, &t, json!({"label": "hooks"})).await;
     let hang = receiver(|_| Reply::Hang).await;
     let ok = receiver(|_| Reply::Status(200)).await;
     webhook(h, &t, &hang.url(), json!(["message.received"])).await;
@@ -338,7 +316,7 @@ async fn a_hanging_receiver_does_not_delay_another_webhook() {
 async fn replay_since_a_time_sends_the_same_ids_again() {
     let gw = gateway(&[100], |_| {}).await;
     let (h, t) = (&gw.http, gw.owner("org_replay"));
-    let session = working_session(h, &t).await;
+    let session = sim_working_session(h, &t, json!({"label": "hooks"})).await;
     let rx = receiver(|_| Reply::Status(200)).await;
     let (hook, _) = webhook(h, &t, &rx.url(), json!(["message.received"])).await;
     let before = h.get("/api/v1/events?type=message.received", Some(&t)).await;

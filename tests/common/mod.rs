@@ -219,3 +219,31 @@ pub async fn walk(http: &Http, path: &str, token: &str, limit: usize) -> Vec<Val
         }
     }
 }
+
+/// Waits (up to 5 s) until session `id` is in status `want`.
+pub async fn wait_status(h: &Http, t: &str, id: &str, want: &str) {
+    for _ in 0..500 {
+        if h.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.json["status"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session never reached {want}");
+}
+
+/// On the sim engine: creates a session with `settings` (merged into the
+/// create body), starts it and links a phone; returns its id once `working`.
+pub async fn sim_working_session(h: &Http, t: &str, settings: Value) -> String {
+    let mut body = json!({"label": "sim", "start": true});
+    for (k, v) in settings.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let r = h.post("/api/v1/sessions", Some(t), body).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    wait_status(h, t, &id, "scan_qr_code").await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": "6281100000001"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    wait_status(h, t, &id, "working").await;
+    id
+}
