@@ -42,6 +42,9 @@
 //! - **M. Messaging** (`bench_parts/messaging.rs`): durable message 202s/s
 //!   (1 and 16 clients), sim end-to-end messages/s, pacing lateness, RSS with
 //!   1M queued messages, event-log first page vs last page.
+//! - **X. Webhook delivery** (`bench_parts/delivery.rs`): events/s to one
+//!   loopback receiver, commit → receiver latency at 1,000 events/s, and
+//!   deliveries/s to 100 webhooks.
 //! - **W. The whatsapp engine at scale** (`bench_parts/wa_fake.rs`): `--wa-sessions`
 //!   (1,000) sessions linked by QR against the fake WhatsApp server of
 //!   `tests/support/fake_wa` with real whatsapp-rust clients: VmRSS per working
@@ -64,6 +67,9 @@ mod fake_wa;
 
 #[path = "bench_parts/wa_fake.rs"]
 mod wa_fake;
+
+#[path = "bench_parts/delivery.rs"]
+mod delivery;
 
 #[path = "bench_parts/hardening.rs"]
 mod hardening;
@@ -129,8 +135,8 @@ struct Args {
     /// Part W: seconds the linked sessions sit idle while CPU is measured.
     #[arg(long, default_value_t = 60.0)]
     wa_idle: f64,
-    /// Which parts to run (letters a-h, m, w), e.g. `--only a` for throughput only.
-    #[arg(long, default_value = "abcdefghmw")]
+    /// Which parts to run (letters a-h, m, w, x), e.g. `--only a` for throughput only.
+    #[arg(long, default_value = "abcdefghmwx")]
     only: String,
 }
 
@@ -859,6 +865,11 @@ async fn run(args: Args) {
     // ---- M. Messaging: send queue and event log ---------------------------
     if want('m') {
         messaging::run(args.duration, args.page_samples, &mut summary).await;
+    }
+
+    // ---- X. Webhook delivery -----------------------------------------------
+    if want('x') {
+        delivery::run(&mut summary).await;
     }
 
     // ---- W. The whatsapp engine against the fake WhatsApp server ---------
