@@ -5,6 +5,8 @@
 //! between webhooks, replay and the address check at delivery time.
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -42,7 +44,13 @@ impl Got {
 enum Reply {
     Status(u16),
     Hang,
+    /// 200 once [`GATE`] opens (the kill -9 test holds deliveries back
+    /// while it writes its events).
+    Gated,
 }
+
+/// Opened by the kill -9 test once its events are written.
+static GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 struct Receiver {
     addr: SocketAddr,
@@ -72,6 +80,12 @@ impl Receiver {
 
 /// A loopback HTTP receiver answering as `script` says.
 async fn receiver(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Receiver {
+    receiver_by(move |n, _| script(n)).await
+}
+
+/// A loopback HTTP receiver answering as `script` says from the request's
+/// number and body.
+async fn receiver_by(script: impl Fn(usize, &Bytes) -> Reply + Send + Sync + 'static) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let got: Arc<Mutex<Vec<Got>>> = Arc::default();
@@ -90,12 +104,18 @@ async fn receiver(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Re
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let n = {
                             let mut g = got.lock().expect("lock");
-                            g.push(Got { method, headers, body });
+                            g.push(Got { method, headers, body: body.clone() });
                             g.len() - 1
                         };
-                        match script(n) {
+                        match script(n, &body) {
                             Reply::Status(s) => {
                                 Ok::<_, std::convert::Infallible>(Response::builder().status(s).body(Full::new(Bytes::from(format!("answer {n}")))).expect("resp"))
+                            }
+                            Reply::Gated => {
+                                while !GATE.load(std::sync::atomic::Ordering::SeqCst) {
+                                    tokio::time::sleep(Duration::from_millis(5)).await;
+                                }
+                                Ok(Response::new(Full::new(Bytes::new())))
                             }
                             Reply::Hang => {
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -397,4 +417,181 @@ async fn a_restart_resumes_pending_deliveries_with_the_same_id() {
     assert_eq!(gw.http.delete(&format!("/api/v1/webhooks/{hook}"), Some(&t)).await.status, 204);
     assert_eq!(gw.http.get(&format!("/api/v1/webhooks/{hook}/deliveries"), Some(&t)).await.status, 404);
     gw.stop().await;
+}
+
+/// A receiver that hangs on session A's events only: session B's events to
+/// the same webhook still arrive at once (lanes never wait for each other),
+/// while A's lane waits for its hanging head.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_session_does_not_delay_another_session_s_deliveries() {
+    let gw = gateway(&[100], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_lanes"));
+    let a = sim_working_session(h, &t, json!({"label": "a"})).await;
+    let b = sim_working_session(h, &t, json!({"label": "b"})).await;
+    let hang_on = a.clone();
+    let rx = receiver_by(move |_, body| {
+        let v: Value = serde_json::from_slice(body).unwrap_or_default();
+        if v["sessionId"].as_str() == Some(hang_on.as_str()) {
+            Reply::Hang
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
+    webhook(h, &t, &rx.url(), json!(["message.received"])).await;
+    for i in 0..3 {
+        incoming(h, &t, &a, &format!("a{i}")).await;
+    }
+    let from_a = |g: &[Got]| g.iter().filter(|g| String::from_utf8_lossy(&g.body).contains(a.as_str())).count();
+    let end = Instant::now() + Duration::from_secs(3);
+    while from_a(&rx.got()) == 0 {
+        assert!(Instant::now() < end, "A's head never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    for i in 0..3 {
+        incoming(h, &t, &b, &format!("b{i}")).await;
+    }
+    let from_b = |g: &[Got]| g.iter().filter(|g| String::from_utf8_lossy(&g.body).contains(b.as_str())).count();
+    loop {
+        let got = rx.got();
+        if from_b(&got) >= 3 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "B got {} of 3 within 2 s", from_b(&got));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "B is not held up by A");
+    assert_eq!(from_a(&rx.got()), 1, "A's lane waits for its hanging head");
+    gw.stop().await;
+}
+
+/// With the receiver down, the endpoint's backlog age shows per webhook and
+/// the failed attempt is counted as a retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_oldest_undelivered_age_shows_while_the_receiver_is_down() {
+    let gw = gateway(&[60_000], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_down"));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let (hook, _) = webhook(h, &t, &format!("http://127.0.0.1:{port}/hook"), json!(["*"])).await;
+    let r = h.post(&format!("/api/v1/webhooks/{hook}/test"), Some(&t), json!({})).await;
+    assert_eq!(r.status, 202);
+    let gauge = format!("wa_gateway_webhook_oldest_undelivered_seconds{{webhook=\"{hook}\"}} ");
+    let end = Instant::now() + Duration::from_secs(8);
+    loop {
+        let m = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
+        let age = m.lines().find_map(|l| l.strip_prefix(gauge.as_str())).and_then(|v| v.trim().parse::<i64>().ok());
+        let retried = m.lines().any(|l| l.starts_with("wa_gateway_webhook_deliveries_total{result=\"retry\"} ") && !l.ends_with(" 0"));
+        if age.is_some_and(|a| a >= 1) && retried {
+            break;
+        }
+        assert!(Instant::now() < end, "no age or retry count for {hook}:\n{m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Disabled, the endpoint is no longer reported.
+    let r = h.patch(&format!("/api/v1/webhooks/{hook}"), Some(&t), json!({"enabled": false})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let m = String::from_utf8_lossy(&h.get("/metrics", None).await.body).into_owned();
+    assert!(!m.contains(gauge.as_str()), "{m}");
+    gw.stop().await;
+}
+
+/// The real binary is killed with SIGKILL while 1,000 events (4 sessions)
+/// are being delivered: after a restart every event reaches the receiver at
+/// least once, each session's events arrive in id order (a redelivery only
+/// repeats the one last sent), and a duplicate carries its original
+/// `webhook-id` (the event id, also the body's `id`).
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_while_1000_events_are_delivered_loses_none_and_keeps_order() {
+    const SESSIONS: usize = 4;
+    const PER: usize = 250;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let args = ["--engine", "sim", "--allow-private-urls"];
+    let mut server = process::Server::start(&data, &args);
+    let t = process::owner_token(&data);
+    let api = server.api();
+    let rx = receiver(|_| Reply::Gated).await;
+    let (st, hook) = api.post("/api/v1/webhooks", Some(&t), json!({"url": rx.url(), "events": ["message.received"]})).await;
+    assert_eq!(st, 201, "{hook}");
+    let mut sessions = Vec::new();
+    for i in 0..SESSIONS {
+        let (st, s) = api.post("/api/v1/sessions", Some(&t), json!({"label": format!("k{i}"), "start": true})).await;
+        assert_eq!(st, 201, "{s}");
+        let id = s["id"].as_str().expect("id").to_string();
+        wait_proc_status(&api, &t, &id, "scan_qr_code").await;
+        let phone = format!("62811000001{i:02}");
+        let (st, b) = api.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(&t), json!({"phoneNumber": phone})).await;
+        assert_eq!(st, 200, "{b}");
+        sessions.push(id);
+    }
+    for id in &sessions {
+        wait_proc_status(&api, &t, id, "working").await;
+    }
+    let mut writers = Vec::new();
+    for id in sessions.clone() {
+        let (api, t) = (process::Api::new(server.base()), t.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0..PER {
+                let (st, b) = api.post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281299999999", "text": format!("k{n}")})).await;
+                assert_eq!(st, 202, "{b}");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    GATE.store(true, std::sync::atomic::Ordering::SeqCst);
+    let end = Instant::now() + Duration::from_secs(15);
+    while rx.got().len() < 250 {
+        assert!(Instant::now() < end, "only {} delivered before the kill", rx.got().len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.kill9();
+    let before = rx.got().len();
+    assert!(before < SESSIONS * PER, "killed mid-delivery: {before} were out");
+
+    let server = process::Server::start(&data, &args);
+    let api = server.api();
+    let events: Vec<Value> =
+        api.walk("/api/v1/events", &t).await.into_iter().filter(|e| e["type"] == "message.received").collect();
+    assert_eq!(events.len(), SESSIONS * PER);
+    let want: std::collections::BTreeSet<String> = events.iter().map(|e| e["id"].as_str().unwrap_or("").to_string()).collect();
+    let end = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let got = rx.got();
+        let seen: std::collections::BTreeSet<String> = got.iter().map(Got::id).collect();
+        if want.is_subset(&seen) {
+            break got;
+        }
+        assert!(Instant::now() < end, "{} of {} events arrived after the restart", want.intersection(&seen).count(), want.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut lanes: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for g in &got {
+        let body: Value = serde_json::from_slice(&g.body).expect("json body");
+        assert_eq!(body["id"].as_str(), Some(g.id().as_str()), "webhook-id is the event id, on every copy");
+        lanes.entry(body["sessionId"].as_str().unwrap_or("").to_string()).or_default().push(g.id());
+    }
+    assert_eq!(lanes.len(), SESSIONS);
+    for (session, ids) in &lanes {
+        assert!(ids.windows(2).all(|w| w[0] <= w[1]), "session {session}: out of order");
+    }
+    assert!(got.len() >= want.len() && got.len() <= want.len() + 2 * SESSIONS, "{} requests for {} events", got.len(), want.len());
+    eprintln!("kill -9 after {before} requests; {} requests for {} events in all", got.len(), want.len());
+    drop(server);
+}
+
+async fn wait_proc_status(api: &process::Api, t: &str, id: &str, want: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if api.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.1["status"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("session {id} never reached {want}");
 }

@@ -17,7 +17,7 @@ use super::client::{self, Signed};
 use super::retry::next_delay;
 use super::{sign, Delivery};
 use crate::api::events::event_value;
-use crate::store::deliveries::{Due, Outcome};
+use crate::store::deliveries::{Due, Outcome, EVENT_GONE};
 use crate::store::now_ms;
 use crate::store::webhook_records::Attempt;
 
@@ -121,7 +121,7 @@ async fn attempt(d: Arc<Delivery>, due: Due) {
             Attempt {
                 at: started,
                 status: None,
-                error: Some("the event is no longer in the log (retention)".into()),
+                error: Some(EVENT_GONE.into()),
                 latency_ms: 0,
                 response: Vec::new(),
             },
@@ -172,8 +172,8 @@ async fn attempt(d: Arc<Delivery>, due: Due) {
                 Outcome::Retry { .. } => d.counters.count("retry"),
                 Outcome::Failed | Outcome::Disable { .. } => d.counters.count("failed"),
             };
-            if matches!(outcome, Outcome::Disable { .. }) {
-                tracing::warn!(webhook = %Ulid::from(webhook), "webhook disabled: the endpoint answered 410 Gone");
+            if let Outcome::Disable { reason, .. } = &outcome {
+                tracing::warn!(webhook = %Ulid::from(webhook), reason = %reason, "webhook disabled");
             }
         }
         Ok(Ok(None)) => {}

@@ -32,6 +32,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
 use crate::store::Store;
@@ -68,10 +69,22 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
-/// Counters for `/metrics` (`wa_gateway_webhook_deliveries_total{result}`).
+/// The label of `wa_gateway_webhook_oldest_undelivered_seconds`: which
+/// endpoint is behind, so an alert names it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// The webhook's ULID.
+    pub webhook: String,
+}
+
+/// Counters for `/metrics` (`wa_gateway_webhook_deliveries_total{result}`),
+/// and the per-endpoint backlog age, filled at each scrape from the store.
 #[derive(Default)]
 pub struct DeliveryCounters {
     pub by_result: Family<ResultLabel, Counter>,
+    /// Seconds since the oldest still-pending event of each enabled webhook
+    /// (0 with nothing pending).
+    pub oldest_undelivered: Family<WebhookLabel, Gauge>,
 }
 
 impl DeliveryCounters {

@@ -126,6 +126,11 @@ impl Metrics {
         let event_streams = Gauge::default();
         registry.register("event_streams", "Live event streams (Server-Sent Events) open now", event_streams.clone());
         registry.register("webhook_deliveries", "Webhook delivery attempts by result since start", delivery.by_result.clone());
+        registry.register(
+            "webhook_oldest_undelivered_seconds",
+            "Age of the oldest undelivered event per enabled webhook",
+            delivery.oldest_undelivered.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -183,6 +188,14 @@ pub async fn render(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
     let source = app.auth.verifier().source();
     m.jwks_keys.set(source.current().map_or(0, |k| k.len() as i64));
     m.jwks_fetches.set(source.fetch_count() as i64);
+    let oldest = app.blocking(|s| s.oldest_undelivered()).await;
+    let gauge = &app.delivery.counters.oldest_undelivered;
+    gauge.clear();
+    let now = crate::store::now_ms();
+    for (w, at) in oldest.unwrap_or_default() {
+        let age = at.map_or(0, |t| now.saturating_sub(t).max(0) / 1000);
+        gauge.get_or_create(&crate::delivery::WebhookLabel { webhook: ulid::Ulid::from(w).to_string() }).set(age);
+    }
     let mut out = String::new();
     encode(&mut out, &m.registry).map_err(ApiError::internal)?;
     Ok(response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", out))

@@ -29,6 +29,7 @@ use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
 mod messaging;
 mod run;
+mod webhooks;
 pub use run::{guarded, quiet_panics, run, CheckError, CheckMode, CheckRun, CopyError, PrivateCopy};
 
 /// At most this many problems are listed; the rest are only counted.
@@ -322,5 +323,6 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
         }
     }
     messaging::check_messaging(txn, r);
+    webhooks::check_webhooks(txn, r);
 }
 

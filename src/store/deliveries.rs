@@ -23,8 +23,13 @@ use super::message_records::{Event, EventData};
 use super::records::Record;
 use super::sessions::Page;
 use super::tables::{DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_QUEUE, EVENTS, ORG_EVENTS, WEBHOOKS, WEBHOOK_CURSORS};
+use super::webhook_health::{self, Health, FAILING_REASON};
 use super::webhook_records::{Attempt, Delivery, DeliveryStatus, Webhook, WEBHOOK_TEST};
 use super::{Store, StoreError, StoreResult};
+
+/// The error of an attempt that could not be made: retention pruned the
+/// event first (not the endpoint's failure).
+pub const EVENT_GONE: &str = "the event is no longer in the log (retention)";
 
 /// Events replayed by one call at most.
 pub const MAX_REPLAY: usize = 100_000;
@@ -61,6 +66,7 @@ pub(super) fn newest_event(txn: &WriteTransaction) -> StoreResult<u128> {
 
 /// Removes every delivery row of `webhook` (it is being deleted).
 pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<()> {
+    webhook_health::delete(txn, webhook)?;
     txn.open_table(WEBHOOK_CURSORS)?.remove(webhook)?;
     let mut d = txn.open_table(DELIVERIES)?;
     let keys: Vec<(u128, u128)> = d
@@ -258,21 +264,30 @@ impl Store {
             d.last_status = attempt.status;
             d.last_error = attempt.error.clone();
             d.updated_at = attempt.at;
-            let outcome = decide(d.attempts);
+            let mut outcome = decide(d.attempts);
+            let health = match &outcome {
+                Outcome::Delivered => Health::Succeeded,
+                Outcome::Disable { .. } => Health::Reset,
+                // Not the endpoint's doing: its streak stays as it was.
+                Outcome::Failed if attempt.status.is_none() && attempt.error.as_deref() == Some(EVENT_GONE) => Health::Reset,
+                Outcome::Retry { .. } | Outcome::Failed => Health::Failed,
+            };
+            let keep = health == Health::Reset && !matches!(outcome, Outcome::Disable { .. });
+            if !keep && webhook_health::note(&txn, webhook, health, attempt.at)? {
+                match &outcome {
+                    Outcome::Retry { next_at } => {
+                        outcome = Outcome::Disable { reason: FAILING_REASON.into(), next_at: *next_at };
+                    }
+                    _ => webhook_health::disable(&txn, webhook, FAILING_REASON, attempt.at)?,
+                }
+            }
             match &outcome {
                 Outcome::Delivered => d.status = DeliveryStatus::Delivered,
                 Outcome::Failed => d.status = DeliveryStatus::Failed,
                 Outcome::Retry { next_at } => d.next_at = *next_at,
                 Outcome::Disable { reason, next_at } => {
                     d.next_at = *next_at;
-                    let mut hooks = txn.open_table(WEBHOOKS)?;
-                    let found = hooks.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()?;
-                    if let Some(mut h) = found {
-                        h.enabled = false;
-                        h.disabled_reason = Some(reason.clone());
-                        h.updated_at = attempt.at;
-                        hooks.insert(webhook, h.encode().as_slice())?;
-                    }
+                    webhook_health::disable(&txn, webhook, reason, attempt.at)?;
                 }
             }
             if matches!(outcome, Outcome::Delivered | Outcome::Failed) {

@@ -34,6 +34,7 @@ pub mod records;
 pub mod sessions;
 pub mod tables;
 pub mod wa_state;
+pub mod webhook_health;
 pub mod webhook_records;
 pub mod webhooks;
 

@@ -74,6 +74,10 @@ pub const DELIVERIES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::ne
 pub const DELIVERY_QUEUE: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("delivery_queue");
 /// (webhook ULID, event ULID, attempt number) → `Attempt` v1: the delivery log.
 pub const DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = TableDefinition::new("delivery_attempts");
+/// Webhook ULID → since when (Unix ms) its attempts have failed with no
+/// success in between; no row while it is healthy (CONTRACT §10: failing
+/// for 5 days in a row disables it). See [`crate::store::webhook_health`].
+pub const WEBHOOK_HEALTH: TableDefinition<u128, i64> = TableDefinition::new("webhook_health");
 
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
@@ -149,6 +153,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(DELIVERIES)?;
     txn.open_table(DELIVERY_QUEUE)?;
     txn.open_table(DELIVERY_ATTEMPTS)?;
+    txn.open_table(WEBHOOK_HEALTH)?;
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)

@@ -53,8 +53,13 @@ impl Store {
                 Some(h) if h.organization_id == org => h,
                 _ => return Err(StoreError::NotFound("webhook")),
             };
+            let was_enabled = hook.enabled;
             change(&mut hook)?;
             table.insert(u128::from(id), hook.encode().as_slice())?;
+            if hook.enabled && !was_enabled {
+                // Enabled again by hand: its failing streak starts afresh.
+                super::webhook_health::delete(&txn, u128::from(id))?;
+            }
             hook
         };
         self.commit(txn)?;

@@ -1,0 +1,171 @@
+//! `check` of the webhook and delivery tables (CONTRACT §10): every webhook
+//! decodes and is indexed per organization; every cursor, delivery, failing
+//! streak and attempt names what it belongs to; and a delivery sits in the
+//! delivery queue, in its session's lane, exactly while it is pending. The
+//! enqueue pass, an attempt's outcome and a webhook's deletion each move
+//! these rows in one transaction, so a crash at any moment leaves them
+//! agreeing; a disagreement is damage (or a bug), and this is where it shows.
+
+use std::collections::HashSet;
+
+use redb::{Key, ReadOnlyTable, ReadTransaction, TableDefinition, TableHandle, Value};
+use ulid::Ulid;
+
+use super::{each, open as open_required, CheckReport};
+use crate::store::records::Record;
+use crate::store::tables::{
+    DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_QUEUE, ORG_WEBHOOKS, WEBHOOKS, WEBHOOK_CURSORS, WEBHOOK_HEALTH,
+};
+use crate::store::webhook_records::{Attempt, Delivery, DeliveryStatus, Webhook};
+
+/// Opens a delivery table; one a file from before webhooks lacks is simply
+/// empty (not a problem).
+fn open<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<K, V>,
+    r: &mut CheckReport,
+) -> Option<ReadOnlyTable<K, V>> {
+    match txn.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        _ => open_required(txn, def, r),
+    }
+}
+
+/// Checks the webhook and delivery tables into `r`.
+pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
+    let Some(hooks) = open(txn, WEBHOOKS, r) else { return };
+    let mut known: HashSet<u128> = HashSet::new();
+    let org_index = open(txn, ORG_WEBHOOKS, r);
+    each(&hooks, WEBHOOKS.name(), r, |r, id, v| {
+        known.insert(id);
+        let h = match Webhook::decode(v) {
+            Ok(h) => h,
+            Err(e) => return r.problem(format!("webhook {}: {e}", Ulid::from(id))),
+        };
+        if let Some(t) = &org_index {
+            if r.read(ORG_WEBHOOKS.name(), t.get((h.organization_id.as_str(), id))).is_some_and(|g| g.is_none()) {
+                r.problem(format!("webhook {} missing from org_webhooks", Ulid::from(id)));
+            }
+        }
+    });
+    if let Some(t) = &org_index {
+        let mut n = 0usize;
+        each(t, ORG_WEBHOOKS.name(), r, |_, _, ()| n += 1);
+        if n != known.len() {
+            r.problem(format!("org_webhooks has {n} entries for {} webhooks", known.len()));
+        }
+    }
+    if let Some(t) = open(txn, WEBHOOK_CURSORS, r) {
+        each(&t, WEBHOOK_CURSORS.name(), r, |r, w, _| {
+            if !known.contains(&w) {
+                r.problem(format!("webhook_cursors names a missing webhook {}", Ulid::from(w)));
+            }
+        });
+    }
+    if let Some(t) = open(txn, WEBHOOK_HEALTH, r) {
+        each(&t, WEBHOOK_HEALTH.name(), r, |r, w, _| {
+            if !known.contains(&w) {
+                r.problem(format!("webhook_health names a missing webhook {}", Ulid::from(w)));
+            }
+        });
+    }
+    let (Some(deliveries), Some(queue)) = (open(txn, DELIVERIES, r), open(txn, DELIVERY_QUEUE, r)) else { return };
+    let mut pending = 0u64;
+    each(&deliveries, DELIVERIES.name(), r, |r, (w, e), v| {
+        let name = format!("delivery ({}, evt_{})", Ulid::from(w), Ulid::from(e));
+        if !known.contains(&w) {
+            r.problem(format!("{name} names a missing webhook"));
+        }
+        let d = match Delivery::decode(v) {
+            Ok(d) => d,
+            Err(err) => return r.problem(format!("{name}: {err}")),
+        };
+        let is_pending = d.status == DeliveryStatus::Pending;
+        pending += u64::from(is_pending);
+        let in_queue = r.read(DELIVERY_QUEUE.name(), queue.get((w, d.session.unwrap_or(0), e))).is_some_and(|g| g.is_some());
+        if in_queue != is_pending {
+            r.problem(format!(
+                "{name} is {} but {} the delivery queue",
+                if is_pending { "pending" } else { "finished" },
+                if in_queue { "in" } else { "not in" }
+            ));
+        }
+    });
+    let mut queued = 0u64;
+    each(&queue, DELIVERY_QUEUE.name(), r, |_, _, ()| queued += 1);
+    if queued != pending {
+        r.problem(format!("delivery_queue has {queued} entries for {pending} pending deliveries"));
+    }
+    if let Some(t) = open(txn, DELIVERY_ATTEMPTS, r) {
+        each(&t, DELIVERY_ATTEMPTS.name(), r, |r, (w, e, n), v| {
+            let name = format!("attempt {n} of ({}, evt_{})", Ulid::from(w), Ulid::from(e));
+            if let Err(err) = Attempt::decode(v) {
+                r.problem(format!("{name}: {err}"));
+            }
+            if r.read(DELIVERIES.name(), deliveries.get((w, e))).is_some_and(|g| g.is_none()) {
+                r.problem(format!("{name} names a missing delivery"));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::check::check;
+    use crate::store::Store;
+
+    fn hook() -> Webhook {
+        Webhook {
+            organization_id: "o".into(),
+            url: "https://x.example.com".into(),
+            events: vec!["*".into()],
+            session_ids: vec![],
+            description: None,
+            enabled: true,
+            disabled_reason: None,
+            secret: [1; 32],
+            previous: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn problems(store: &Store) -> Vec<String> {
+        check(&store.read().expect("read")).expect("check").problems
+    }
+
+    /// A consistent file passes; each broken invariant of a real redb file
+    /// is reported: a queue row gone, an orphan cursor, an attempt of no
+    /// delivery, a delivery whose webhook vanished.
+    #[test]
+    fn check_reports_broken_delivery_tables() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
+        let w = u128::from(crate::new_id());
+        store.create_webhook(w.into(), &hook()).expect("create");
+        let e = store.test_webhook(w, "o", 10).expect("test");
+        let e2 = store.test_webhook(w, "o", 10).expect("test");
+        let a = crate::store::webhook_records::AttemptV1 { at: 5, status: Some(200), error: None, latency_ms: 1, response: vec![] };
+        store.record_attempt(w, e2, &a, |_| crate::store::deliveries::Outcome::Delivered).expect("record");
+        assert_eq!(problems(&store), Vec::<String>::new());
+
+        let txn = store.write().expect("write");
+        txn.open_table(DELIVERY_QUEUE).expect("t").remove((w, 0u128, e)).expect("rm");
+        txn.open_table(WEBHOOK_CURSORS).expect("t").insert(7u128, 1u128).expect("ins");
+        txn.open_table(DELIVERY_ATTEMPTS).expect("t").insert((w, 9u128, 1u32), a.encode().as_slice()).expect("ins");
+        store.commit(txn).expect("commit");
+        let p = problems(&store);
+        assert!(p.iter().any(|p| p.contains("is pending but not in the delivery queue")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("delivery_queue has 0 entries for 1 pending")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("webhook_cursors names a missing webhook")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("names a missing delivery")), "{p:?}");
+
+        let txn = store.write().expect("write");
+        txn.open_table(WEBHOOKS).expect("t").remove(w).expect("rm");
+        store.commit(txn).expect("commit");
+        let p = problems(&store);
+        assert!(p.iter().any(|p| p.contains("names a missing webhook") && p.starts_with("delivery")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("org_webhooks has 1 entries for 0 webhooks")), "{p:?}");
+    }
+}
