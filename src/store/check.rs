@@ -126,6 +126,19 @@ fn open<K: Key + 'static, V: Value + 'static>(
     }
 }
 
+/// Opens a table that a file from before it was added lacks: missing is
+/// simply empty (not a problem); any other failure is recorded.
+fn open_optional<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<K, V>,
+    r: &mut CheckReport,
+) -> Option<ReadOnlyTable<K, V>> {
+    match txn.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        _ => open(txn, def, r),
+    }
+}
+
 /// Calls `f` on every row of `table`; a read error is recorded and ends the walk.
 fn each<K: Key + 'static, V: Value + 'static>(
     table: &ReadOnlyTable<K, V>,

@@ -476,19 +476,7 @@ mod tests {
     use crate::store::webhook_records::AttemptV1;
 
     fn hook() -> Webhook {
-        Webhook {
-            organization_id: "o".into(),
-            url: "https://x.example.com".into(),
-            events: vec!["*".into()],
-            session_ids: vec![],
-            description: None,
-            enabled: true,
-            disabled_reason: None,
-            secret: [1; 32],
-            previous: None,
-            created_at: 1,
-            updated_at: 1,
-        }
+        crate::store::webhook_records::sample_webhook()
     }
 
     fn attempt(status: u16) -> AttemptV1 {

@@ -168,19 +168,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
         let w = u128::from(crate::new_id());
-        let hook = Webhook {
-            organization_id: "o".into(),
-            url: "https://x.example.com".into(),
-            events: vec!["*".into()],
-            session_ids: vec![],
-            description: None,
-            enabled: true,
-            disabled_reason: None,
-            secret: [1; 32],
-            previous: None,
-            created_at: 1,
-            updated_at: 1,
-        };
+        let hook = crate::store::webhook_records::sample_webhook();
         store.create_webhook(w.into(), &hook).expect("create");
         let e = store.test_webhook(w, "o", 10).expect("test");
         let day = 24 * 60 * 60 * 1000;

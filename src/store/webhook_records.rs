@@ -133,6 +133,24 @@ enum AttemptEnvelope {
 
 record!(AttemptV1, AttemptEnvelope, "delivery attempt");
 
+/// A plain enabled webhook of organization `o` (for tests).
+#[cfg(test)]
+pub(crate) fn sample_webhook() -> Webhook {
+    WebhookV1 {
+        organization_id: "o".into(),
+        url: "https://x.example.com".into(),
+        events: vec!["*".into()],
+        session_ids: vec![],
+        description: None,
+        enabled: true,
+        disabled_reason: None,
+        secret: [1; 32],
+        previous: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,22 +11,9 @@ use std::collections::HashMap;
 use redb::{ReadTransaction, TableHandle};
 use ulid::Ulid;
 
-use redb::{Key, ReadOnlyTable, TableDefinition, Value};
 
-use super::{each, open as open_required, CheckReport};
+use super::{each, open_optional as open, open as open_required, CheckReport};
 
-/// Opens a messaging table; one a file from before messaging lacks is
-/// simply empty (not a problem).
-fn open<K: Key + 'static, V: Value + 'static>(
-    txn: &ReadTransaction,
-    def: TableDefinition<K, V>,
-    r: &mut CheckReport,
-) -> Option<ReadOnlyTable<K, V>> {
-    match txn.open_table(def) {
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        _ => open_required(txn, def, r),
-    }
-}
 use crate::store::message_records::{Event, EventData, Message};
 use crate::store::messages::{due, queued};
 use crate::store::records::{Record, Session};

@@ -8,28 +8,15 @@
 
 use std::collections::HashSet;
 
-use redb::{Key, ReadOnlyTable, ReadTransaction, TableDefinition, TableHandle, Value};
+use redb::{ReadTransaction, TableHandle};
 use ulid::Ulid;
 
-use super::{each, open as open_required, CheckReport};
+use super::{each, open_optional as open, CheckReport};
 use crate::store::records::Record;
 use crate::store::tables::{
     DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_QUEUE, ORG_WEBHOOKS, WEBHOOKS, WEBHOOK_CURSORS, WEBHOOK_HEALTH,
 };
 use crate::store::webhook_records::{Attempt, Delivery, DeliveryStatus, Webhook};
-
-/// Opens a delivery table; one a file from before webhooks lacks is simply
-/// empty (not a problem).
-fn open<K: Key + 'static, V: Value + 'static>(
-    txn: &ReadTransaction,
-    def: TableDefinition<K, V>,
-    r: &mut CheckReport,
-) -> Option<ReadOnlyTable<K, V>> {
-    match txn.open_table(def) {
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        _ => open_required(txn, def, r),
-    }
-}
 
 /// Checks the webhook and delivery tables into `r`.
 pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
@@ -116,19 +103,7 @@ mod tests {
     use crate::store::Store;
 
     fn hook() -> Webhook {
-        Webhook {
-            organization_id: "o".into(),
-            url: "https://x.example.com".into(),
-            events: vec!["*".into()],
-            session_ids: vec![],
-            description: None,
-            enabled: true,
-            disabled_reason: None,
-            secret: [1; 32],
-            previous: None,
-            created_at: 1,
-            updated_at: 1,
-        }
+        crate::store::webhook_records::sample_webhook()
     }
 
     fn problems(store: &Store) -> Vec<String> {
