@@ -68,30 +68,11 @@ pub(super) fn newest_event(txn: &WriteTransaction) -> StoreResult<u128> {
 pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<()> {
     webhook_health::delete(txn, webhook)?;
     txn.open_table(WEBHOOK_CURSORS)?.remove(webhook)?;
-    let mut d = txn.open_table(DELIVERIES)?;
-    let keys: Vec<(u128, u128)> = d
-        .range((webhook, 0u128)..=(webhook, u128::MAX))?
-        .map(|r| r.map(|(k, _)| k.value()))
-        .collect::<Result<_, _>>()?;
-    for k in keys {
-        d.remove(k)?;
-    }
-    let mut q = txn.open_table(DELIVERY_QUEUE)?;
-    let keys: Vec<(u128, u128, u128)> = q
-        .range((webhook, 0u128, 0u128)..=(webhook, u128::MAX, u128::MAX))?
-        .map(|r| r.map(|(k, _)| k.value()))
-        .collect::<Result<_, _>>()?;
-    for k in keys {
-        q.remove(k)?;
-    }
-    let mut a = txn.open_table(DELIVERY_ATTEMPTS)?;
-    let keys: Vec<(u128, u128, u32)> = a
-        .range((webhook, 0u128, 0u32)..=(webhook, u128::MAX, u32::MAX))?
-        .map(|r| r.map(|(k, _)| k.value()))
-        .collect::<Result<_, _>>()?;
-    for k in keys {
-        a.remove(k)?;
-    }
+    txn.open_table(DELIVERIES)?.retain_in::<(u128, u128), _>((webhook, 0u128)..=(webhook, u128::MAX), |_, _| false)?;
+    txn.open_table(DELIVERY_QUEUE)?
+        .retain_in::<(u128, u128, u128), _>((webhook, 0u128, 0u128)..=(webhook, u128::MAX, u128::MAX), |_, _| false)?;
+    txn.open_table(DELIVERY_ATTEMPTS)?
+        .retain_in::<(u128, u128, u32), _>((webhook, 0u128, 0u32)..=(webhook, u128::MAX, u32::MAX), |_, _| false)?;
     Ok(())
 }
 
