@@ -59,11 +59,6 @@ pub enum Outcome {
     Disable { reason: String, next_at: i64 },
 }
 
-/// The newest event id in the log (0 when empty), inside a write.
-pub(super) fn newest_event(txn: &WriteTransaction) -> StoreResult<u128> {
-    Ok(txn.open_table(EVENTS)?.last()?.map_or(0, |(k, _)| k.value()))
-}
-
 /// Removes every delivery row of `webhook` (it is being deleted).
 pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<()> {
     webhook_health::delete(txn, webhook)?;

@@ -120,7 +120,12 @@ impl EventSignal {
 
 /// The newest event id in the log, if any.
 pub fn last_id(txn: &ReadTransaction) -> StoreResult<Option<u128>> {
-    Ok(txn.open_table(EVENTS)?.last()?.map(|(k, _)| k.value()))
+    newest(&txn.open_table(EVENTS)?)
+}
+
+/// The newest event id of the events table, opened in a read or a write transaction.
+pub fn newest(table: &impl ReadableTable<u128, &'static [u8]>) -> StoreResult<Option<u128>> {
+    Ok(table.last()?.map(|(k, _)| k.value()))
 }
 
 /// A stretch of the log read by [`scan`].

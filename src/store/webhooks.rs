@@ -22,7 +22,7 @@ impl Store {
             txn.open_table(WEBHOOKS)?.insert(k, hook.encode().as_slice())?;
             txn.open_table(ORG_WEBHOOKS)?.insert((hook.organization_id.as_str(), k), ())?;
             // Only events after its creation go out.
-            let newest = super::deliveries::newest_event(&txn)?;
+            let newest = super::events::newest(&txn.open_table(super::tables::EVENTS)?)?.unwrap_or(0);
             txn.open_table(super::tables::WEBHOOK_CURSORS)?.insert(k, newest)?;
         }
         self.commit(txn)
