@@ -49,6 +49,10 @@
 //!   (1,000) sessions linked by QR against the fake WhatsApp server of
 //!   `tests/support/fake_wa` with real whatsapp-rust clients: VmRSS per working
 //!   session, CPU per idle session, time to all `working` after a restart.
+//! - **U. Web console** (`bench_parts/console.rs`, only with `--only u`: it
+//!   needs chromium and runs `BENCH_CONSOLE_SECS`, default 600 s): the
+//!   console's JS heap and renderer RSS during a live event tail at 100
+//!   events/s in headless chromium.
 //!
 //! A summary table with the targets comes last.
 
@@ -76,6 +80,12 @@ mod hardening;
 
 #[path = "bench_parts/messaging.rs"]
 mod messaging;
+
+#[path = "../tests/support/webdriver.rs"]
+mod webdriver;
+
+#[path = "bench_parts/console.rs"]
+mod console;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -135,7 +145,8 @@ struct Args {
     /// Part W: seconds the linked sessions sit idle while CPU is measured.
     #[arg(long, default_value_t = 60.0)]
     wa_idle: f64,
-    /// Which parts to run (letters a-h, m, w, x), e.g. `--only a` for throughput only.
+    /// Which parts to run (letters a-h, m, w, x; and u, the console in
+    /// chromium, never by default), e.g. `--only a` for throughput only.
     #[arg(long, default_value = "abcdefghmwx")]
     only: String,
 }
@@ -865,6 +876,11 @@ async fn run(args: Args) {
     // ---- M. Messaging: send queue and event log ---------------------------
     if want('m') {
         messaging::run(args.duration, args.page_samples, &mut summary).await;
+    }
+
+    // ---- U. The web console in headless chromium ---------------------------
+    if want('u') {
+        console::run(&mut summary).await;
     }
 
     // ---- X. Webhook delivery -----------------------------------------------

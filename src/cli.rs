@@ -1,4 +1,5 @@
-//! The command line (CONTRACT §7): `serve`, `token`, `backup`, `check`.
+//! The command line (CONTRACT §7): `serve`, `token`, `backup`, `check`, and
+//! `console` (a ready link to the web console, for local development).
 //! Every flag can also come from `WAG_<FLAG>` in the environment.
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Verify a data file or backup read-only; exit 1 if inconsistent.
     Check(CheckArgs),
+    /// Print a link to the web console, signed in with a short-lived token
+    /// from the embedded issuer (local development).
+    Console(ConsoleArgs),
 }
 
 /// Flags of `serve`.
@@ -202,6 +206,37 @@ pub struct TokenArgs {
     pub force: bool,
 }
 
+/// Flags of `console`: where the gateway listens, and who the link signs in as.
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// Address the gateway listens on (as given to `serve`).
+    #[arg(long, env = "WAG_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Organization to sign in to (role owner unless --role says otherwise).
+    #[arg(long, env = "WAG_ORG")]
+    pub org: Option<String>,
+    /// Role in the organization.
+    #[arg(long, env = "WAG_ROLE", value_parser = ["owner", "admin", "member"])]
+    pub role: Option<String>,
+    /// Sign in as a platform super_admin.
+    #[arg(long, env = "WAG_SUPER_ADMIN")]
+    pub super_admin: bool,
+    /// The user id (`sub`) of the token.
+    #[arg(long, env = "WAG_SUB", default_value = "console")]
+    pub sub: String,
+    /// Lifetime of the token (30s, 15m, 1h, 7d).
+    #[arg(long, env = "WAG_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// The frontend's JWKS URL: when set, tokens come from the frontend and
+    /// no token is printed.
+    #[arg(long, env = "WAG_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
 /// Flags of `backup`.
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -232,6 +267,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token(args) => token(args),
         Command::Backup(args) => backup_cmd(args),
         Command::Check(args) => check_cmd(args),
+        Command::Console(args) => console_cmd(args),
     }
 }
 
@@ -394,53 +430,135 @@ fn set_claim(claims: &mut Map<String, Value>, path: &str, value: Value) {
     cur.insert(last.to_string(), value);
 }
 
-fn token(args: TokenArgs) -> ExitCode {
-    if !args.data.is_dir() {
-        return fail(format!(
+/// What a login JWT from the embedded issuer says: shared by `token` and `console`.
+struct Mint<'a> {
+    data: &'a Path,
+    sub: &'a str,
+    org: Option<&'a str>,
+    role: Option<&'a str>,
+    super_admin: bool,
+    ttl: Duration,
+    jwt: &'a JwtArgs,
+    force: bool,
+}
+
+/// Mints a login JWT with the data directory's embedded issuer key, or says
+/// why not (no data directory; the gateway verifies `--jwks-url` tokens).
+fn mint(m: Mint<'_>) -> Result<String, String> {
+    if !m.data.is_dir() {
+        return Err(format!(
             "no data directory at {} (start `wa-gateway serve` first, or pass --data)",
-            args.data.display()
+            m.data.display()
         ));
     }
-    if !args.force {
-        let file = data_file(&args.data);
+    if !m.force {
+        let file = data_file(m.data);
         let mode = if file.is_file() {
             store::open_read_only(&file).and_then(|db| store::issuer_mode(&db.begin_read()?)).ok().flatten()
         } else {
             None
         };
         if mode.as_deref() == Some("jwks") {
-            return fail(format!(
+            return Err(format!(
                 "the gateway of {} verifies login tokens from --jwks-url, so it would refuse a token from the \
                  embedded issuer; mint tokens with your frontend instead (or pass --force to create and use \
                  the embedded issuer key anyway)",
-                args.data.display()
+                m.data.display()
             ));
         }
     }
-    let issuer = match Issuer::load_or_create(&args.data) {
-        Ok(i) => i,
-        Err(e) => return fail(e),
-    };
+    let issuer = Issuer::load_or_create(m.data).map_err(|e| e.to_string())?;
     let now = store::now_ms() / 1000;
     let mut claims = Map::new();
-    claims.insert("sub".into(), json!(args.sub));
-    claims.insert("iss".into(), json!(args.jwt.jwt_issuer.as_deref().unwrap_or(DEFAULT_ISSUER)));
-    if let Some(aud) = &args.jwt.jwt_audience {
+    claims.insert("sub".into(), json!(m.sub));
+    claims.insert("iss".into(), json!(m.jwt.jwt_issuer.as_deref().unwrap_or(DEFAULT_ISSUER)));
+    if let Some(aud) = &m.jwt.jwt_audience {
         claims.insert("aud".into(), json!(aud));
     }
     claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(now + args.ttl.as_secs() as i64));
-    if let Some(org) = args.org {
-        set_claim(&mut claims, &args.jwt.claim_org, json!(org));
+    claims.insert("exp".into(), json!(now + m.ttl.as_secs() as i64));
+    if let Some(org) = m.org {
+        set_claim(&mut claims, &m.jwt.claim_org, json!(org));
     }
-    if let Some(role) = args.role {
-        set_claim(&mut claims, &args.jwt.claim_role, json!(role));
+    if let Some(role) = m.role {
+        set_claim(&mut claims, &m.jwt.claim_role, json!(role));
     }
-    if args.super_admin {
-        set_claim(&mut claims, &args.jwt.claim_platform_role, json!("super_admin"));
+    if m.super_admin {
+        set_claim(&mut claims, &m.jwt.claim_platform_role, json!("super_admin"));
     }
-    println!("{}", issuer.mint(&Value::Object(claims)));
-    ExitCode::SUCCESS
+    Ok(issuer.mint(&Value::Object(claims)))
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let minted = mint(Mint {
+        data: &args.data,
+        sub: &args.sub,
+        org: args.org.as_deref(),
+        role: args.role.as_deref(),
+        super_admin: args.super_admin,
+        ttl: args.ttl,
+        jwt: &args.jwt,
+        force: args.force,
+    });
+    match minted {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The console's address for a listen address: a wildcard address is
+/// reached through loopback.
+fn console_base(listen: &str) -> String {
+    let host = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_string(),
+    };
+    format!("http://{host}/console")
+}
+
+/// `console`: prints a link to the web console with a short-lived token in
+/// its fragment (which browsers never send to a server, so it stays out of
+/// access logs; the console clears it from the address bar).
+fn console_cmd(args: ConsoleArgs) -> ExitCode {
+    let base = console_base(&args.listen);
+    if args.jwks_url.is_some() {
+        println!("{base}");
+        eprintln!(
+            "this gateway verifies login tokens from --jwks-url: sign in with a token from your frontend \
+             (or an api-key); no token is printed"
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.org.is_none() && !args.super_admin {
+        return fail("say who the console signs in as: --org ORG (owner unless --role) and/or --super-admin");
+    }
+    let role = args.org.as_ref().map(|_| args.role.as_deref().unwrap_or("owner"));
+    let minted = mint(Mint {
+        data: &args.data,
+        sub: &args.sub,
+        org: args.org.as_deref(),
+        role,
+        super_admin: args.super_admin,
+        ttl: args.ttl,
+        jwt: &args.jwt,
+        force: false,
+    });
+    match minted {
+        Ok(t) => {
+            println!("{base}#token={t}");
+            eprintln!(
+                "the link signs in as {} for {}s; anyone with it can act as that user until then",
+                args.sub,
+                args.ttl.as_secs()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 fn backup_cmd(args: BackupArgs) -> ExitCode {

@@ -3,7 +3,7 @@
 //!
 //! A map of the crate:
 //!
-//! - [`cli`] — `serve | token | backup | check` (clap; every flag also `WAG_*`).
+//! - [`cli`] — `serve | token | backup | check | console` (clap; every flag also `WAG_*`).
 //! - [`config`] — what `serve` runs with, however it was given.
 //! - [`app`] — shared state (store, auth, metrics) and the serve lifecycle.
 //! - [`http`] — hyper 1 server loop ([`http::server`]: accept, shedding,
@@ -28,6 +28,9 @@
 //!   pauses), inbound messages, receipts, media fetching, retention.
 //! - [`delivery`] — webhooks: the dispatcher over the durable outbox
 //!   (ordered per session, retried, signed), one HTTP attempt at a time.
+//! - [`console`] — the web console (`/console`) and API reference (`/docs`):
+//!   HTML, CSS and ES modules embedded in the binary, served under a strict
+//!   Content-Security-Policy; they speak the public API from the browser.
 
 pub mod api;
 pub mod app;
@@ -40,6 +43,7 @@ pub mod engine;
 pub mod store;
 pub mod messaging;
 pub mod delivery;
+pub mod console;
 
 use std::sync::Mutex;
 

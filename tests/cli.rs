@@ -627,3 +627,48 @@ async fn default_whatsapp_engine_without_a_route_ends_failed_with_last_error() {
     assert_eq!((st, &stopped["status"]), (200, &json!("stopped")), "{stopped}");
     server.stop(Duration::from_secs(10));
 }
+
+/// `console` prints a link to the web console with a short-lived embedded
+/// issuer token in the fragment; with `--jwks-url` it prints no token.
+#[test]
+fn console_prints_a_signed_in_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let out = run(&["console", "--data", d, "--org", "acme"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let link = text(&out.stdout).trim().to_string();
+    let token = link
+        .strip_prefix("http://127.0.0.1:8080/console#token=")
+        .unwrap_or_else(|| panic!("not a console link: {link}"));
+    let c = segment(token, 1);
+    assert_eq!((&c["sub"], &c["org_id"], &c["org_role"]), (&json!("console"), &json!("acme"), &json!("owner")), "{c}");
+    assert_eq!(c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"), 3600, "{c}");
+    assert!(c.get("platform_role").is_none(), "{c}");
+    // The same key as `token` (the data directory's issuer).
+    assert_eq!(segment(token, 0)["kid"], segment(&mint(dir.path(), &["--sub", "u"]), 0)["kid"]);
+
+    let out = run_in(None, &[("WAG_LISTEN", "0.0.0.0:9999")], &["console", "--data", d, "--super-admin", "--ttl", "15m"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let link = text(&out.stdout).trim().to_string();
+    let token = link.strip_prefix("http://127.0.0.1:9999/console#token=").unwrap_or_else(|| panic!("{link}"));
+    let c = segment(token, 1);
+    assert_eq!(c["platform_role"], json!("super_admin"), "{c}");
+    assert!(c.get("org_id").is_none() && c.get("org_role").is_none(), "{c}");
+    assert_eq!(c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"), 900, "{c}");
+
+    let out = run(&["console", "--data", d, "--org", "acme", "--role", "member", "--listen", "127.0.0.1:7000"]);
+    let link = text(&out.stdout).trim().to_string();
+    let token = link.strip_prefix("http://127.0.0.1:7000/console#token=").unwrap_or_else(|| panic!("{link}"));
+    assert_eq!(segment(token, 1)["org_role"], json!("member"));
+
+    // A frontend issues the tokens: no token is printed.
+    let out = run(&["console", "--data", d, "--org", "acme", "--jwks-url", "https://auth.example.com/jwks.json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "http://127.0.0.1:8080/console");
+    assert!(text(&out.stderr).contains("frontend"), "{}", text(&out.stderr));
+
+    // Nobody to sign in as.
+    let out = run(&["console", "--data", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).is_empty());
+}

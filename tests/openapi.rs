@@ -16,7 +16,9 @@ use wa_gateway::http::router::routes;
 /// HTTP methods an OpenAPI path item may hold, as its keys.
 const METHOD_KEYS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 /// Routes that need no token.
-const PUBLIC: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json"];
+const PUBLIC: [&str; 8] = [
+    "/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json", "/console", "/console/{id}", "/docs",
+];
 
 type Ops = BTreeSet<(String, String)>;
 

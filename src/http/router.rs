@@ -12,6 +12,7 @@ use super::request::Req;
 use super::response::Resp;
 use crate::api::{admin, api_keys, events, lifecycle, me, messages, orgs, sessions, sim, webhooks};
 use crate::app::App;
+use crate::console;
 use crate::ops::{health, metrics, openapi};
 
 /// What a handler returns.
@@ -105,14 +106,17 @@ pub fn routes() -> &'static [Route] {
             route!(GET "/metrics" => metrics::render),
             route!(GET "/openapi.json" => openapi::serve),
             route!(GET "/.well-known/jwks.json" => health::jwks),
+            route!(GET "/console" => console::index),
+            route!(GET "/console/{id}" => console::file),
+            route!(GET "/docs" => console::docs),
         ]
     })
 }
 
 impl Route {
     /// Whether the route takes a bearer token: every `/api/` route does;
-    /// the operational ones (health, metrics, OpenAPI, JWKS) never do, and
-    /// none of those takes a body.
+    /// the operational ones (health, metrics, OpenAPI, JWKS) and the web
+    /// console's files never do, and none of those takes a body.
     pub fn needs_auth(&self) -> bool {
         self.pattern.starts_with("/api/")
     }

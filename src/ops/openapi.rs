@@ -289,7 +289,28 @@ fn key_and_ops_operations() -> Vec<(&'static str, &'static str, Op)> {
         ("get", "/.well-known/jwks.json",
             op("jwks", "The embedded issuer's public keys", "ops", PUBLIC, ok("Jwks", "A JWK set"))
             .response(404, json_response("The embedded issuer is off (--jwks-url is set)", schema("Error")))),
+        ("get", "/console",
+            console_op("console", "The web console (not an API route)", json!({"text/html": {"schema": {"type": "string"}}}))
+            .describe("A single-page console embedded in the binary: sign in with a login JWT or an api-key                 (kept in the browser's sessionStorage), then it uses the API above. Served under a strict                 Content-Security-Policy. `wa-gateway console` prints a ready link.")),
+        ("get", "/console/{id}",
+            console_op("consoleFile", "One file of the web console, by name (not an API route)", json!({
+                "text/html": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+                "text/javascript": {"schema": {"type": "string"}},
+            }))
+            .params(vec![json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"},
+                "description": "The file name, e.g. `app.js`; only the console's own embedded files exist"})])
+            .errors(&[404])),
+        ("get", "/docs",
+            console_op("docs", "This document, rendered for reading (not an API route)", json!({"text/html": {"schema": {"type": "string"}}}))),
     ]
+}
+
+/// A console or docs page: public, HTML/CSS/JS, revalidated with its ETag.
+fn console_op(id: &str, summary: &str, content: Value) -> Op {
+    op(id, summary, "ops", PUBLIC, (200, json!({"description": "The file", "content": content})))
+        .set("x-non-api", json!(true))
+        .response(304, json!({"description": "Not modified (If-None-Match matched the ETag)"}))
 }
 
 /// An object schema: `required` names, `properties`, no other members.
@@ -524,7 +545,7 @@ pub fn document() -> Value {
             {"name": "webhooks", "description": "Signed deliveries of an organization's events"},
             {"name": "api-keys", "description": "Keys for scripts and services"},
             {"name": "me", "description": "The caller"},
-            {"name": "ops", "description": "Health, readiness, metrics, this document; no auth"},
+            {"name": "ops", "description": "Health, readiness, metrics, this document, and the web console (non-API routes); no auth"},
         ],
         "paths": paths,
         "components": {
