@@ -108,6 +108,7 @@ use wa_gateway::auth::jwks::{JwksSource, KeySet};
 use wa_gateway::auth::jwt::{verify_with, TimeClaims, Verifier, VerifyOptions};
 use wa_gateway::auth::token_cache::{token_key, TokenCache};
 use wa_gateway::config::ServeConfig;
+use wa_gateway::store::now_ms;
 
 use keys::TestKey;
 
@@ -474,6 +475,21 @@ fn ensure_seeded(dir: &Path) -> (bool, Option<seed::SeedStats>) {
         s.file_bytes as f64 / 1048576.0
     );
     (true, Some(s))
+}
+
+/// An embedded-issuer login JWT for the owner of `org`.
+pub fn owner(gw: &Gateway, org: &str) -> String {
+    let now = now_ms() / 1000;
+    let claims = json!({"sub": format!("owner-of-{org}"), "iss": "wa-gateway", "iat": now, "exp": now + 7200,
+                        "org_id": org, "org_role": "owner"});
+    gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
+}
+
+/// This process's (VmRSS, VmHWM) in MiB.
+pub fn rss_mib() -> (f64, f64) {
+    let pid = std::process::id();
+    let kib = |f| proc_status_kib(pid, f).unwrap_or(0) as f64 / 1024.0;
+    (kib("VmRSS:"), kib("VmHWM:"))
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -139,6 +139,23 @@ pub struct ServeArgs {
     /// Webhook retry waits, comma-separated (units ms, s, m, h); after the last, a delivery is failed.
     #[arg(long, env = "WAG_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = crate::delivery::retry::Schedule::parse)]
     pub webhook_retry_schedule: crate::delivery::retry::Schedule,
+    /// One webhook delivery attempt, everything included, at most this long.
+    #[arg(long, env = "WAG_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+    /// Webhook attempts in flight to one endpoint at most (one per session at most).
+    #[arg(long, env = "WAG_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_max_in_flight_per_endpoint: u32,
+    /// Webhook attempts in flight overall at most.
+    #[arg(long, env = "WAG_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub webhook_max_in_flight: u32,
+    /// Live event streams: a comment heartbeat this often.
+    #[arg(long, env = "WAG_SSE_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub sse_heartbeat: Duration,
+    /// Live event streams: a reader that takes nothing for this long is cut off (it resumes with Last-Event-ID).
+    #[arg(long, env = "WAG_SSE_STALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub sse_stall_timeout: Duration,
     /// Sim engine: append everything the simulated network receives to FILE, one JSON line each.
     #[arg(long, env = "WAG_SIM_LOG")]
     pub sim_log: Option<PathBuf>,
@@ -323,7 +340,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         event_retention: args.event_retention,
         allow_private_urls: args.allow_private_urls,
     };
-    config.delivery.retry_schedule = args.webhook_retry_schedule.0;
+    config.delivery = crate::delivery::DeliveryConfig {
+        retry_schedule: args.webhook_retry_schedule.0,
+        timeout: args.webhook_timeout,
+        max_in_flight_per_webhook: args.webhook_max_in_flight_per_endpoint as usize,
+        max_in_flight: args.webhook_max_in_flight as usize,
+    };
+    config.sse_heartbeat = args.sse_heartbeat;
+    config.sse_stall_timeout = args.sse_stall_timeout;
     config.sim_log = args.sim_log;
     config.retry.max_attempts = args.reconnect_attempts;
     config.retry.backoff_max = args.reconnect_max_delay.max(config.retry.backoff_base);

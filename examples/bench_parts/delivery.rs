@@ -7,9 +7,17 @@
 //! - X2: latency from an event's commit (its `timestamp`) to the receiver
 //!   at a paced 1,000 events/s for 5 s: p50 and p99. Target p99 < 100 ms.
 //! - X3: 100 webhooks subscribed to everything, 2,000 events: deliveries/s.
+//! - X4: backlog: the receiver answers 503 while `BENCH_X_BACKLOG` events
+//!   (default 1,000,000: 1,000 stopped sessions x 1,000 queued messages)
+//!   accumulate; VmRSS as they do, then the drain rate once it answers 200.
+//! - X5: `BENCH_X_STREAMS` (default 1,000) live SSE streams while events
+//!   flow at 100/s for 10 s: VmRSS per open stream (this process holds both
+//!   ends: an upper bound), and fan-out latency from an event's commit to
+//!   each stream.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,12 +26,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use wa_gateway::app::Gateway;
 use wa_gateway::config::ServeConfig;
 use wa_gateway::engine::EngineKind;
 use wa_gateway::store::now_ms;
 
-use super::{start, Conn, Stats, Summary};
+use super::{owner, rss_mib, start, Conn, Stats, Summary};
 
 /// What a receiver saw: per event id, when it arrived (Unix ms) and the
 /// event's own timestamp; and the request count.
@@ -35,6 +42,12 @@ struct Seen {
 
 /// A loopback receiver answering 200 at once.
 async fn receiver() -> (SocketAddr, Arc<Mutex<Seen>>) {
+    receiver_down_while(Arc::new(AtomicBool::new(false))).await
+}
+
+/// A loopback receiver answering 503 while `down` is set (recording
+/// nothing), 200 at once otherwise.
+async fn receiver_down_while(down: Arc<AtomicBool>) -> (SocketAddr, Arc<Mutex<Seen>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen: Arc<Mutex<Seen>> = Arc::default();
@@ -42,10 +55,17 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Seen>>) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let seen = shared.clone();
+            let down = down.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let seen = seen.clone();
+                    let down = down.load(Ordering::SeqCst);
                     async move {
+                        if down {
+                            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+                            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                            return Ok::<_, std::convert::Infallible>(r);
+                        }
                         let id = req.headers().get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let at = now_ms();
@@ -73,14 +93,10 @@ fn config(dir: &std::path::Path) -> ServeConfig {
     c.auth_failure_limit = None;
     c.messaging.allow_private_urls = true;
     c.messaging.max_queued = 10_000_000;
+    if let Ok(cap) = std::env::var("BENCH_X_CAP").map(|v| v.parse().unwrap_or(64)) {
+        c.delivery.max_in_flight_per_webhook = cap;
+    }
     c
-}
-
-fn owner(gw: &Gateway, org: &str) -> String {
-    let now = now_ms() / 1000;
-    let claims = json!({"sub": format!("owner-of-{org}"), "iss": "wa-gateway", "iat": now, "exp": now + 7200,
-                        "org_id": org, "org_role": "owner"});
-    gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
 }
 
 async fn hook(c: &mut Conn, token: &str, url: &str) {
@@ -209,4 +225,191 @@ pub async fn run(summary: &mut Summary) {
         summary.add("X3 deliveries/s, 100 webhooks", format!("{:.0}/s", requests as f64 / secs), "");
         gw.shutdown().await.expect("shutdown");
     }
+    backlog(summary).await;
+    streams(summary).await;
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// X4: the backlog stays on disk while the receiver is down, and drains.
+async fn backlog(summary: &mut Summary) {
+    let total = env_usize("BENCH_X_BACKLOG", 1_000_000);
+    if total == 0 {
+        return;
+    }
+    let sessions_n = 1_000.min(total.max(1));
+    let per = total / sessions_n;
+    let total = per * sessions_n;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    // The receiver is down for minutes: keep retrying every second.
+    c.delivery.retry_schedule = vec![Duration::from_secs(1); 1_000];
+    let gw = start(c, None).await;
+    let token = owner(&gw, "org_d4");
+    let mut conn = Conn::open(gw.addr()).await.expect("connect");
+    let down = Arc::new(AtomicBool::new(true));
+    let (addr, seen) = receiver_down_while(down.clone()).await;
+    hook(&mut conn, &token, &format!("http://{addr}/hook")).await;
+    let ids = sessions(&mut conn, &token, sessions_n).await;
+    let (rss0, _) = rss_mib();
+    let mut samples = vec![format!("{rss0:.0}")];
+    let t0 = Instant::now();
+    // 4 clients queue the batches.
+    let ids = Arc::new(ids);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (ids, next, token) = (ids.clone(), next.clone(), token.clone());
+        let addr = gw.addr();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(addr).await.expect("connect");
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                batch(&mut c, &token, id, per).await;
+            }
+        }));
+    }
+    let mut quarter = 1;
+    while tasks.iter().any(|t| !t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if next.load(Ordering::SeqCst) >= sessions_n * quarter / 4 && quarter < 4 {
+            samples.push(format!("{:.0}", rss_mib().0));
+            quarter += 1;
+        }
+    }
+    for t in tasks {
+        t.await.expect("queue task");
+    }
+    let queued = t0.elapsed().as_secs_f64();
+    // Let the dispatcher queue the whole backlog for the webhook.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss_full, hwm) = rss_mib();
+    samples.push(format!("{rss_full:.0}"));
+    let failures = seen.lock().map_or(0, |s| s.requests);
+    down.store(false, Ordering::SeqCst);
+    let t1 = Instant::now();
+    let done = until_seen(&seen, total, Duration::from_secs(900)).await;
+    let secs = t1.elapsed().as_secs_f64();
+    let got = seen.lock().map_or(0, |s| s.first.len());
+    let (rss_after, _) = rss_mib();
+    println!(
+        "  X4: {total} events ({sessions_n} sessions x {per}) queued in {queued:.1} s while the receiver answered 503 ({failures} refused attempts); \
+         VmRSS MiB at 0/25/50/75/100%: {} (+5 s), VmHWM {hwm:.0}",
+        samples.join(" / ")
+    );
+    if done {
+        println!(
+            "      receiver back: {total} delivered in {secs:.1} s = {:.0} events/s (VmRSS after {rss_after:.0} MiB)  (target >= 5,000/s, RSS flat)",
+            total as f64 / secs
+        );
+        summary.add("X4 backlog VmRSS 0% -> 100% (MiB)", format!("{rss0:.0} -> {rss_full:.0}"), "flat");
+        summary.add(format!("X4 backlog drain ({total} events)"), format!("{:.0}/s", total as f64 / secs), ">= 5000/s");
+    } else {
+        println!("      receiver back: only {got} of {total} delivered within 900 s");
+        summary.add(format!("X4 backlog drain ({total} events)"), "timeout", ">= 5000/s");
+    }
+    gw.shutdown().await.expect("shutdown");
+}
+
+/// One live stream: arrival minus commit time (ms) of every event it reads.
+async fn stream(addr: SocketAddr, token: String, lat: Arc<Mutex<Vec<f64>>>, open: Arc<std::sync::atomic::AtomicUsize>, stop: Arc<AtomicBool>) {
+    let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else { return };
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await else { return };
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/api/v1/events")
+        .header("host", addr.to_string())
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let Ok(resp) = sender.send_request(req).await else { return };
+    if resp.status() != StatusCode::OK {
+        return;
+    }
+    open.fetch_add(1, Ordering::SeqCst);
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut mine = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(500), body.frame()).await else { continue };
+        let Ok(chunk) = frame.into_data() else { continue };
+        let at = now_ms();
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&block);
+            if let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+                if let Some(ts) = serde_json::from_str::<Value>(data).ok().and_then(|v| v["timestamp"].as_i64()) {
+                    mine.push((at - ts) as f64);
+                }
+            }
+        }
+    }
+    if let Ok(mut all) = lat.lock() {
+        all.extend(mine);
+    }
+}
+
+/// X5: many live streams.
+async fn streams(summary: &mut Summary) {
+    let n = env_usize("BENCH_X_STREAMS", 1_000);
+    if n == 0 {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = start(config(dir.path()), None).await;
+    let token = owner(&gw, "org_d5");
+    let mut c = Conn::open(gw.addr()).await.expect("connect");
+    let ids = sessions(&mut c, &token, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss0, _) = rss_mib();
+    let lat: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        tasks.push(tokio::spawn(stream(gw.addr(), token.clone(), lat.clone(), open.clone(), stop.clone())));
+    }
+    let end = Instant::now() + Duration::from_secs(30);
+    while open.load(Ordering::SeqCst) < n && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss1, _) = rss_mib();
+    let opened = open.load(Ordering::SeqCst);
+    // 100 events/s for 10 s: a batch of 10 every 100 ms.
+    let t = Instant::now();
+    let mut k = 0u64;
+    while t.elapsed() < Duration::from_secs(10) {
+        batch(&mut c, &token, &ids[(k as usize) % ids.len()], 10).await;
+        k += 1;
+        tokio::time::sleep_until((t + Duration::from_millis(100 * k)).into()).await;
+    }
+    let events = k * 10;
+    let want = events as usize * opened;
+    // The streams hand over what they read when stopped: give the last
+    // events time to arrive first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss2, _) = rss_mib();
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    let st = Stats::of(lat.clone());
+    let per = (rss1 - rss0) * 1024.0 / opened.max(1) as f64;
+    println!(
+        "  X5: {opened} of {n} streams open: VmRSS {rss0:.1} -> {rss1:.1} MiB = {per:.1} KiB per stream (both ends), {rss2:.1} MiB after {events} events at 100/s; \
+         {} of {want} deliveries, commit -> stream p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        lat.len(),
+        st.p50,
+        st.p99,
+        lat.iter().cloned().fold(0.0, f64::max)
+    );
+    summary.add(format!("X5 VmRSS per SSE stream ({opened} open)"), format!("{per:.1} KiB"), "");
+    summary.add("X5 SSE fan-out commit -> stream p50 / p99", format!("{:.0} / {:.0} ms", st.p50, st.p99), "");
+    gw.shutdown().await.expect("shutdown");
 }

@@ -40,7 +40,7 @@ use wa_gateway::config::ServeConfig;
 use wa_gateway::engine::EngineKind;
 use wa_gateway::store::now_ms;
 
-use super::{gateway_binary, latency, proc_status_kib, start, wait_ready, wait_working, Conn, Stats, Summary};
+use super::{gateway_binary, owner, rss_mib, latency, proc_status_kib, start, wait_ready, wait_working, Conn, Stats, Summary};
 
 const TO: &str = "6281234567890";
 /// M4: sessions and messages per session (1,000 x 1,000 = 1M).
@@ -56,20 +56,6 @@ fn config(dir: &Path) -> ServeConfig {
     c.auth_failure_limit = None;
     c.messaging.max_queued = 10_000_000;
     c
-}
-
-/// An embedded-issuer login JWT for the owner of `org`.
-fn owner(gw: &Gateway, org: &str) -> String {
-    let now = now_ms() / 1000;
-    let claims = json!({"sub": format!("owner-of-{org}"), "iss": "wa-gateway", "iat": now, "exp": now + 7200,
-                        "org_id": org, "org_role": "owner"});
-    gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
-}
-
-fn rss_mib() -> (f64, f64) {
-    let pid = std::process::id();
-    let kib = |f| proc_status_kib(pid, f).unwrap_or(0) as f64 / 1024.0;
-    (kib("VmRSS:"), kib("VmHWM:"))
 }
 
 /// Gives freed heap back to the OS (glibc keeps it otherwise).

@@ -24,7 +24,6 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use wa_gateway::app::Gateway;
 use wa_gateway::config::ServeConfig;
-use wa_gateway::store::now_ms;
 
 use super::fake_wa::FakeWa;
 use super::{proc_status_kib, start, wait_working, Conn, Summary};
@@ -41,13 +40,6 @@ fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
     c.rate_limit = None;
     c.auth_failure_limit = None;
     c
-}
-
-fn owner(gw: &Gateway) -> String {
-    let now = now_ms() / 1000;
-    let claims = json!({"sub": "bench-w", "iss": "wa-gateway", "iat": now, "exp": now + 7200,
-                        "org_id": "org_w", "org_role": "owner"});
-    gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
 }
 
 fn rss_kib() -> f64 {
@@ -91,7 +83,7 @@ pub async fn run(n: usize, idle: Duration, summary: &mut Summary) {
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = start(config(dir.path(), &fake), None).await;
     let addr = gw.addr();
-    let token = owner(&gw);
+    let token = super::owner(&gw, "org_w");
     let rss0 = rss_kib();
     let t0 = Instant::now();
     let body = Bytes::from(json!({"label": "w", "start": true}).to_string());

@@ -1,11 +1,18 @@
 //! One delivery attempt over HTTP: resolve the URL's host and refuse
 //! non-public addresses (again at every attempt: DNS rebinding) unless
-//! private URLs are allowed, connect to a checked address, POST, read at most
-//! 1 KiB of the answer and drop the connection. The address checks, the TLS
-//! setup and the error texts are media fetching's ([`media_fetch`]).
+//! private URLs are allowed, POST to a checked address, read at most 1 KiB of
+//! the answer and drop the rest. The address checks, the TLS setup and the
+//! error texts are media fetching's ([`media_fetch`]).
+//!
+//! Connections are kept open between attempts, per webhook ([`Clients`]):
+//! a busy endpoint is not paid a TCP and TLS handshake per event. Reuse is
+//! safe against rebinding because requests go to the checked IP (the pool
+//! is keyed by it), and each webhook's TLS name is its own host. An answer
+//! longer than 1 KiB closes its connection.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +22,7 @@ use hyper::{Request, Uri};
 use hyper_rustls::{DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::ServerName;
 
 use crate::messaging::media_fetch::{self, MediaError};
@@ -44,10 +51,66 @@ pub struct Signed<'a> {
     pub signature: &'a str,
 }
 
-/// POSTs `body` to `url` within `timeout` (everything included).
-pub async fn post(url: &str, body: Bytes, signed: Signed<'_>, allow_private: bool, timeout: Duration) -> Answer {
+/// `Retry-After`: seconds, or an HTTP date (RFC 9110 §10.2.3); a date in
+/// the past is no wait.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP(S) client of one endpoint.
+type Endpoint = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Clients kept past most webhooks' lifetimes at most (then all start afresh).
+const MAX_CLIENTS: usize = 1024;
+/// How long an unused connection stays open.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// One client per (webhook, scheme and host of its URL): its idle
+/// connections are that endpoint's alone.
+#[derive(Default)]
+pub struct Clients {
+    by_endpoint: Mutex<HashMap<(u128, String), Endpoint>>,
+}
+
+impl Clients {
+    fn get(&self, webhook: u128, target: &media_fetch::Target, tls: &Arc<rustls::ClientConfig>) -> Result<Endpoint, String> {
+        let key = (webhook, format!("{}://{}", if target.https { "https" } else { "http" }, target.authority));
+        let mut map = self.by_endpoint.lock().map_err(|_| "the client pool is poisoned".to_string())?;
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let server_name: Arc<dyn hyper_rustls::ResolveServerName + Send + Sync> = if target.https {
+            let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("host {:?} is not a TLS server name: {e}", target.host))?;
+            Arc::new(FixedServerNameResolver::new(name))
+        } else {
+            Arc::new(DefaultServerNameResolver::default())
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        let connector = HttpsConnector::new(http, tls.clone(), false, server_name);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE)
+            .build(connector);
+        if map.len() >= MAX_CLIENTS {
+            map.clear();
+        }
+        map.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// POSTs `body` to `webhook`'s `url` within `timeout` (everything included).
+pub async fn post(clients: &Clients, webhook: u128, url: &str, body: Bytes, signed: Signed<'_>, allow_private: bool, timeout: Duration) -> Answer {
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout, post_inner(url, body, signed, allow_private)).await;
+    let result = tokio::time::timeout(timeout, post_inner(clients, webhook, url, body, signed, allow_private)).await;
     let latency = started.elapsed();
     match result {
         Ok(Ok((status, retry_after, body))) => Answer { status: Some(status), error: None, retry_after, body, latency },
@@ -72,18 +135,20 @@ fn text(e: MediaError) -> String {
     }
 }
 
-async fn post_inner(url: &str, body: Bytes, signed: Signed<'_>, allow_private: bool) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
+async fn post_inner(
+    clients: &Clients,
+    webhook: u128,
+    url: &str,
+    body: Bytes,
+    signed: Signed<'_>,
+    allow_private: bool,
+) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
     let target = media_fetch::parse_url(url).map_err(text)?;
     let addrs = media_fetch::resolve_checked(&target, allow_private).await.map_err(text)?;
     let tls = media_fetch::tls_config().map_err(text)?;
     let path = target.uri.path_and_query().map(|pq| pq.as_str()).filter(|p| !p.is_empty()).unwrap_or("/");
     let scheme = if target.https { "https" } else { "http" };
-    let server_name: Arc<dyn hyper_rustls::ResolveServerName + Send + Sync> = if target.https {
-        let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("host {:?} is not a TLS server name: {e}", target.host))?;
-        Arc::new(FixedServerNameResolver::new(name))
-    } else {
-        Arc::new(DefaultServerNameResolver::default())
-    };
+    let client = clients.get(webhook, &target, &tls)?;
     let mut last_error = String::from("no address to connect to");
     for addr in &addrs {
         let ip_authority = match addr {
@@ -100,12 +165,6 @@ async fn post_inner(url: &str, body: Bytes, signed: Signed<'_>, allow_private: b
             .header("webhook-signature", signed.signature)
             .body(Full::new(body.clone()))
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
-        let connector = HttpsConnector::new(http, tls.clone(), false, server_name.clone());
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
         match client.request(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -113,8 +172,7 @@ async fn post_inner(url: &str, body: Bytes, signed: Signed<'_>, allow_private: b
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(retry_after);
                 let mut body = response.into_body();
                 let mut kept = Vec::new();
                 while kept.len() < MAX_RESPONSE {
@@ -129,7 +187,8 @@ async fn post_inner(url: &str, body: Bytes, signed: Signed<'_>, allow_private: b
                         Some(Err(_)) | None => break,
                     }
                 }
-                // Dropping the body (and the pool-less client) closes the connection.
+                // A body read to its end frees the connection for the next
+                // attempt; one cut at 1 KiB closes it.
                 return Ok((status, retry_after, kept));
             }
             Err(e) if e.is_connect() => {
@@ -139,4 +198,20 @@ async fn post_inner(url: &str, body: Bytes, signed: Signed<'_>, allow_private: b
         }
     }
     Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "in the past");
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let wait = retry_after(&httpdate::fmt_http_date(later)).expect("a date");
+        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600), "{wait:?}");
+        assert_eq!(retry_after("soon"), None);
+        assert_eq!(retry_after("-5"), None);
+    }
 }

@@ -1,11 +1,19 @@
-//! The dispatcher: one task for every webhook. Each round it (1) queues the
-//! events each webhook has not seen yet, (2) starts an attempt for every
-//! lane head that is due and not in flight, within the caps per webhook and
-//! overall, then (3) sleeps until an event is committed, a retry falls due,
-//! the API pokes it, or an attempt ends. Lanes and webhooks never wait for
-//! each other: an attempt holds only its own lane and one slot.
+//! The dispatcher: one task for every webhook. Each round it (1) writes, in
+//! one transaction, the outcomes of the attempts that ended and the events
+//! each webhook has not queued yet, (2) reads the heads of the lanes that
+//! may have changed and starts an attempt for every one that is due, within
+//! the caps per webhook and overall, then (3) sleeps until an event is
+//! committed, a retry falls due, the API pokes it, or an attempt ends.
+//!
+//! The lanes' state lives in memory between rounds — which are in flight,
+//! which wait for a retry and until when, which changed — so a round reads
+//! only what changed, and one commit records every attempt that ended
+//! meanwhile (a group commit: a busy endpoint costs one fsync per round, not
+//! one per event). The file stays the truth: at start, and whenever the API
+//! pokes, every lane is read again. Lanes and webhooks never wait for each
+//! other: an attempt holds only its own lane and one slot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +25,7 @@ use super::client::{self, Signed};
 use super::retry::next_delay;
 use super::{sign, Delivery};
 use crate::api::events::event_value;
-use crate::store::deliveries::{Due, Outcome, EVENT_GONE};
+use crate::store::deliveries::{Due, Finished, Heads, Outcome, EVENT_GONE};
 use crate::store::now_ms;
 use crate::store::webhook_records::Attempt;
 
@@ -25,85 +33,221 @@ use crate::store::webhook_records::Attempt;
 const ENQUEUE_BUDGET: usize = 1_000;
 /// The longest sleep between rounds with nothing to do.
 const IDLE: Duration = Duration::from_secs(30);
+/// The pause after the store failed a round.
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// A lane: (webhook, session or 0).
+type Lane = (u128, u128);
+
+/// What the dispatcher knows between rounds.
+#[derive(Default)]
+struct Lanes {
+    /// Attempts running, by task.
+    running: HashMap<Id, Lane>,
+    /// Lanes with an attempt running or ended but not yet recorded.
+    busy: HashSet<Lane>,
+    /// Attempts per webhook among `busy`.
+    per_hook: HashMap<u128, usize>,
+    /// Lanes whose head may have changed, first come first read (a FIFO, so
+    /// that lanes held back by a cap are served in turn, never starved).
+    dirty: VecDeque<Lane>,
+    /// The members of `dirty`.
+    dirty_set: HashSet<Lane>,
+    /// Lanes whose head falls due later, and when (Unix ms).
+    later: HashMap<Lane, i64>,
+    /// Read every lane next round (start, or the API changed something).
+    rescan: bool,
+}
+
+impl Lanes {
+    fn mark(&mut self, lane: Lane) {
+        if self.dirty_set.insert(lane) {
+            self.dirty.push_back(lane);
+        }
+    }
+
+    /// Takes from `dirty` the lanes worth reading this round: not busy, and
+    /// no more per webhook than it has free slots, nor more overall.
+    fn pick(&mut self, cap: usize, free: usize) -> Vec<Lane> {
+        let mut picked = Vec::new();
+        let mut per: HashMap<u128, usize> = HashMap::new();
+        for _ in 0..self.dirty.len() {
+            if picked.len() >= free {
+                break;
+            }
+            let Some(lane) = self.dirty.pop_front() else { break };
+            if self.busy.contains(&lane) {
+                // Marked again when its attempt is recorded.
+                self.dirty_set.remove(&lane);
+                continue;
+            }
+            let n = per.entry(lane.0).or_insert_with(|| self.per_hook.get(&lane.0).copied().unwrap_or(0));
+            if *n < cap {
+                *n += 1;
+                self.dirty_set.remove(&lane);
+                picked.push(lane);
+            } else {
+                self.dirty.push_back(lane);
+            }
+        }
+        picked
+    }
+
+    fn release(&mut self, lane: Lane) {
+        if self.busy.remove(&lane) {
+            if let Some(n) = self.per_hook.get_mut(&lane.0) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_hook.remove(&lane.0);
+                }
+            }
+        }
+        self.mark(lane);
+    }
+
+    /// Moves the lanes whose retry is due into `dirty`; returns the earliest
+    /// time one still waits for.
+    fn wake_due(&mut self, now: i64) -> Option<i64> {
+        let due: Vec<Lane> = self.later.iter().filter(|(_, t)| **t <= now).map(|(l, _)| *l).collect();
+        for l in due {
+            self.later.remove(&l);
+            self.mark(l);
+        }
+        self.later.values().copied().min()
+    }
+}
 
 /// Runs until [`Delivery::shutdown`].
 pub async fn run(d: Arc<Delivery>) {
     let mut events = d.store.subscribe_events();
-    let mut inflight: JoinSet<()> = JoinSet::new();
-    let mut lanes: HashMap<Id, (u128, u128)> = HashMap::new();
-    let mut per_hook: HashMap<u128, usize> = HashMap::new();
+    let mut inflight: JoinSet<Finished> = JoinSet::new();
+    let mut finished: Vec<Finished> = Vec::new();
+    let mut st = Lanes { rescan: true, ..Lanes::default() };
+
+    let (cap, total_cap) = (d.config.max_in_flight_per_webhook.max(1), d.config.max_in_flight.max(1));
     loop {
         if d.closing() {
             break;
         }
-        let now = now_ms();
+        // (1) One write: what ended, and what is new.
         let store = d.store.clone();
-        let more = match tokio::task::spawn_blocking(move || store.enqueue_deliveries(ENQUEUE_BUDGET, now)).await {
-            Ok(Ok(more)) => more,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "webhook delivery: could not queue events");
-                false
-            }
-            Err(_) => false,
-        };
-        let busy: HashSet<(u128, u128)> = lanes.values().copied().collect();
-        let mut counts = per_hook.clone();
-        let (cap, total_cap) = (d.config.max_in_flight_per_webhook.max(1), d.config.max_in_flight.max(1));
-        let mut total = lanes.len();
-        let store = d.store.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let mut take = |w: u128| {
-                let n = counts.entry(w).or_insert(0);
-                if total >= total_cap || *n >= cap {
-                    return false;
-                }
-                *n += 1;
-                total += 1;
-                true
-            };
-            store.due_deliveries(now, &|w, l| busy.contains(&(w, l)), &mut take)
+        let ended = std::mem::take(&mut finished);
+        let lanes_ended: Vec<Lane> = ended.iter().map(|f| (f.webhook, f.lane)).collect();
+        let wrote = tokio::task::spawn_blocking(move || {
+            let plan = store.plan_enqueue(ENQUEUE_BUDGET)?;
+            let more = plan.more;
+            store.delivery_round(ended, plan, now_ms()).map(|r| (r, more))
         })
         .await;
-        let earliest = match found {
-            Ok(Ok((due, earliest))) => {
-                for item in due {
-                    let key = (item.webhook, item.lane);
-                    *per_hook.entry(item.webhook).or_insert(0) += 1;
-                    let handle = inflight.spawn(attempt(d.clone(), item));
-                    lanes.insert(handle.id(), key);
+        let mut more = false;
+        let mut failed = false;
+        match wrote {
+            Ok(Ok((round, m))) => {
+                more = m;
+                for outcome in round.outcomes.iter().flatten() {
+                    count(&d, outcome);
                 }
-                earliest
+                for lane in round.queued {
+                    st.mark(lane);
+                }
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "webhook delivery: could not read the queue");
-                Some(now + 1_000)
+                // Nothing was written: the ended attempts go again (same
+                // webhook-id, at least once).
+                tracing::error!(error = %e, "webhook delivery: could not write a round");
+                failed = true;
             }
-            Err(_) => Some(now + 1_000),
-        };
-        let wait = if more {
+            Err(_) => failed = true,
+        }
+        for lane in lanes_ended {
+            st.release(lane);
+        }
+        // (2) The heads of the lanes that may have changed.
+        let now = now_ms();
+        let mut earliest = st.wake_due(now);
+        let total = st.busy.len();
+        if !failed && (st.rescan || !st.dirty.is_empty()) && total < total_cap {
+            let lanes: Option<Vec<Lane>> = if st.rescan {
+                st.later.clear();
+                st.dirty.clear();
+                st.dirty_set.clear();
+                None
+            } else {
+                Some(st.pick(cap, total_cap - total))
+            };
+            let (busy, mut counts) = (st.busy.clone(), st.per_hook.clone());
+            let store = d.store.clone();
+            let nothing = lanes.as_ref().is_some_and(|l| l.is_empty());
+            let found = tokio::task::spawn_blocking(move || {
+                if nothing {
+                    return Ok((Heads::default(), lanes));
+                }
+                let mut total = total;
+                let mut take = |w: u128| {
+                    let n = counts.entry(w).or_insert(0);
+                    if total >= total_cap || *n >= cap {
+                        return false;
+                    }
+                    *n += 1;
+                    total += 1;
+                    true
+                };
+                let heads = store.lane_heads(lanes.as_deref(), now, &|w, l| busy.contains(&(w, l)), &mut take);
+                heads.map(|h| (h, lanes))
+            })
+            .await;
+            match found {
+                Ok(Ok((heads, lanes))) => {
+                    if lanes.is_none() {
+                        st.rescan = false;
+                    }
+                    let Heads { due, later, blocked } = heads;
+                    for lane in blocked {
+                        st.mark(lane);
+                    }
+                    for (lane, at) in later {
+                        earliest = Some(earliest.map_or(at, |e: i64| e.min(at)));
+                        st.later.insert(lane, at);
+                    }
+                    for item in due {
+                        let lane = (item.webhook, item.lane);
+                        st.busy.insert(lane);
+                        *st.per_hook.entry(item.webhook).or_insert(0) += 1;
+                        let handle = inflight.spawn(attempt(d.clone(), item));
+                        st.running.insert(handle.id(), lane);
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "webhook delivery: could not read the queue");
+                    st.rescan = true;
+                    failed = true;
+                }
+                Err(_) => {
+                    st.rescan = true;
+                    failed = true;
+                }
+            }
+        }
+        // (3) Sleep until something happens.
+        let wait = if failed {
+            BACKOFF
+        } else if more {
             Duration::ZERO
         } else {
             earliest.map_or(IDLE, |t| Duration::from_millis(t.saturating_sub(now_ms()).max(0) as u64).min(IDLE))
         };
         tokio::select! {
-            _ = d.wake.notified() => {}
+            _ = d.wake.notified() => st.rescan = true,
             changed = events.changed() => {
                 if changed.is_err() {
                     break;
                 }
             }
             Some(done) = inflight.join_next_with_id(), if !inflight.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(e) => e.id(),
-                };
-                if let Some((w, _)) = lanes.remove(&id) {
-                    if let Some(n) = per_hook.get_mut(&w) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            per_hook.remove(&w);
-                        }
-                    }
+                collect(done, &mut st, &mut finished);
+                // Every other attempt that ended meanwhile joins this round.
+                while let Some(done) = inflight.try_join_next_with_id() {
+                    collect(done, &mut st, &mut finished);
                 }
             }
             _ = tokio::time::sleep(wait) => {}
@@ -112,8 +256,35 @@ pub async fn run(d: Arc<Delivery>) {
     inflight.abort_all();
 }
 
-/// One attempt of a due delivery, recorded with its outcome.
-async fn attempt(d: Arc<Delivery>, due: Due) {
+/// Takes an ended attempt: its outcome is recorded next round; a task that
+/// died frees its lane at once (the head goes again).
+fn collect(done: Result<(Id, Finished), tokio::task::JoinError>, st: &mut Lanes, finished: &mut Vec<Finished>) {
+    match done {
+        Ok((id, f)) => {
+            st.running.remove(&id);
+            finished.push(f);
+        }
+        Err(e) => {
+            if let Some(lane) = st.running.remove(&e.id()) {
+                st.release(lane);
+            }
+        }
+    }
+}
+
+fn count(d: &Delivery, outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered => d.counters.count("delivered"),
+        Outcome::Retry { .. } => d.counters.count("retry"),
+        Outcome::Failed | Outcome::Disable { .. } => d.counters.count("failed"),
+    };
+    if let Outcome::Disable { reason, .. } = outcome {
+        tracing::warn!(reason = %reason, "webhook disabled");
+    }
+}
+
+/// One attempt of a due delivery; its outcome is judged when recorded.
+async fn attempt(d: Arc<Delivery>, due: Due) -> Finished {
     let started = now_ms();
     let webhook_id = format!("evt_{}", Ulid::from(due.event_id));
     let (record, status, retry_after) = match &due.event {
@@ -133,7 +304,7 @@ async fn attempt(d: Arc<Delivery>, due: Due) {
             let ts = started.div_euclid(1000);
             let signature = sign::signature_header(&due.hook.signing_secrets(started), &webhook_id, ts, &body);
             let signed = Signed { webhook_id: &webhook_id, timestamp: ts, signature: &signature };
-            let ans = client::post(&due.hook.url, Bytes::from(body), signed, d.allow_private, d.config.timeout).await;
+            let ans = client::post(&d.clients, due.webhook, &due.hook.url, Bytes::from(body), signed, d.allow_private, d.config.timeout).await;
             (
                 Attempt {
                     at: started,
@@ -162,22 +333,5 @@ async fn attempt(d: Arc<Delivery>, due: Due) {
             },
         }
     };
-    let store = d.store.clone();
-    let (webhook, event) = (due.webhook, due.event_id);
-    let recorded = tokio::task::spawn_blocking(move || store.record_attempt(webhook, event, &record, decide)).await;
-    match recorded {
-        Ok(Ok(Some(outcome))) => {
-            match outcome {
-                Outcome::Delivered => d.counters.count("delivered"),
-                Outcome::Retry { .. } => d.counters.count("retry"),
-                Outcome::Failed | Outcome::Disable { .. } => d.counters.count("failed"),
-            };
-            if let Outcome::Disable { reason, .. } = &outcome {
-                tracing::warn!(webhook = %Ulid::from(webhook), reason = %reason, "webhook disabled");
-            }
-        }
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "webhook delivery: could not record an attempt"),
-        Err(_) => {}
-    }
+    Finished { webhook: due.webhook, lane: due.lane, event: due.event_id, attempt: record, decide: Box::new(decide) }
 }

@@ -55,7 +55,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             retry_schedule: retry::default_schedule(),
             timeout: Duration::from_secs(15),
-            max_in_flight_per_webhook: 8,
+            max_in_flight_per_webhook: 64,
             max_in_flight: 256,
         }
     }
@@ -100,6 +100,8 @@ pub struct Delivery {
     /// Endpoints may resolve to private addresses (`--allow-private-urls`).
     pub allow_private: bool,
     pub counters: DeliveryCounters,
+    /// Open connections to the endpoints, kept between attempts.
+    clients: client::Clients,
     wake: Notify,
     closing: AtomicBool,
 }
@@ -112,6 +114,7 @@ impl Delivery {
             config,
             allow_private,
             counters: DeliveryCounters::default(),
+            clients: client::Clients::default(),
             wake: Notify::new(),
             closing: AtomicBool::new(false),
         });

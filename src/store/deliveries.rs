@@ -95,89 +95,222 @@ struct Plan {
     events: Vec<(u128, Option<u128>)>,
 }
 
+/// What an enqueue pass read (outside the writer lock), for
+/// [`Store::delivery_round`] to write.
+#[derive(Default)]
+pub struct EnqueuePlan {
+    plans: Vec<Plan>,
+    /// Some webhook has more to read than one pass's budget.
+    pub more: bool,
+}
+
+/// An attempt that ended, to be recorded: `decide` judges its outcome from
+/// the attempt's number (1 = the first since the delivery was queued or
+/// replayed).
+pub struct Finished {
+    pub webhook: u128,
+    /// The lane the attempt held (its event's session, or 0).
+    pub lane: u128,
+    pub event: u128,
+    pub attempt: Attempt,
+    pub decide: Box<dyn FnOnce(u32) -> Outcome + Send>,
+}
+
+/// What one [`Store::delivery_round`] wrote.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Per finished attempt, in order: its outcome, or `None` when the
+    /// delivery is gone (its webhook was deleted meanwhile).
+    pub outcomes: Vec<Option<Outcome>>,
+    /// The lanes (webhook, session or 0) that got new queue rows.
+    pub queued: Vec<(u128, u128)>,
+}
+
+/// What [`Store::lane_heads`] found.
+#[derive(Debug, Default)]
+pub struct Heads {
+    /// Heads due now, each claimed through `take`.
+    pub due: Vec<Due>,
+    /// Lanes whose head falls due later, and when (Unix ms).
+    pub later: Vec<((u128, u128), i64)>,
+    /// Lanes with a due head that `take` refused (their webhook, or
+    /// everything, is at its cap).
+    pub blocked: Vec<(u128, u128)>,
+}
+
+/// Records one attempt in the caller's transaction (see [`Finished`]).
+fn record(txn: &WriteTransaction, webhook: u128, event: u128, attempt: &Attempt, decide: impl FnOnce(u32) -> Outcome) -> StoreResult<Option<Outcome>> {
+    let mut deliveries = txn.open_table(DELIVERIES)?;
+    let found = deliveries.get((webhook, event))?.map(|v| Delivery::decode(v.value())).transpose()?;
+    let Some(mut d) = found else { return Ok(None) };
+    let mut log = txn.open_table(DELIVERY_ATTEMPTS)?;
+    let last = log
+        .range((webhook, event, 0u32)..=(webhook, event, u32::MAX))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(k, _)| k.value().2);
+    log.insert((webhook, event, last.saturating_add(1)), attempt.encode().as_slice())?;
+    d.attempts = d.attempts.saturating_add(1);
+    d.last_status = attempt.status;
+    d.last_error = attempt.error.clone();
+    d.updated_at = attempt.at;
+    let mut outcome = decide(d.attempts);
+    let health = match &outcome {
+        Outcome::Delivered => Health::Succeeded,
+        Outcome::Disable { .. } => Health::Reset,
+        // Not the endpoint's doing: its streak stays as it was.
+        Outcome::Failed if attempt.status.is_none() && attempt.error.as_deref() == Some(EVENT_GONE) => Health::Reset,
+        Outcome::Retry { .. } | Outcome::Failed => Health::Failed,
+    };
+    let keep = health == Health::Reset && !matches!(outcome, Outcome::Disable { .. });
+    if !keep && webhook_health::note(txn, webhook, health, attempt.at)? {
+        match &outcome {
+            Outcome::Retry { next_at } => {
+                outcome = Outcome::Disable { reason: FAILING_REASON.into(), next_at: *next_at };
+            }
+            _ => webhook_health::disable(txn, webhook, FAILING_REASON, attempt.at)?,
+        }
+    }
+    match &outcome {
+        Outcome::Delivered => d.status = DeliveryStatus::Delivered,
+        Outcome::Failed => d.status = DeliveryStatus::Failed,
+        Outcome::Retry { next_at } => d.next_at = *next_at,
+        Outcome::Disable { reason, next_at } => {
+            d.next_at = *next_at;
+            webhook_health::disable(txn, webhook, reason, attempt.at)?;
+        }
+    }
+    if matches!(outcome, Outcome::Delivered | Outcome::Failed) {
+        txn.open_table(DELIVERY_QUEUE)?.remove((webhook, d.session.unwrap_or(0), event))?;
+    }
+    deliveries.insert((webhook, event), d.encode().as_slice())?;
+    Ok(Some(outcome))
+}
+
 impl Store {
-    /// One enqueue pass: for every webhook, the organization's events after
-    /// its cursor (reading at most `budget` rows per webhook) that it wants
-    /// are queued, and the cursor moves past what was read, all in one write
-    /// transaction. A disabled webhook's cursor moves without queueing (what
-    /// happened while it was disabled can be replayed). Returns whether some
-    /// webhook has more to read.
-    pub fn enqueue_deliveries(&self, budget: usize, now: i64) -> StoreResult<bool> {
-        let mut plans = Vec::new();
-        let mut more = false;
-        {
-            let txn = self.read()?;
-            let hooks = txn.open_table(WEBHOOKS)?;
-            let cursors = txn.open_table(WEBHOOK_CURSORS)?;
-            for row in hooks.iter()? {
-                let (k, v) = row?;
-                let id = k.value();
-                let hook = Webhook::decode(v.value())?;
-                let from = cursors.get(id)?.map(|c| c.value());
-                if from.is_none() {
-                    // A webhook from before delivery existed: from now on.
-                    let to = events::last_id(&txn)?.unwrap_or(0);
-                    plans.push(Plan { webhook: id, from, to, events: Vec::new() });
-                    continue;
+    /// Reads an enqueue pass: for every webhook, the organization's events
+    /// after its cursor (at most `budget` rows per webhook) and which of them
+    /// it wants. Webhooks of one organization with the same cursor share one
+    /// read of the log. Nothing is written: [`Store::delivery_round`] does.
+    pub fn plan_enqueue(&self, budget: usize) -> StoreResult<EnqueuePlan> {
+        let mut out = EnqueuePlan::default();
+        let txn = self.read()?;
+        let hooks = txn.open_table(WEBHOOKS)?;
+        let cursors = txn.open_table(WEBHOOK_CURSORS)?;
+        let mut reads: HashMap<(String, Option<u128>), events::Scan> = HashMap::new();
+        for row in hooks.iter()? {
+            let (k, v) = row?;
+            let id = k.value();
+            let hook = Webhook::decode(v.value())?;
+            let from = cursors.get(id)?.map(|c| c.value());
+            if from.is_none() {
+                // A webhook from before delivery existed: from now on.
+                let to = events::last_id(&txn)?.unwrap_or(0);
+                out.plans.push(Plan { webhook: id, from, to, events: Vec::new() });
+                continue;
+            }
+            let key = (hook.organization_id.clone(), from);
+            if !reads.contains_key(&key) {
+                let scan = events::scan(&txn, Some(&hook.organization_id), from, budget, budget, |_| true)?;
+                reads.insert(key.clone(), scan);
+            }
+            let Some(scan) = reads.get(&key) else { continue };
+            out.more |= scan.more;
+            match scan.scanned_to {
+                Some(to) if Some(to) != from => {
+                    let wanted = scan.events.iter().filter(|(_, e)| {
+                        hook.enabled && hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
+                    });
+                    let events = wanted.map(|(id, e)| (*id, e.session_id)).collect();
+                    out.plans.push(Plan { webhook: id, from, to, events });
                 }
-                let scan = events::scan(&txn, Some(&hook.organization_id), from, budget, budget, |e| {
-                    hook.enabled && hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
-                })?;
-                more |= scan.more;
-                match scan.scanned_to {
-                    Some(to) if Some(to) != from => plans.push(Plan {
-                        webhook: id,
-                        from,
-                        to,
-                        events: scan.events.into_iter().map(|(id, e)| (id, e.session_id)).collect(),
-                    }),
-                    _ => {}
-                }
+                _ => {}
             }
         }
-        if plans.is_empty() {
-            return Ok(more);
+        Ok(out)
+    }
+
+    /// One write transaction of the dispatcher: records the attempts that
+    /// ended and queues what `plan` read, moving each webhook's cursor past
+    /// it (a webhook deleted, or moved by another pass, since the read is
+    /// skipped). An event is queued exactly once; a crash between rounds
+    /// repeats nothing but attempts not yet recorded (at least once).
+    pub fn delivery_round(&self, finished: Vec<Finished>, plan: EnqueuePlan, now: i64) -> StoreResult<Round> {
+        let mut round = Round::default();
+        if finished.is_empty() && plan.plans.is_empty() {
+            return Ok(round);
         }
         let txn = self.write()?;
+        for f in finished {
+            round.outcomes.push(record(&txn, f.webhook, f.event, &f.attempt, f.decide)?);
+        }
         {
-            for p in plans {
-                // The webhook was deleted, or another pass moved it: skip.
-                let current = txn.open_table(WEBHOOK_CURSORS)?.get(p.webhook)?.map(|c| c.value());
-                if current != p.from || txn.open_table(WEBHOOKS)?.get(p.webhook)?.is_none() {
+            let mut cursors = txn.open_table(WEBHOOK_CURSORS)?;
+            let hooks = txn.open_table(WEBHOOKS)?;
+            let mut lanes = std::collections::HashSet::new();
+            for p in plan.plans {
+                let current = cursors.get(p.webhook)?.map(|c| c.value());
+                if current != p.from || hooks.get(p.webhook)?.is_none() {
                     continue;
                 }
                 for (event, session) in p.events {
                     queue(&txn, p.webhook, event, session, now)?;
+                    lanes.insert((p.webhook, session.unwrap_or(0)));
                 }
-                txn.open_table(WEBHOOK_CURSORS)?.insert(p.webhook, p.to)?;
+                cursors.insert(p.webhook, p.to)?;
             }
+            round.queued = lanes.into_iter().collect();
         }
-        self.commit(txn)?;
+        // No session page shows delivery state: the page cache stays.
+        self.commit_unversioned(txn)?;
+        Ok(round)
+    }
+
+    /// One enqueue pass alone ([`Store::plan_enqueue`] then
+    /// [`Store::delivery_round`]); returns whether some webhook has more.
+    pub fn enqueue_deliveries(&self, budget: usize, now: i64) -> StoreResult<bool> {
+        let plan = self.plan_enqueue(budget)?;
+        let more = plan.more;
+        self.delivery_round(Vec::new(), plan, now)?;
         Ok(more)
     }
 
-    /// The queue heads due at `now` of enabled webhooks, skipping lanes that
-    /// `busy` names; `take(webhook)` claims a slot (false: that webhook, or
-    /// everything, is at its cap). Also returns the earliest time a head not
-    /// yet due falls due.
-    pub fn due_deliveries(
+    /// The heads of `lanes` (every lane when `None`, skipping those `busy`
+    /// names) of enabled webhooks: due ones are claimed with `take(webhook)`
+    /// (false: that webhook, or everything, is at its cap). A lane that is
+    /// empty, or whose webhook is disabled or gone, is in no list.
+    pub fn lane_heads(
         &self,
+        lanes: Option<&[(u128, u128)]>,
         now: i64,
         busy: &dyn Fn(u128, u128) -> bool,
         take: &mut dyn FnMut(u128) -> bool,
-    ) -> StoreResult<(Vec<Due>, Option<i64>)> {
+    ) -> StoreResult<Heads> {
         let txn = self.read()?;
         let queue = txn.open_table(DELIVERY_QUEUE)?;
         let deliveries = txn.open_table(DELIVERIES)?;
         let hooks = txn.open_table(WEBHOOKS)?;
         let events = txn.open_table(EVENTS)?;
         let mut cache: HashMap<u128, Option<Webhook>> = HashMap::new();
-        let mut out = Vec::new();
-        let mut earliest: Option<i64> = None;
+        let mut out = Heads::default();
+        let mut next = 0usize;
         let mut start: Bound<(u128, u128, u128)> = Bound::Unbounded;
         loop {
-            let head = queue.range::<(u128, u128, u128)>((start, Bound::Unbounded))?.next().transpose()?;
-            let Some((k, _)) = head else { break };
+            // The next lane's head: from the list, or the table's next lane.
+            let head = match lanes {
+                Some(list) => {
+                    let Some(&(w, l)) = list.get(next) else { break };
+                    next += 1;
+                    queue.range((w, l, 0u128)..=(w, l, u128::MAX))?.next().transpose()?
+                }
+                None => queue.range::<(u128, u128, u128)>((start, Bound::Unbounded))?.next().transpose()?,
+            };
+            let Some((k, _)) = head else {
+                if lanes.is_some() {
+                    continue;
+                }
+                break;
+            };
             let (webhook, lane, event_id) = k.value();
             start = Bound::Excluded((webhook, lane, u128::MAX));
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(webhook) {
@@ -197,83 +330,32 @@ impl Store {
                 continue;
             };
             if d.next_at > now {
-                earliest = Some(earliest.map_or(d.next_at, |e| e.min(d.next_at)));
+                out.later.push(((webhook, lane), d.next_at));
                 continue;
             }
             if !take(webhook) {
+                out.blocked.push((webhook, lane));
                 continue;
             }
             let event = events.get(event_id)?.map(|v| Event::decode(v.value())).transpose()?;
-            out.push(Due { webhook, lane, event_id, hook: hook.clone(), event });
+            out.due.push(Due { webhook, lane, event_id, hook: hook.clone(), event });
         }
-        Ok((out, earliest))
+        Ok(out)
     }
 
-    /// Records one attempt of (webhook, event) and its outcome, as `decide`
-    /// judges it from the attempt's number (1 = the first since the delivery
-    /// was queued or replayed). Nothing happens when the delivery is gone
-    /// (its webhook was deleted meanwhile).
+    /// Records one attempt of (webhook, event) in a transaction of its own
+    /// (see [`Finished`]; the dispatcher batches them in
+    /// [`Store::delivery_round`]).
     pub fn record_attempt(
         &self,
         webhook: u128,
         event: u128,
         attempt: &Attempt,
-        decide: impl FnOnce(u32) -> Outcome,
+        decide: impl FnOnce(u32) -> Outcome + Send + 'static,
     ) -> StoreResult<Option<Outcome>> {
-        let txn = self.write()?;
-        let outcome = {
-            let mut deliveries = txn.open_table(DELIVERIES)?;
-            let found = deliveries.get((webhook, event))?.map(|v| Delivery::decode(v.value())).transpose()?;
-            let Some(mut d) = found else {
-                drop(deliveries);
-                txn.abort()?;
-                return Ok(None);
-            };
-            let mut log = txn.open_table(DELIVERY_ATTEMPTS)?;
-            let last = log
-                .range((webhook, event, 0u32)..=(webhook, event, u32::MAX))?
-                .next_back()
-                .transpose()?
-                .map_or(0, |(k, _)| k.value().2);
-            log.insert((webhook, event, last.saturating_add(1)), attempt.encode().as_slice())?;
-            d.attempts = d.attempts.saturating_add(1);
-            d.last_status = attempt.status;
-            d.last_error = attempt.error.clone();
-            d.updated_at = attempt.at;
-            let mut outcome = decide(d.attempts);
-            let health = match &outcome {
-                Outcome::Delivered => Health::Succeeded,
-                Outcome::Disable { .. } => Health::Reset,
-                // Not the endpoint's doing: its streak stays as it was.
-                Outcome::Failed if attempt.status.is_none() && attempt.error.as_deref() == Some(EVENT_GONE) => Health::Reset,
-                Outcome::Retry { .. } | Outcome::Failed => Health::Failed,
-            };
-            let keep = health == Health::Reset && !matches!(outcome, Outcome::Disable { .. });
-            if !keep && webhook_health::note(&txn, webhook, health, attempt.at)? {
-                match &outcome {
-                    Outcome::Retry { next_at } => {
-                        outcome = Outcome::Disable { reason: FAILING_REASON.into(), next_at: *next_at };
-                    }
-                    _ => webhook_health::disable(&txn, webhook, FAILING_REASON, attempt.at)?,
-                }
-            }
-            match &outcome {
-                Outcome::Delivered => d.status = DeliveryStatus::Delivered,
-                Outcome::Failed => d.status = DeliveryStatus::Failed,
-                Outcome::Retry { next_at } => d.next_at = *next_at,
-                Outcome::Disable { reason, next_at } => {
-                    d.next_at = *next_at;
-                    webhook_health::disable(&txn, webhook, reason, attempt.at)?;
-                }
-            }
-            if matches!(outcome, Outcome::Delivered | Outcome::Failed) {
-                txn.open_table(DELIVERY_QUEUE)?.remove((webhook, d.session.unwrap_or(0), event))?;
-            }
-            deliveries.insert((webhook, event), d.encode().as_slice())?;
-            outcome
-        };
-        self.commit(txn)?;
-        Ok(Some(outcome))
+        let f = Finished { webhook, lane: 0, event, attempt: attempt.clone(), decide: Box::new(decide) };
+        let round = self.delivery_round(vec![f], EnqueuePlan::default(), attempt.at)?;
+        Ok(round.outcomes.into_iter().next().flatten())
     }
 
     /// Queues again, with the same ids and attempts reset, the events of
@@ -455,6 +537,12 @@ mod tests {
         crate::store::webhook_records::sample_webhook()
     }
 
+    /// Every lane's due heads and the earliest later one.
+    fn due(store: &Store, now: i64, busy: bool) -> (Vec<Due>, Option<i64>) {
+        let heads = store.lane_heads(None, now, &|_, _| busy, &mut |_| true).expect("heads");
+        (heads.due, heads.later.iter().map(|(_, t)| *t).min())
+    }
+
     fn attempt(status: u16) -> AttemptV1 {
         AttemptV1 { at: 5, status: Some(status), error: None, latency_ms: 1, response: vec![] }
     }
@@ -473,16 +561,16 @@ mod tests {
         let e2 = store.test_webhook(w, "o", 10).expect("test");
         assert!(matches!(store.test_webhook(w, "p", 10), Err(StoreError::NotFound(_))));
         assert!(!store.enqueue_deliveries(100, 10).expect("enqueue"), "nothing more to read");
-        let (due, _) = store.due_deliveries(10, &|_, _| false, &mut |_| true).expect("due");
+        let (due, _) = due(&store, 10, false);
         assert_eq!(due.iter().map(|d| (d.webhook, d.event_id)).collect::<Vec<_>>(), vec![(w, e1)], "one head per lane, other webhook nothing");
-        let (due, _) = store.due_deliveries(10, &|_, _| true, &mut |_| true).expect("due");
+        let (due, _) = due(&store, 10, true);
         assert!(due.is_empty(), "busy lanes are skipped");
         let out = store.record_attempt(w, e1, &attempt(500), |n| Outcome::Retry { next_at: 100 + i64::from(n) }).expect("record");
         assert!(matches!(out, Some(Outcome::Retry { next_at: 101 })));
-        let (due, earliest) = store.due_deliveries(50, &|_, _| false, &mut |_| true).expect("due");
+        let (due, earliest) = due(&store, 50, false);
         assert!(due.is_empty() && earliest == Some(101), "the head waits; the next event waits behind it");
         store.record_attempt(w, e1, &attempt(200), |_| Outcome::Delivered).expect("record");
-        let (due, _) = store.due_deliveries(50, &|_, _| false, &mut |_| true).expect("due");
+        let (due, _) = due(&store, 50, false);
         assert_eq!(due.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![e2]);
         let log = store.delivery_attempts(w, "o", None, 10).expect("log");
         assert_eq!(log.items.iter().map(|(k, a)| (k.1, a.status)).collect::<Vec<_>>(), vec![(1, Some(500)), (2, Some(200))]);
@@ -495,7 +583,7 @@ mod tests {
         assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
         store.delete_webhook(w.into(), "o").expect("delete");
         assert!(store.delivery(w, e2).expect("read").is_none());
-        let (due, _) = store.due_deliveries(i64::MAX, &|_, _| false, &mut |_| true).expect("due");
+        let (due, _) = due(&store, i64::MAX, false);
         assert!(due.is_empty());
     }
 }
