@@ -538,7 +538,7 @@ mod tests {
     }
 
     /// Every lane's due heads and the earliest later one.
-    fn due(store: &Store, now: i64, busy: bool) -> (Vec<Due>, Option<i64>) {
+    fn heads(store: &Store, now: i64, busy: bool) -> (Vec<Due>, Option<i64>) {
         let heads = store.lane_heads(None, now, &|_, _| busy, &mut |_| true).expect("heads");
         (heads.due, heads.later.iter().map(|(_, t)| *t).min())
     }
@@ -561,16 +561,16 @@ mod tests {
         let e2 = store.test_webhook(w, "o", 10).expect("test");
         assert!(matches!(store.test_webhook(w, "p", 10), Err(StoreError::NotFound(_))));
         assert!(!store.enqueue_deliveries(100, 10).expect("enqueue"), "nothing more to read");
-        let (due, _) = due(&store, 10, false);
+        let (due, _) = heads(&store, 10, false);
         assert_eq!(due.iter().map(|d| (d.webhook, d.event_id)).collect::<Vec<_>>(), vec![(w, e1)], "one head per lane, other webhook nothing");
-        let (due, _) = due(&store, 10, true);
+        let (due, _) = heads(&store, 10, true);
         assert!(due.is_empty(), "busy lanes are skipped");
         let out = store.record_attempt(w, e1, &attempt(500), |n| Outcome::Retry { next_at: 100 + i64::from(n) }).expect("record");
         assert!(matches!(out, Some(Outcome::Retry { next_at: 101 })));
-        let (due, earliest) = due(&store, 50, false);
+        let (due, earliest) = heads(&store, 50, false);
         assert!(due.is_empty() && earliest == Some(101), "the head waits; the next event waits behind it");
         store.record_attempt(w, e1, &attempt(200), |_| Outcome::Delivered).expect("record");
-        let (due, _) = due(&store, 50, false);
+        let (due, _) = heads(&store, 50, false);
         assert_eq!(due.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![e2]);
         let log = store.delivery_attempts(w, "o", None, 10).expect("log");
         assert_eq!(log.items.iter().map(|(k, a)| (k.1, a.status)).collect::<Vec<_>>(), vec![(1, Some(500)), (2, Some(200))]);
@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
         store.delete_webhook(w.into(), "o").expect("delete");
         assert!(store.delivery(w, e2).expect("read").is_none());
-        let (due, _) = due(&store, i64::MAX, false);
+        let (due, _) = heads(&store, i64::MAX, false);
         assert!(due.is_empty());
     }
 }
