@@ -485,6 +485,17 @@ pub fn owner(gw: &Gateway, org: &str) -> String {
     gw.app.issuer.as_ref().expect("embedded issuer").mint(&claims)
 }
 
+/// Gives freed heap back to the OS (glibc keeps it otherwise).
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only hands free heap pages back to the OS.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// This process's (VmRSS, VmHWM) in MiB.
 pub fn rss_mib() -> (f64, f64) {
     let pid = std::process::id();

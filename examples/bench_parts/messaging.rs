@@ -40,7 +40,7 @@ use wa_gateway::config::ServeConfig;
 use wa_gateway::engine::EngineKind;
 use wa_gateway::store::now_ms;
 
-use super::{gateway_binary, owner, rss_mib, latency, proc_status_kib, start, wait_ready, wait_working, Conn, Stats, Summary};
+use super::{gateway_binary, owner, rss_mib, trim, latency, proc_status_kib, start, wait_ready, wait_working, Conn, Stats, Summary};
 
 const TO: &str = "6281234567890";
 /// M4: sessions and messages per session (1,000 x 1,000 = 1M).
@@ -56,17 +56,6 @@ fn config(dir: &Path) -> ServeConfig {
     c.auth_failure_limit = None;
     c.messaging.max_queued = 10_000_000;
     c
-}
-
-/// Gives freed heap back to the OS (glibc keeps it otherwise).
-fn trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only hands free heap pages back to the OS.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
 }
 
 /// CPU seconds (user + system) used so far by this process, and by its
