@@ -192,14 +192,9 @@ impl JwtArgs {
     }
 }
 
-/// Flags of `token`.
+/// Who a minted token names, and for how long: shared by `token` and `console`.
 #[derive(Args, Debug)]
-pub struct TokenArgs {
-    #[arg(long, env = "WAG_DATA", default_value = "./data")]
-    pub data: PathBuf,
-    /// The user id (`sub`).
-    #[arg(long, env = "WAG_SUB")]
-    pub sub: String,
+pub struct GrantArgs {
     /// Organization id.
     #[arg(long, env = "WAG_ORG")]
     pub org: Option<String>,
@@ -212,6 +207,18 @@ pub struct TokenArgs {
     /// Lifetime (30s, 15m, 1h, 7d).
     #[arg(long, env = "WAG_TTL", default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+}
+
+/// Flags of `token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[arg(long, env = "WAG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// The user id (`sub`).
+    #[arg(long, env = "WAG_SUB")]
+    pub sub: String,
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// Issuer, audience and claim paths: the same flags (and `WAG_*` variables)
     /// as `serve`, so tokens match the server they are minted for.
     #[command(flatten)]
@@ -231,21 +238,12 @@ pub struct ConsoleArgs {
     pub listen: String,
     #[arg(long, env = "WAG_DATA", default_value = "./data")]
     pub data: PathBuf,
-    /// Organization to sign in to (role owner unless --role says otherwise).
-    #[arg(long, env = "WAG_ORG")]
-    pub org: Option<String>,
-    /// Role in the organization.
-    #[arg(long, env = "WAG_ROLE", value_parser = ["owner", "admin", "member"])]
-    pub role: Option<String>,
-    /// Sign in as a platform super_admin.
-    #[arg(long, env = "WAG_SUPER_ADMIN")]
-    pub super_admin: bool,
     /// The user id (`sub`) of the token.
     #[arg(long, env = "WAG_SUB", default_value = "console")]
     pub sub: String,
-    /// Lifetime of the token (30s, 15m, 1h, 7d).
-    #[arg(long, env = "WAG_TTL", default_value = "1h", value_parser = parse_duration)]
-    pub ttl: Duration,
+    /// Organization and role (`console`: owner unless --role says otherwise).
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// The frontend's JWKS URL: when set, tokens come from the frontend and
     /// no token is printed.
     #[arg(long, env = "WAG_JWKS_URL")]
@@ -517,10 +515,10 @@ fn token(args: TokenArgs) -> ExitCode {
     let minted = mint(Mint {
         data: &args.data,
         sub: &args.sub,
-        org: args.org.as_deref(),
-        role: args.role.as_deref(),
-        super_admin: args.super_admin,
-        ttl: args.ttl,
+        org: args.grant.org.as_deref(),
+        role: args.grant.role.as_deref(),
+        super_admin: args.grant.super_admin,
+        ttl: args.grant.ttl,
         jwt: &args.jwt,
         force: args.force,
     });
@@ -557,17 +555,17 @@ fn console_cmd(args: ConsoleArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if args.org.is_none() && !args.super_admin {
+    if args.grant.org.is_none() && !args.grant.super_admin {
         return fail("say who the console signs in as: --org ORG (owner unless --role) and/or --super-admin");
     }
-    let role = args.org.as_ref().map(|_| args.role.as_deref().unwrap_or("owner"));
+    let role = args.grant.org.as_ref().map(|_| args.grant.role.as_deref().unwrap_or("owner"));
     let minted = mint(Mint {
         data: &args.data,
         sub: &args.sub,
-        org: args.org.as_deref(),
+        org: args.grant.org.as_deref(),
         role,
-        super_admin: args.super_admin,
-        ttl: args.ttl,
+        super_admin: args.grant.super_admin,
+        ttl: args.grant.ttl,
         jwt: &args.jwt,
         force: false,
     });
@@ -577,7 +575,7 @@ fn console_cmd(args: ConsoleArgs) -> ExitCode {
             eprintln!(
                 "the link signs in as {} for {}s; anyone with it can act as that user until then",
                 args.sub,
-                args.ttl.as_secs()
+                args.grant.ttl.as_secs()
             );
             ExitCode::SUCCESS
         }

@@ -9,14 +9,14 @@ mod common;
 mod webdriver;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use tokio::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use webdriver::Browser;
 
 /// One browser at a time: the suites run on small machines.
-static BROWSER: Mutex<()> = Mutex::new(());
+static BROWSER: Mutex<()> = Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(8);
 
@@ -124,7 +124,7 @@ async fn console_is_embedded_and_served_with_strict_headers() {
 /// linking through the sim hook: status turns `working` without a reload.
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_signs_in_and_links_a_phone_by_qr() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = BROWSER.lock().await;
     let gw = sim_gateway().await;
     let owner = gw.owner("acme");
     for label in ["Support line", "Sales"] {
@@ -200,7 +200,7 @@ async fn wait_message(gw: &common::TestGateway, t: &str, sid: &str, msg: &str, s
 /// message text that is HTML stays text (no element, no dialog).
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_chat_sends_ticks_and_renders_text_only() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = BROWSER.lock().await;
     let gw = sim_gateway().await;
     let owner = gw.owner("acme");
     let sid = common::sim_working_session(&gw.http, &owner, json!({"label": "Support line", "presenceTyping": false})).await;
@@ -293,7 +293,7 @@ async fn browser_chat_sends_ticks_and_renders_text_only() {
 /// member may not use.
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_webhooks_keys_docs_and_member_view() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = BROWSER.lock().await;
     let gw = sim_gateway().await;
     let owner = gw.owner("acme");
     let session = common::create_session(&gw.http, &owner, "Support line").await;
