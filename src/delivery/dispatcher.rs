@@ -134,15 +134,17 @@ pub async fn run(d: Arc<Delivery>) {
         let ended = std::mem::take(&mut finished);
         let lanes_ended: Vec<Lane> = ended.iter().map(|f| (f.webhook, f.lane)).collect();
         let wrote = tokio::task::spawn_blocking(move || {
-            let plan = store.plan_enqueue(ENQUEUE_BUDGET)?;
-            let more = plan.more;
-            store.delivery_round(ended, plan, now_ms()).map(|r| (r, more))
+            let written = store.plan_enqueue(ENQUEUE_BUDGET).and_then(|plan| {
+                let more = plan.more;
+                store.delivery_round(&ended, plan, now_ms()).map(|r| (r, more))
+            });
+            (ended, written)
         })
         .await;
         let mut more = false;
         let mut failed = false;
         match wrote {
-            Ok(Ok((round, m))) => {
+            Ok((_, Ok((round, m)))) => {
                 more = m;
                 for outcome in round.outcomes.iter().flatten() {
                     count(&d, outcome);
@@ -150,17 +152,26 @@ pub async fn run(d: Arc<Delivery>) {
                 for lane in round.queued {
                     st.mark(lane);
                 }
+                for lane in lanes_ended {
+                    st.release(lane);
+                }
             }
-            Ok(Err(e)) => {
-                // Nothing was written: the ended attempts go again (same
-                // webhook-id, at least once).
+            Ok((ended, Err(e))) => {
+                // Nothing was written (a full disk, say): the ended attempts
+                // are written again next round, their lanes held meanwhile,
+                // rather than sent again.
                 tracing::error!(error = %e, "webhook delivery: could not write a round");
+                finished = ended;
                 failed = true;
             }
-            Err(_) => failed = true,
-        }
-        for lane in lanes_ended {
-            st.release(lane);
+            Err(_) => {
+                // The writer died: those outcomes are lost, the heads go again
+                // (same webhook-id, at least once).
+                for lane in lanes_ended {
+                    st.release(lane);
+                }
+                failed = true;
+            }
         }
         // (2) The heads of the lanes that may have changed.
         let now = now_ms();

@@ -106,14 +106,14 @@ pub struct EnqueuePlan {
 
 /// An attempt that ended, to be recorded: `decide` judges its outcome from
 /// the attempt's number (1 = the first since the delivery was queued or
-/// replayed).
+/// replayed). It may be asked again if a round fails and is written again.
 pub struct Finished {
     pub webhook: u128,
     /// The lane the attempt held (its event's session, or 0).
     pub lane: u128,
     pub event: u128,
     pub attempt: Attempt,
-    pub decide: Box<dyn FnOnce(u32) -> Outcome + Send>,
+    pub decide: Box<dyn Fn(u32) -> Outcome + Send + Sync>,
 }
 
 /// What one [`Store::delivery_round`] wrote.
@@ -139,7 +139,7 @@ pub struct Heads {
 }
 
 /// Records one attempt in the caller's transaction (see [`Finished`]).
-fn record(txn: &WriteTransaction, webhook: u128, event: u128, attempt: &Attempt, decide: impl FnOnce(u32) -> Outcome) -> StoreResult<Option<Outcome>> {
+fn record(txn: &WriteTransaction, webhook: u128, event: u128, attempt: &Attempt, decide: &dyn Fn(u32) -> Outcome) -> StoreResult<Option<Outcome>> {
     let mut deliveries = txn.open_table(DELIVERIES)?;
     let found = deliveries.get((webhook, event))?.map(|v| Delivery::decode(v.value())).transpose()?;
     let Some(mut d) = found else { return Ok(None) };
@@ -235,14 +235,14 @@ impl Store {
     /// it (a webhook deleted, or moved by another pass, since the read is
     /// skipped). An event is queued exactly once; a crash between rounds
     /// repeats nothing but attempts not yet recorded (at least once).
-    pub fn delivery_round(&self, finished: Vec<Finished>, plan: EnqueuePlan, now: i64) -> StoreResult<Round> {
+    pub fn delivery_round(&self, finished: &[Finished], plan: EnqueuePlan, now: i64) -> StoreResult<Round> {
         let mut round = Round::default();
         if finished.is_empty() && plan.plans.is_empty() {
             return Ok(round);
         }
         let txn = self.write()?;
         for f in finished {
-            round.outcomes.push(record(&txn, f.webhook, f.event, &f.attempt, f.decide)?);
+            round.outcomes.push(record(&txn, f.webhook, f.event, &f.attempt, &f.decide)?);
         }
         {
             let mut cursors = txn.open_table(WEBHOOK_CURSORS)?;
@@ -271,7 +271,7 @@ impl Store {
     pub fn enqueue_deliveries(&self, budget: usize, now: i64) -> StoreResult<bool> {
         let plan = self.plan_enqueue(budget)?;
         let more = plan.more;
-        self.delivery_round(Vec::new(), plan, now)?;
+        self.delivery_round(&[], plan, now)?;
         Ok(more)
     }
 
@@ -351,10 +351,10 @@ impl Store {
         webhook: u128,
         event: u128,
         attempt: &Attempt,
-        decide: impl FnOnce(u32) -> Outcome + Send + 'static,
+        decide: impl Fn(u32) -> Outcome + Send + Sync + 'static,
     ) -> StoreResult<Option<Outcome>> {
         let f = Finished { webhook, lane: 0, event, attempt: attempt.clone(), decide: Box::new(decide) };
-        let round = self.delivery_round(vec![f], EnqueuePlan::default(), attempt.at)?;
+        let round = self.delivery_round(&[f], EnqueuePlan::default(), attempt.at)?;
         Ok(round.outcomes.into_iter().next().flatten())
     }
 
