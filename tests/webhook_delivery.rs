@@ -43,6 +43,8 @@ impl Got {
 #[derive(Clone, Copy)]
 enum Reply {
     Status(u16),
+    /// 200 after this long.
+    After(Duration),
     Hang,
     /// 200 once [`GATE`] opens (the kill -9 test holds deliveries back
     /// while it writes its events).
@@ -115,6 +117,10 @@ async fn receiver_by(script: impl Fn(usize, &Bytes) -> Reply + Send + Sync + 'st
                                 while !GATE.load(std::sync::atomic::Ordering::SeqCst) {
                                     tokio::time::sleep(Duration::from_millis(5)).await;
                                 }
+                                Ok(Response::new(Full::new(Bytes::new())))
+                            }
+                            Reply::After(wait) => {
+                                tokio::time::sleep(wait).await;
                                 Ok(Response::new(Full::new(Bytes::new())))
                             }
                             Reply::Hang => {
@@ -303,6 +309,38 @@ async fn one_session_s_events_arrive_in_id_order_through_failures() {
     let listed = common::walk(h, "/api/v1/events?type=message.received", &t, 100).await;
     let want: Vec<String> = listed.iter().map(|e| e["id"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(ok, want);
+    gw.stop().await;
+}
+
+/// A round that cannot be written (the disk below `--min-free-disk`) keeps
+/// the attempt's outcome and writes it once writes resume: meanwhile the
+/// event is not sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_holds_an_outcome_instead_of_sending_the_event_again() {
+    let gw = gateway(&[100, 100, 100], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_full"));
+    let session = sim_working_session(h, &t, json!({"label": "hooks"})).await;
+    let rx = receiver(|_| Reply::After(Duration::from_millis(400))).await;
+    let (id, _) = webhook(h, &t, &rx.url(), json!(["message.received"])).await;
+    incoming(h, &t, &session, "while the disk fills").await;
+    // The attempt is in flight; its 200 comes after the disk is "full".
+    rx.wait(1, 5).await;
+    gw.app().store.set_min_free_disk(u64::MAX);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rx.got().len(), 1, "sent once while its outcome could not be written");
+    gw.app().store.set_min_free_disk(0);
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = h.get(&format!("/api/v1/webhooks/{id}/deliveries"), Some(&t)).await;
+        let items = r.json["data"].as_array().cloned().unwrap_or_default();
+        if items.len() == 1 && items[0]["status"] == 200 {
+            break;
+        }
+        assert!(Instant::now() < end, "the outcome is written once writes resume: {:?}", r.json);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.got().len(), 1, "and the event is not sent again");
     gw.stop().await;
 }
 
