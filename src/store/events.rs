@@ -14,7 +14,6 @@ use ulid::Ulid;
 
 use super::message_records::{Event, EventData, Message};
 use super::records::{Record, Session};
-use super::sessions::collect_page;
 use super::tables::{EVENTS, ORG_EVENTS};
 use super::{Store, StoreError, StoreResult};
 
@@ -140,8 +139,8 @@ pub struct Scan {
 
 /// Reads events after `after` in id order (one organization's, or all with
 /// `org` `None`), keeping up to `limit` that `keep` accepts and reading at
-/// most `budget` rows. Unlike [`page`], it also says how far it read when it
-/// reached the end, so a filtered reader never reads the same rows twice.
+/// most `budget` rows. It also says how far it read when it reached the end
+/// (unlike a [`page`]), so a filtered reader never reads the same rows twice.
 pub fn scan(
     txn: &ReadTransaction,
     org: Option<&str>,
@@ -202,7 +201,9 @@ pub fn message_event(txn: &WriteTransaction, kind: &str, id: u128, m: &Message) 
 /// Reads one page of events after `after`, in id order: across all
 /// organizations (`org` `None`, the admin view) or one organization's. Rows
 /// that `keep` refuses still count against `budget`, so a filtered page
-/// costs O(budget). Returns the events and where the next page starts.
+/// costs O(budget). Returns the events and where the next page starts: a
+/// [`scan`] whose next page starts after the last row read, if it stopped
+/// early having read any.
 pub fn page(
     txn: &ReadTransaction,
     org: Option<&str>,
@@ -211,30 +212,9 @@ pub fn page(
     budget: usize,
     keep: impl Fn(&Event) -> bool,
 ) -> StoreResult<super::Rows<Event>> {
-    let events = txn.open_table(EVENTS)?;
-    let page = match org {
-        None => {
-            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-            let rows = events.range::<u128>((start, Bound::Unbounded))?.map(|row| {
-                let (k, v) = row?;
-                Ok((k.value(), Event::decode(v.value())?))
-            });
-            collect_page(rows, limit, budget, keep)?
-        }
-        Some(org) => {
-            let index = txn.open_table(ORG_EVENTS)?;
-            let start = after.map_or(Bound::Included((org, 0u128)), |a| Bound::Excluded((org, a)));
-            let rows = index.range::<(&str, u128)>((start, Bound::Included((org, u128::MAX))))?.map(|row| {
-                let id = row?.0.value().1;
-                let v = events
-                    .get(id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("org_events names missing event {}", Ulid::from(id))))?;
-                Ok((id, Event::decode(v.value())?))
-            });
-            collect_page(rows, limit, budget, keep)?
-        }
-    };
-    Ok((page.items, page.next_after))
+    let s = scan(txn, org, after, limit, budget, keep)?;
+    let next = if s.more && s.scanned_to != after { s.scanned_to } else { None };
+    Ok((s.events, next))
 }
 
 impl Store {
