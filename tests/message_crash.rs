@@ -10,20 +10,9 @@ mod rng;
 
 use std::time::{Duration, Instant};
 
-use process::{Api, Server};
+use process::Server;
 use rng::XorShift;
 use serde_json::{json, Value};
-
-async fn wait_status(api: &Api, t: &str, id: &str, want: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if api.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.1["status"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("session {id} never reached {want}");
-}
 
 fn sim_log(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -47,9 +36,9 @@ async fn kill_9_while_a_queue_drains_loses_and_repeats_nothing() {
     let (st, s) = api.post("/api/v1/sessions", Some(&t), json!({"label": "q", "presenceTyping": false, "ratePerMin": 600})).await;
     assert_eq!(st, 201, "{s}");
     let id = s["id"].as_str().expect("id").to_string();
-    wait_status(&api, &t, &id, "scan_qr_code").await;
+    api.wait_status(&t, &id, "scan_qr_code").await;
     api.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(&t), json!({"phoneNumber": "6281100000009"})).await;
-    wait_status(&api, &t, &id, "working").await;
+    api.wait_status(&t, &id, "working").await;
     let mut acked: Vec<(String, String)> = Vec::new();
     let items: Vec<Value> = (0..40).map(|i| json!({"to": "6281234567890", "text": format!("n{i}")})).collect();
     let (st, body) = api.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;

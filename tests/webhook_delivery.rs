@@ -561,14 +561,14 @@ async fn kill_9_while_1000_events_are_delivered_loses_none_and_keeps_order() {
         let (st, s) = api.post("/api/v1/sessions", Some(&t), json!({"label": format!("k{i}"), "start": true})).await;
         assert_eq!(st, 201, "{s}");
         let id = s["id"].as_str().expect("id").to_string();
-        wait_proc_status(&api, &t, &id, "scan_qr_code").await;
+        api.wait_status(&t, &id, "scan_qr_code").await;
         let phone = format!("62811000001{i:02}");
         let (st, b) = api.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(&t), json!({"phoneNumber": phone})).await;
         assert_eq!(st, 200, "{b}");
         sessions.push(id);
     }
     for id in &sessions {
-        wait_proc_status(&api, &t, id, "working").await;
+        api.wait_status(&t, id, "working").await;
     }
     let mut writers = Vec::new();
     for id in sessions.clone() {
@@ -624,13 +624,3 @@ async fn kill_9_while_1000_events_are_delivered_loses_none_and_keeps_order() {
     drop(server);
 }
 
-async fn wait_proc_status(api: &process::Api, t: &str, id: &str, want: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if api.get(&format!("/api/v1/sessions/{id}"), Some(t)).await.1["status"] == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("session {id} never reached {want}");
-}

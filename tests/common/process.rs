@@ -357,6 +357,18 @@ impl Api {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// Waits (up to 10 s) until session `id` shows `want` as its status.
+    pub async fn wait_status(&self, token: &str, id: &str, want: &str) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if self.get(&format!("/api/v1/sessions/{id}"), Some(token)).await.1["status"] == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("session {id} never reached {want}");
+    }
+
     /// Every item of a paged list.
     pub async fn walk(&self, path: &str, token: &str) -> Vec<Value> {
         let mut out = Vec::new();
