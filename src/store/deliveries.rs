@@ -219,7 +219,7 @@ impl Store {
             match scan.scanned_to {
                 Some(to) if Some(to) != from => {
                     let wanted = scan.events.iter().filter(|(_, e)| {
-                        hook.enabled && hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
+                        hook.enabled && hook.wants(&e.kind, e.session_id)
                     });
                     let events = wanted.map(|(id, e)| (*id, e.session_id)).collect();
                     out.plans.push(Plan { webhook: id, from, to, events });
@@ -410,7 +410,7 @@ impl Store {
                     } else {
                         let sent_here = existing.is_some()
                             || matches!(e.data, EventData::WebhookTest(w) if w == webhook && e.kind == WEBHOOK_TEST);
-                        sent_here || hook.wants(&e.kind, e.session_id.map(|s| ulid::Ulid::from(s).to_string()).as_deref())
+                        sent_here || hook.wants(&e.kind, e.session_id)
                     };
                     if ok {
                         picked.push((id, e.session_id));

@@ -44,15 +44,16 @@ enum WebhookEnvelope {
 record!(WebhookV1, WebhookEnvelope, "webhook");
 
 impl WebhookV1 {
-    /// Whether an event of `kind` from `session` (ULID string) goes to this endpoint.
+    /// Whether an event of `kind` from `session` goes to this endpoint.
     /// `webhook.test` never matches: it goes only to the webhook it tests.
-    pub fn wants(&self, kind: &str, session: Option<&str>) -> bool {
-        if kind == WEBHOOK_TEST {
+    /// The session's ULID is spelled out only for a webhook that filters by
+    /// session (enqueueing asks this of every webhook for every event).
+    pub fn wants(&self, kind: &str, session: Option<u128>) -> bool {
+        if kind == WEBHOOK_TEST || !self.events.iter().any(|e| e == "*" || e == kind) {
             return false;
         }
-        let by_type = self.events.iter().any(|e| e == "*" || e == kind);
-        let by_session = self.session_ids.is_empty() || session.is_some_and(|s| self.session_ids.iter().any(|x| x == s));
-        by_type && by_session
+        self.session_ids.is_empty()
+            || session.is_some_and(|s| self.session_ids.contains(&ulid::Ulid::from(s).to_string()))
     }
 
     /// The secrets that sign at `now`: the current one, and the previous one
@@ -190,11 +191,12 @@ mod tests {
     #[test]
     fn filters_and_overlapping_secrets() {
         let mut h = hook();
-        assert!(h.wants("message.received", Some("S1")) && !h.wants("webhook.test", None));
+        let (s1, s2) = (u128::from(crate::new_id()), u128::from(crate::new_id()));
+        assert!(h.wants("message.received", Some(s1)) && !h.wants("webhook.test", None));
         h.events = vec!["message.status".into()];
-        h.session_ids = vec!["S1".into()];
-        assert!(h.wants("message.status", Some("S1")));
-        assert!(!h.wants("message.status", Some("S2")) && !h.wants("message.received", Some("S1")));
+        h.session_ids = vec![ulid::Ulid::from(s1).to_string()];
+        assert!(h.wants("message.status", Some(s1)));
+        assert!(!h.wants("message.status", Some(s2)) && !h.wants("message.received", Some(s1)));
         assert!(!h.wants("message.status", None));
         assert_eq!(h.signing_secrets(8), vec![[1; 32], [2; 32]]);
         assert_eq!(h.signing_secrets(9), vec![[1; 32]]);
