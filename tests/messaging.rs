@@ -108,6 +108,46 @@ async fn a_message_lives_scheduled_queued_sending_sent_delivered_read_in_order()
     gw.stop().await;
 }
 
+/// A busy queue (typing off, rates that allow it) costs one commit a
+/// message: the commit that marks one `sent` also claims the next. The
+/// wire order, the statuses and their events are those of any send.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_queue_marks_one_sent_and_claims_the_next_in_one_commit() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_chain"));
+    let settings = json!({"presenceTyping": false, "ratePerMin": 100000, "ratePerHour": 100000});
+    let id = working_session(h, &t, settings).await;
+    let batch: Vec<Value> = (0..20).map(|i| json!({"to": "6281234567890", "text": format!("m{i}")})).collect();
+    let v0 = gw.app().store.version();
+    let r = h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": batch})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let mids: Vec<String> = r.json["data"].as_array().expect("data").iter().map(|m| m["id"].as_str().expect("id").to_string()).collect();
+    assert_eq!(mids.len(), 20);
+    wait_msg(h, &t, &id, &mids[19], 10, |m| m["status"] == "sent").await;
+    // The batch, the first claim, then one commit per send: 22. Two per
+    // send (claim, then sent) would be 41.
+    let commits = gw.app().store.version() - v0;
+    assert!(commits <= 30, "{commits} commits for 20 sends");
+    let out = outbox(h, &t, &id).await;
+    let texts: Vec<&str> = sent_messages(&out).iter().map(|r| r["text"].as_str().unwrap_or("")).collect();
+    let want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want.iter().map(String::as_str).collect::<Vec<_>>(), "sent once each, in queue order");
+    let at: Vec<i64> = sent_messages(&out).iter().map(|r| r["at"].as_i64().expect("at")).collect();
+    assert!(at.windows(2).all(|w| w[1] - w[0] >= 1), "the pace's 1 ms gap holds on the wire: {at:?}");
+    let evs = common::walk(h, &format!("/api/v1/events?type=message.status&sessionId={id}"), &t, 100).await;
+    for mid in &mids {
+        let seen: Vec<&str> = evs.iter().filter(|e| e["data"]["id"] == mid.as_str()).map(|e| e["data"]["status"].as_str().unwrap_or("")).collect();
+        assert_eq!(seen, ["queued", "sending", "sent"], "message {mid}");
+    }
+    // One in flight at a time: each claim comes right after the `sent` before it.
+    for k in 1..20 {
+        let sent = evs.iter().position(|e| e["data"]["id"] == mids[k - 1].as_str() && e["data"]["status"] == "sent");
+        let next = sent.and_then(|i| evs.get(i + 1)).expect("an event after sent");
+        assert_eq!((next["data"]["id"].as_str(), next["data"]["status"].as_str()), (Some(mids[k].as_str()), Some("sending")));
+    }
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sixty_a_minute_paces_eight_messages_half_a_second_apart() {
     let gw = gateway(|_| {}).await;
@@ -542,5 +582,44 @@ async fn retention_prunes_finished_messages_and_old_events_and_keeps_the_queue()
     assert_eq!(h.get(&format!("/api/v1/sessions/{id}/messages/{}", sent[0]), Some(&t)).await.status, 404);
     let report = wa_gateway::store::check::check(&gw.app().store.read().expect("read")).expect("check");
     assert!(report.ok(), "{report}");
+    gw.stop().await;
+}
+
+/// An outbound message's WhatsApp id is indexed when it is claimed for
+/// sending, not when queued (nothing can name it before it leaves): a
+/// receipt still finds a sent message, `check` accepts a queued message
+/// without the row, and reports a sent one whose row is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whatsapp_id_is_indexed_at_the_claim_and_check_holds_sent_messages_to_it() {
+    use wa_gateway::store::tables::WA_IDS;
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_waid"));
+    let id = working_session(h, &t, json!({"presenceTyping": false})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "out"})).await;
+    let (mid, sent_wa) = (r.json["id"].as_str().expect("id").to_string(), r.json["waMessageId"].as_str().expect("wa").to_string());
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "sent").await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/receipt"), Some(&t), json!({"waMessageId": sent_wa, "status": "delivered"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    wait_msg(h, &t, &id, &mid, 5, |m| m["status"] == "delivered").await;
+    h.post(&format!("/api/v1/sessions/{id}/stop"), Some(&t), json!({})).await;
+    let queued_wa = send(h, &t, &id, json!({"to": "6281234567890", "text": "stays"})).await.json["waMessageId"]
+        .as_str()
+        .expect("wa")
+        .to_string();
+    let store = gw.app().store.clone();
+    let sid = u128::from(ulid::Ulid::from_string(&id).expect("ulid"));
+    {
+        let txn = store.read().expect("read");
+        let wa = txn.open_table(WA_IDS).expect("table");
+        assert!(wa.get((sid, queued_wa.as_str())).expect("get").is_none(), "a queued message is not indexed yet");
+        assert!(wa.get((sid, sent_wa.as_str())).expect("get").is_some(), "a sent one is");
+    }
+    let report = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
+    assert!(report.ok(), "{report}");
+    let txn = store.write().expect("write");
+    txn.open_table(WA_IDS).expect("table").remove((sid, sent_wa.as_str())).expect("remove");
+    store.commit(txn).expect("commit");
+    let report = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
+    assert!(report.problems.iter().any(|p| p.contains("missing from wa_message_ids")), "{report}");
     gw.stop().await;
 }

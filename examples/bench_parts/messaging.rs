@@ -382,7 +382,7 @@ async fn m2(summary: &mut Summary) {
             );
             let (secs, commits) = (queued_from.elapsed().as_secs_f64(), gw.app.store.version() - v0);
             println!(
-                "  {commits} durable commits ({:.0}/s, {:.2} ms a commit, {:.0} KiB written a commit; a message takes 3: queued, sending, sent); {}",
+                "  {commits} durable commits ({:.0}/s, {:.2} ms a commit, {:.0} KiB written a commit; a message takes 2 writes: queued, then `sent` with the next one's `sending`); {}",
                 commits as f64 / secs,
                 secs * 1e3 / commits.max(1) as f64,
                 (written_bytes() - w0) as f64 / 1024.0 / commits.max(1) as f64,

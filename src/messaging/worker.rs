@@ -6,7 +6,10 @@
 //!
 //! A message is marked `sending` (durably, with its send time for pacing)
 //! before the engine is called; a crash after that sends it again on restart
-//! with the same WhatsApp id, which receivers drop as a repeat.
+//! with the same WhatsApp id, which receivers drop as a repeat. When a send
+//! succeeds and the next message is plainly due (no typing, no pause, the
+//! pace allows it), the commit that marks it `sent` also claims the next
+//! one ([`Chain`]): the same statuses and events, one commit a message.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,7 +23,9 @@ use super::Messaging;
 use crate::engine::{ChatPresence, MessageKey, OutContent, OutMessage, SendError};
 use crate::store::message_records::{Message, MessageError, MessageStatus, MessageType};
 use crate::store::records::{Session, SessionStatus};
+use crate::store::tables::{MEDIA, MESSAGES, SEND_QUEUE};
 use crate::store::{events, messages, now_ms, sessions, StoreError, StoreResult};
+use redb::ReadableTable;
 
 /// What a round decided.
 enum Next {
@@ -40,7 +45,42 @@ struct Head {
     paused_until: Option<i64>,
     head: Option<(i64, u128, Message)>,
     /// The head's quoted (or reacted-to) message, and its media bytes.
-    extra: (Option<Message>, Option<Vec<u8>>),
+    extra: Extra,
+}
+
+/// A message's quoted (or reacted-to) message, and its media bytes.
+type Extra = (Option<Message>, Option<Vec<u8>>);
+
+/// A message marked `sending` (committed), ready for the engine at `at`
+/// (Unix ms; a chained claim may be a pace's few ms ahead of the wire).
+struct Claimed {
+    id: u128,
+    msg: Message,
+    extra: Extra,
+    at: i64,
+}
+
+/// How far ahead of the pace a chained claim may be: the worker waits out
+/// the rest before the send (at the highest rates the gap is 1 ms).
+const CHAIN_AHEAD_MS: i64 = 20;
+
+/// What a successful send lets its `sent` commit do as well: claim the
+/// session's next message in the same transaction, if that message is due,
+/// the pace allows a send at `allowed`, and the session still has these
+/// `rates` and no typing (see [`chain_in`]). A busy queue then costs one
+/// commit per message instead of two, and touches each of its pages once.
+#[derive(Clone, Copy)]
+struct Chain {
+    rates: Rates,
+    allowed: i64,
+    ttl: i64,
+}
+
+/// How a send ended for the worker: go round, or send the next message
+/// its commit claimed.
+enum Step {
+    Next(Next),
+    Send(Claimed),
 }
 
 /// Runs session `id`'s worker until the session is gone or the gateway stops.
@@ -97,24 +137,33 @@ async fn read_head(m: &Messaging, key: u128) -> StoreResult<Option<Head>> {
             None => None,
         };
         let extra = match &head {
-            Some((_, id, msg)) => {
-                let target = match &msg.reaction {
-                    Some(r) => r.message_id.as_deref(),
-                    None => msg.reply_to.as_deref(),
-                };
-                let quoted = match target.and_then(|r| Ulid::from_string(r).ok()) {
-                    Some(r) => messages::read(&txn, u128::from(r))?,
-                    None => None,
-                };
-                let media = if msg.kind.is_media() { messages::media(&txn, *id)? } else { None };
-                (quoted, media)
-            }
+            Some((_, id, msg)) => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, *id, msg)?,
             None => (None, None),
         };
         Ok(Some(Head { session, paused_until, head, extra }))
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
+}
+
+/// What the engine needs besides the message itself: the message it quotes
+/// (or reacts to), and its media bytes. From either kind of transaction.
+fn extra_of(
+    messages_t: &impl ReadableTable<u128, &'static [u8]>,
+    media_t: &impl ReadableTable<u128, &'static [u8]>,
+    id: u128,
+    msg: &Message,
+) -> StoreResult<Extra> {
+    let target = match &msg.reaction {
+        Some(r) => r.message_id.as_deref(),
+        None => msg.reply_to.as_deref(),
+    };
+    let quoted = match target.and_then(|r| Ulid::from_string(r).ok()) {
+        Some(r) => messages::get(messages_t, u128::from(r))?,
+        None => None,
+    };
+    let media = if msg.kind.is_media() { messages::media_of(media_t, id)? } else { None };
+    Ok((quoted, media))
 }
 
 /// Moves message `id` with `change` (which returns the event type, or
@@ -181,36 +230,90 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
     }
     // Sending: durable (with its time, for pacing) before the engine is called.
     let at = now_ms();
-    let claimed = m
-        .committer
-        .run(move |txn| {
-            let Some(current) = messages::get(&txn.open_table(crate::store::tables::MESSAGES)?, id)? else {
-                return Ok(None);
-            };
-            if !messages::queued(&current) {
-                return Ok(None);
-            }
-            messages::note_send(txn, key, at, id)?;
-            if current.status == MessageStatus::Queued {
-                return messages::update(txn, id, |x| {
-                    x.status = MessageStatus::Sending;
-                    x.updated_at = at;
-                    Some("message.status")
-                });
-            }
-            Ok(Some(current))
-        })
-        .await?;
+    let claimed = m.committer.run(move |txn| claim_in(txn, key, id, at)).await?;
     let Some(msg) = claimed else { return Ok(Next::Again) };
-    // Paced by when it really leaves (after the claim's commit), so the gap
-    // between two sends on the wire is never under the minimum.
-    pacing::record(history, now_ms());
-    if msg.revoke_requested {
-        return revoke(m, &*conn, id, &msg).await;
+    deliver(m, key, &*conn, Claimed { id, msg, extra, at }, history, Chain { rates, allowed: 0, ttl }).await
+}
+
+/// Marks message `id` `sending` at `at` (noting the send time for pacing),
+/// in the caller's transaction. `None` if it is no longer queued; a message
+/// already `sending` (a crash came between claim and `sent`) is returned as
+/// it is, to go again with its WhatsApp id.
+fn claim_in(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64) -> StoreResult<Option<Message>> {
+    let Some(current) = messages::get(&txn.open_table(MESSAGES)?, id)? else {
+        return Ok(None);
+    };
+    if !messages::queued(&current) {
+        return Ok(None);
     }
-    let out = outgoing(&msg, extra);
-    let result = conn.send(out).await;
-    finish(m, key, id, result).await
+    messages::note_send(txn, key, at, id)?;
+    if current.status == MessageStatus::Queued {
+        messages::index_wa_id(txn, id, &current)?;
+        return messages::update(txn, id, |x| {
+            x.status = MessageStatus::Sending;
+            x.updated_at = at;
+            Some("message.status")
+        });
+    }
+    Ok(Some(current))
+}
+
+/// The claim [`Chain`] allows, in the `sent` commit of the message before:
+/// the session's head if it is a plain queued message that is due, within
+/// its TTL, not paused, and the session is working, without typing, at the
+/// same rates. Anything else is left to the next round's full decision.
+fn chain_in(txn: &redb::WriteTransaction, key: u128, chain: Chain, now: i64) -> StoreResult<Option<Claimed>> {
+    let Some(s) = sessions::get_in(txn, key)? else { return Ok(None) };
+    let rates = Rates { per_min: s.rate_per_min, per_hour: s.rate_per_hour };
+    if s.status != SessionStatus::Working || s.presence_typing || rates != chain.rates || chain.allowed > now + CHAIN_AHEAD_MS {
+        return Ok(None);
+    }
+    if messages::paused_until_in(txn, key)?.is_some_and(|u| u > now) {
+        return Ok(None);
+    }
+    let Some((due, id)) = messages::head_of(&txn.open_table(SEND_QUEUE)?, key)? else { return Ok(None) };
+    let msg = match messages::get(&txn.open_table(MESSAGES)?, id)? {
+        Some(msg) if due <= now && now < due.saturating_add(chain.ttl) => msg,
+        _ => return Ok(None),
+    };
+    if msg.status != MessageStatus::Queued || msg.revoke_requested {
+        return Ok(None);
+    }
+    let extra = extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, id, &msg)?;
+    let at = now.max(chain.allowed);
+    Ok(claim_in(txn, key, id, at)?.map(|msg| Claimed { id, msg, extra, at }))
+}
+
+/// Sends a claimed message and records how it went; while each `sent`
+/// commit claims the next message ([`Chain`]), sends that one too.
+async fn deliver(
+    m: &Arc<Messaging>,
+    key: u128,
+    conn: &dyn crate::engine::Connection,
+    mut next: Claimed,
+    history: &mut VecDeque<i64>,
+    mut chain: Chain,
+) -> StoreResult<Next> {
+    loop {
+        let Claimed { id, msg, extra, at } = next;
+        let early = at - now_ms();
+        if early > 0 {
+            tokio::time::sleep(Duration::from_millis(early as u64)).await;
+        }
+        // Paced by when it really leaves (after the claim's commit), so the gap
+        // between two sends on the wire is never under the minimum.
+        pacing::record(history, now_ms());
+        if msg.revoke_requested {
+            return revoke(m, conn, id, &msg).await;
+        }
+        let result = conn.send(outgoing(&msg, extra)).await;
+        chain.allowed = pacing::next_allowed(history, now_ms(), chain.rates);
+        let chain = (!m.closing()).then_some(chain);
+        match finish(m, key, id, result, chain).await? {
+            Step::Next(n) => return Ok(n),
+            Step::Send(claimed) => next = claimed,
+        }
+    }
 }
 
 /// Sends a revoke of a sent message, then marks it `revoked`.
@@ -236,11 +339,11 @@ async fn revoke(m: &Messaging, conn: &dyn crate::engine::Connection, id: u128, m
 
 /// Records how a send ended: `sent`, or `failed` (pausing the queue on
 /// account trouble), or still `sending` when the connection was not there.
-async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError>) -> StoreResult<Next> {
+async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError>, chain: Option<Chain>) -> StoreResult<Step> {
     let pause = m.config.send_pause.as_millis() as i64;
     let outcome = match result {
         Ok(()) => Ok(()),
-        Err(SendError::Unavailable(_)) => return Ok(Next::Until(now_ms() + 1_000)),
+        Err(SendError::Unavailable(_)) => return Ok(Step::Next(Next::Until(now_ms() + 1_000))),
         Err(e) => Err(e),
     };
     match &outcome {
@@ -254,7 +357,8 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
             }
         }
     }
-    m.committer
+    let claimed = m
+        .committer
         .run(move |txn| {
             let now = now_ms();
             let failed = |code: &str, message: String| MessageError { code: code.to_string(), message };
@@ -266,7 +370,8 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
                 }
                 Err(e) => (Some(failed("send_failed", e.to_string())), None),
             };
-            messages::update(txn, id, move |x| {
+            let sent = outcome.is_ok();
+            let updated = messages::update(txn, id, move |x| {
                 if x.status != MessageStatus::Sending {
                     return None;
                 }
@@ -286,10 +391,16 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
             if let Some((until, code)) = paused {
                 pause_in(txn, key, until, &code, now)?;
             }
-            Ok(())
+            match chain {
+                Some(c) if sent && updated.is_some() => chain_in(txn, key, c, now),
+                _ => Ok(None),
+            }
         })
         .await?;
-    Ok(Next::Again)
+    Ok(match claimed {
+        Some(c) => Step::Send(c),
+        None => Step::Next(Next::Again),
+    })
 }
 
 /// Pauses a session's queue until `until` and says so in the event log.

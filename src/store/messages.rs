@@ -4,9 +4,12 @@
 //! Invariants `check` verifies: a message is in `send_queue` exactly while
 //! its status is pending (`scheduled`, `queued`, `sending`), under the key
 //! (session, due, id) with due = `sendAt` or `createdAt`; `send_queue_counts`
-//! equals the rows per session; every message is in `session_messages` and
-//! its WhatsApp id in `wa_message_ids`. Every status change appends its
-//! event ([`super::events`]).
+//! equals the rows per session; every message is in `session_messages`; its
+//! WhatsApp id is in `wa_message_ids` from the moment it can be on the wire:
+//! an inbound message when stored, an outbound one when claimed for sending
+//! ([`index_wa_id`]; receipts, acks and replies can only name a message that
+//! left, and a queued send then costs one index page fewer). Every status
+//! change appends its event ([`super::events`]).
 
 use std::ops::Bound;
 
@@ -61,20 +64,40 @@ fn bump_queue(txn: &WriteTransaction, session: u128, delta: i64) -> StoreResult<
 }
 
 /// Stores a new message: outbound ones enter the queue (with their media
-/// bytes), both kinds get their WhatsApp id indexed and an event of `kind`.
+/// bytes; their WhatsApp id is indexed when claimed), inbound ones get their
+/// WhatsApp id indexed; both get an event of `kind`.
 pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<&[u8]>, kind: &str) -> StoreResult<()> {
     txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
     txn.open_table(SESSION_MESSAGES)?.insert((m.session_id, id), ())?;
-    txn.open_table(WA_IDS)?.insert((m.session_id, m.wa_message_id.as_str()), id)?;
     if queued(m) {
         txn.open_table(SEND_QUEUE)?.insert((m.session_id, due(m), id), ())?;
         bump_queue(txn, m.session_id, 1)?;
+    } else {
+        index_wa_id(txn, id, m)?;
     }
     if let Some(bytes) = media {
         txn.open_table(MEDIA)?.insert(id, bytes)?;
     }
     events::message_event(txn, kind, id, m)?;
     Ok(())
+}
+
+/// Indexes a message's WhatsApp id (for receipts, acks, replies and
+/// repeats): at insert for inbound messages, at the claim for outbound ones.
+pub fn index_wa_id(txn: &WriteTransaction, id: u128, m: &Message) -> StoreResult<()> {
+    txn.open_table(WA_IDS)?.insert((m.session_id, m.wa_message_id.as_str()), id)?;
+    Ok(())
+}
+
+/// Whether `check` must find a message's WhatsApp id indexed: once it may
+/// have left (inbound, or outbound from `sending` on). A message failed,
+/// canceled or expired may have left or not.
+pub fn wa_id_indexed(m: &Message) -> bool {
+    m.direction == super::message_records::Direction::In
+        || matches!(
+            m.status,
+            MessageStatus::Sending | MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Revoked
+        )
 }
 
 /// Our id of a session's message by WhatsApp's id.
@@ -119,7 +142,11 @@ pub fn update(
 
 /// The queue's first entry (oldest due) of a session: (due, message id).
 pub fn head(txn: &ReadTransaction, session: u128) -> StoreResult<Option<(i64, u128)>> {
-    let q = txn.open_table(SEND_QUEUE)?;
+    head_of(&txn.open_table(SEND_QUEUE)?, session)
+}
+
+/// [`head`] in the send queue opened by either kind of transaction.
+pub fn head_of(q: &impl ReadableTable<(u128, i64, u128), ()>, session: u128) -> StoreResult<Option<(i64, u128)>> {
     let mut rows = q.range::<(u128, i64, u128)>((session, i64::MIN, 0)..=(session, i64::MAX, u128::MAX))?;
     match rows.next() {
         Some(row) => {
@@ -133,7 +160,12 @@ pub fn head(txn: &ReadTransaction, session: u128) -> StoreResult<Option<(i64, u1
 
 /// An outbound message's media bytes, while kept.
 pub fn media(txn: &ReadTransaction, id: u128) -> StoreResult<Option<Vec<u8>>> {
-    Ok(txn.open_table(MEDIA)?.get(id)?.map(|v| v.value().to_vec()))
+    media_of(&txn.open_table(MEDIA)?, id)
+}
+
+/// [`media`] in the media table opened by either kind of transaction.
+pub fn media_of(table: &impl ReadableTable<u128, &'static [u8]>, id: u128) -> StoreResult<Option<Vec<u8>>> {
+    Ok(table.get(id)?.map(|v| v.value().to_vec()))
 }
 
 /// Fails everything in a session's queue with `code` (logout).
@@ -229,6 +261,11 @@ pub fn set_pause(txn: &WriteTransaction, session: u128, until: Option<i64>) -> S
 
 /// Until when a session's queue is paused, if it is.
 pub fn pause(txn: &ReadTransaction, session: u128) -> StoreResult<Option<i64>> {
+    Ok(txn.open_table(SEND_PAUSES)?.get(session)?.map(|v| v.value()))
+}
+
+/// [`pause`] in a write transaction.
+pub fn paused_until_in(txn: &WriteTransaction, session: u128) -> StoreResult<Option<i64>> {
     Ok(txn.open_table(SEND_PAUSES)?.get(session)?.map(|v| v.value()))
 }
 

@@ -45,9 +45,16 @@ pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
         if r.read(SESSION_MESSAGES.name(), index.get((m.session_id, id))).is_some_and(|g| g.is_none()) {
             r.problem(format!("message {name} missing from session_messages"));
         }
-        let by_wa = r.read(WA_IDS.name(), wa.get((m.session_id, m.wa_message_id.as_str())));
-        if by_wa.is_some_and(|g| g.map(|v| v.value()) != Some(id)) {
-            r.problem(format!("message {name} missing from wa_message_ids"));
+        let by_wa = r.read(WA_IDS.name(), wa.get((m.session_id, m.wa_message_id.as_str()))).map(|g| g.map(|v| v.value()));
+        match by_wa {
+            Some(None) if crate::store::messages::wa_id_indexed(&m) => {
+                r.problem(format!("message {name} missing from wa_message_ids"))
+            }
+            Some(Some(other)) if other != id => r.problem(format!(
+                "wa_message_ids names message {} for the WhatsApp id of message {name}",
+                Ulid::from(other)
+            )),
+            _ => {}
         }
         let in_queue = r.read(SEND_QUEUE.name(), queue.get((m.session_id, due(&m), id))).is_some_and(|g| g.is_some());
         if in_queue != queued(&m) {
