@@ -81,7 +81,9 @@ impl Committer {
 /// answered (clients in a loop come straight back). Waiting for both, up to
 /// [`LINGER`], keeps concurrent clients in one cohort per commit instead of
 /// two alternating half-full ones. A lone caller (last batch of one,
-/// nothing queued) is committed at once.
+/// nothing queued) is committed at once. The wait is not idle: the
+/// transaction is open and each job runs as it arrives, so once the last
+/// expected caller is in, only its own job stands before the commit.
 fn writer(store: Arc<Store>, rx: mpsc::Receiver<Job>) {
     let mut last_batch = 1usize;
     loop {
@@ -101,14 +103,6 @@ fn writer(store: Arc<Store>, rx: mpsc::Receiver<Job>) {
         }
         let expected = (waiting + last_batch).min(MAX_BATCH);
         let until = std::time::Instant::now() + LINGER;
-        while jobs.len() < expected {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        last_batch = jobs.len();
         let txn = match store.write() {
             Ok(t) => t,
             Err(e) => {
@@ -119,12 +113,19 @@ fn writer(store: Arc<Store>, rx: mpsc::Receiver<Job>) {
                 continue;
             }
         };
-        let mut answers = Vec::with_capacity(jobs.len());
+        let mut answers = Vec::with_capacity(expected);
         for job in jobs {
             answers.push(job(Ok(&txn)));
         }
-        let committed = store.commit(txn);
-        match committed {
+        while answers.len() < expected {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => answers.push(job(Ok(&txn))),
+                Err(_) => break,
+            }
+        }
+        last_batch = answers.len();
+        match store.commit(txn) {
             Ok(()) => answers.into_iter().for_each(|a| a(Ok(()))),
             Err(e) => {
                 let msg = e.to_string();
