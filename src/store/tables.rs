@@ -39,7 +39,8 @@ pub const SEND_QUEUE: TableDefinition<(u128, i64, u128), ()> = TableDefinition::
 /// Session ULID → messages in its send queue (the cap is checked in O(1)).
 pub const QUEUE_COUNTS: TableDefinition<u128, u64> = TableDefinition::new("send_queue_counts");
 /// (session ULID, WhatsApp message id) → message ULID: receipts, reactions,
-/// edits and revokes name messages by WhatsApp's id.
+/// edits and revokes name messages by WhatsApp's id. An outbound message is
+/// indexed when claimed for sending (nothing names it before it leaves).
 pub const WA_IDS: TableDefinition<(u128, &str), u128> = TableDefinition::new("wa_message_ids");
 /// Message ULID → media bytes of an outbound message, until it has left.
 pub const MEDIA: TableDefinition<u128, &[u8]> = TableDefinition::new("message_media");
