@@ -80,7 +80,7 @@ struct Chain {
 /// its commit claimed.
 enum Step {
     Next(Next),
-    Send(Claimed),
+    Send(Box<Claimed>),
 }
 
 /// Runs session `id`'s worker until the session is gone or the gateway stops.
@@ -311,7 +311,7 @@ async fn deliver(
         let chain = (!m.closing()).then_some(chain);
         match finish(m, key, id, result, chain).await? {
             Step::Next(n) => return Ok(n),
-            Step::Send(claimed) => next = claimed,
+            Step::Send(claimed) => next = *claimed,
         }
     }
 }
@@ -398,7 +398,7 @@ async fn finish(m: &Messaging, key: u128, id: u128, result: Result<(), SendError
         })
         .await?;
     Ok(match claimed {
-        Some(c) => Step::Send(c),
+        Some(c) => Step::Send(Box::new(c)),
         None => Step::Next(Next::Again),
     })
 }
