@@ -14,6 +14,9 @@
 //!   flow at 100/s for 10 s: VmRSS per open stream (this process holds both
 //!   ends: an upper bound), and fan-out latency from an event's commit to
 //!   each stream.
+//!
+//! `BENCH_X_PARTS` runs some parts only, named by digit ("4": the backlog
+//! alone; X2 shares X1's gateway and runs with it).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -148,7 +151,7 @@ async fn until_seen(seen: &Arc<Mutex<Seen>>, n: usize, within: Duration) -> bool
 pub async fn run(summary: &mut Summary) {
     println!("\n--- X. Webhook delivery (sim engine, in-process, loopback receivers answering 200) ---");
     // X1: throughput to one receiver.
-    {
+    if part(1) {
         let dir = tempfile::tempdir().expect("tempdir");
         let gw = start(config(dir.path()), None).await;
         let token = owner(&gw, "org_d1");
@@ -208,7 +211,7 @@ pub async fn run(summary: &mut Summary) {
         gw.shutdown().await.expect("shutdown");
     }
     // X3: 100 webhooks subscribed to everything.
-    {
+    if part(3) {
         let dir = tempfile::tempdir().expect("tempdir");
         let gw = start(config(dir.path()), None).await;
         let token = owner(&gw, "org_d3");
@@ -235,8 +238,18 @@ pub async fn run(summary: &mut Summary) {
         summary.add("X3 deliveries/s, 100 webhooks", format!("{:.0}/s", requests as f64 / secs), "");
         gw.shutdown().await.expect("shutdown");
     }
-    backlog(summary).await;
-    streams(summary).await;
+    if part(4) {
+        backlog(summary).await;
+    }
+    if part(5) {
+        streams(summary).await;
+    }
+}
+
+/// Whether part X`n` runs: `BENCH_X_PARTS` lists the parts to run as
+/// digits ("4" for the backlog alone); all of them by default.
+fn part(n: u32) -> bool {
+    std::env::var("BENCH_X_PARTS").map_or(true, |p| p.contains(char::from_digit(n, 10).unwrap_or('?')))
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

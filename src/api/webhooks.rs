@@ -302,8 +302,8 @@ struct AttemptView {
     response: String,
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries`: every attempt, cursor pages by
-/// (event, attempt), newest last.
+/// `GET /api/v1/webhooks/{id}/deliveries`: every attempt, cursor pages in
+/// the order they were made, newest last.
 pub async fn deliveries(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let id = req.ulid("webhook")?;
@@ -311,36 +311,23 @@ pub async fn deliveries(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let (limit, cursor) = q.page()?;
     q.finish()?;
     let scope = CursorScope { meta: app.store.meta(), list: ListKind::WebhookDeliveries, filters: format!("org={}&webhook={id}", access.org_id) };
-    let after = match cursor {
-        Some(c) => {
-            let raw = scope.decode(&c)?;
-            let bad = || ApiError::invalid("cursor", "cursor is not valid for this list");
-            let e = <[u8; 16]>::try_from(raw.get(..16).ok_or_else(bad)?).map_err(|_| bad())?;
-            let a = <[u8; 4]>::try_from(raw.get(16..20).ok_or_else(bad)?).map_err(|_| bad())?;
-            Some((u128::from_be_bytes(e), u32::from_be_bytes(a)))
-        }
-        None => None,
-    };
+    let after = cursor.map(|c| scope.decode_u128(&c)).transpose()?;
     let org = access.org_id.clone();
     let page = app.blocking(move |s| s.delivery_attempts(u128::from(id), &org, after, limit)).await?;
     let data: Vec<AttemptView> = page
         .items
         .into_iter()
-        .map(|((e, n), a)| AttemptView {
-            event_id: format!("evt_{}", Ulid::from(e)),
-            attempt: n,
-            at: a.at,
-            status: a.status,
-            error: a.error,
-            latency_ms: a.latency_ms,
-            response: String::from_utf8_lossy(&a.response).into_owned(),
+        .map(|(_, l)| AttemptView {
+            event_id: format!("evt_{}", Ulid::from(l.event)),
+            attempt: l.number,
+            at: l.attempt.at,
+            status: l.attempt.status,
+            error: l.attempt.error,
+            latency_ms: l.attempt.latency_ms,
+            response: String::from_utf8_lossy(&l.attempt.response).into_owned(),
         })
         .collect();
-    let next = page.next_after.map(|(e, n)| {
-        let mut pos = e.to_be_bytes().to_vec();
-        pos.extend(n.to_be_bytes());
-        scope.encode(&pos)
-    });
+    let next = page.next_after.map(|e| scope.encode(&e.to_be_bytes()));
     Ok(response::json(200, &ListPage { data, next_cursor: next }))
 }
 
@@ -367,7 +354,7 @@ pub async fn replay(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let org = access.org_id.clone();
     let only_failed = body.only_failed.unwrap_or(false);
     let n = app
-        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed, now_ms()))
+        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed))
         .await?;
     app.delivery.poke();
     Ok(response::json(202, &json!({"queued": n})))

@@ -136,7 +136,7 @@ pub async fn run(d: Arc<Delivery>) {
         let wrote = tokio::task::spawn_blocking(move || {
             let written = store.plan_enqueue(ENQUEUE_BUDGET).and_then(|plan| {
                 let more = plan.more;
-                store.delivery_round(&ended, plan, now_ms()).map(|r| (r, more))
+                store.delivery_round(&ended, plan).map(|r| (r, more))
             });
             (ended, written)
         })

@@ -21,7 +21,7 @@ use super::tables::{
     API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
     ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
     STATUS_COUNTS, WA_IDS, WEBHOOKS, ORG_WEBHOOKS,
-    WEBHOOK_CURSORS, DELIVERIES, DELIVERY_QUEUE, DELIVERY_ATTEMPTS, WEBHOOK_HEALTH,
+    WEBHOOK_CURSORS, DELIVERIES, DELIVERY_QUEUE, DELIVERY_LOG, WEBHOOK_HEALTH,
 };
 use super::{StoreError, StoreResult};
 
@@ -162,7 +162,7 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, WEBHOOK_CURSORS)?;
     copy(src, &txn, DELIVERIES)?;
     copy(src, &txn, DELIVERY_QUEUE)?;
-    copy(src, &txn, DELIVERY_ATTEMPTS)?;
+    copy(src, &txn, DELIVERY_LOG)?;
     copy(src, &txn, WEBHOOK_HEALTH)?;
     crate::store::wa_state::copy_tables(src, &txn)?;
     txn.commit()?;

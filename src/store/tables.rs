@@ -68,13 +68,22 @@ pub const ORG_WEBHOOKS: TableDefinition<(&str, u128), ()> = TableDefinition::new
 /// Webhook ULID → the last event id already queued for it (set to the newest
 /// event at creation: only later events go out).
 pub const WEBHOOK_CURSORS: TableDefinition<u128, u128> = TableDefinition::new("webhook_cursors");
-/// (webhook ULID, event ULID) → `Delivery` v1: where each delivery stands.
+/// (webhook ULID, event ULID) → `Delivery` v1: the deliveries that are not
+/// plain — a pending one with failed attempts (its retry time), or one that
+/// failed for good (kept for replay). A queued delivery with no row is fresh
+/// (no attempt yet, due at once); a delivered one keeps no row. So the
+/// common case, delivered at the first attempt, never writes here.
 pub const DELIVERIES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("deliveries");
 /// (webhook ULID, lane = session ULID or 0, event ULID) → (): what is still
 /// to be delivered; a lane's first row is its head (per-session order).
 pub const DELIVERY_QUEUE: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("delivery_queue");
-/// (webhook ULID, event ULID, attempt number) → `Attempt` v1: the delivery log.
-pub const DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = TableDefinition::new("delivery_attempts");
+/// (webhook ULID, entry ULID) → `LoggedAttempt` v1: the delivery log, in the
+/// order attempts were recorded (an append: a round of attempts to many
+/// lanes writes one leaf, not one per lane).
+pub const DELIVERY_LOG: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("delivery_log");
+/// Schema 1's delivery log, keyed (webhook ULID, event ULID, attempt n) →
+/// `Attempt` v1: moved into [`DELIVERY_LOG`] and dropped by the upgrade to 2.
+pub const V1_DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = TableDefinition::new("delivery_attempts");
 /// Webhook ULID → since when (Unix ms) its attempts have failed with no
 /// success in between; no row while it is healthy (CONTRACT §10: failing
 /// for 5 days in a row disables it). See [`crate::store::webhook_health`].
@@ -103,6 +112,8 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     let mut txn = db.begin_write()?;
     txn.set_durability(redb::Durability::Immediate)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // The schema the file had (this build's for a new file).
+    let mut from = SCHEMA_VERSION;
     {
         let mut meta = txn.open_table(META)?;
         let existing = match meta.get(META_SCHEMA_VERSION)? {
@@ -115,10 +126,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
         };
         match existing {
             Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
-            Some(_) => {
-                // Version 1 is the first schema: nothing to upgrade yet. Future
-                // upgrades go here, one step per version, in this transaction.
-            }
+            Some(v) => from = v,
             None => {
                 meta.insert(META_DATA_FILE_ID, random_bytes::<16>()?.as_slice())?;
                 meta.insert(META_CURSOR_SECRET, random_bytes::<32>()?.as_slice())?;
@@ -153,11 +161,44 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(WEBHOOK_CURSORS)?;
     txn.open_table(DELIVERIES)?;
     txn.open_table(DELIVERY_QUEUE)?;
-    txn.open_table(DELIVERY_ATTEMPTS)?;
+    txn.open_table(DELIVERY_LOG)?;
     txn.open_table(WEBHOOK_HEALTH)?;
+    // Upgrades, one step per version, in this transaction.
+    if from < 2 {
+        upgrade_delivery_log(&txn)?;
+    }
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
+}
+
+/// Schema 1 → 2: the delivery log moves from `delivery_attempts`, keyed by
+/// (webhook, event, attempt n), to [`DELIVERY_LOG`], keyed by when the
+/// attempt was made; `deliveries` drops its delivered rows (schema 2 keeps
+/// none). Entry ids are made from the attempt's time and its old key, so the
+/// log keeps its order by time and no two entries collide.
+fn upgrade_delivery_log(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    use super::records::Record;
+    use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt};
+    use redb::TableHandle;
+    let had = txn.list_tables()?.any(|t| t.name() == V1_DELIVERY_ATTEMPTS.name());
+    if had {
+        let old = txn.open_table(V1_DELIVERY_ATTEMPTS)?;
+        let mut log = txn.open_table(DELIVERY_LOG)?;
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let (webhook, event, number) = k.value();
+            let attempt = Attempt::decode(v.value())?;
+            let low = (event ^ u128::from(number)) & ((1u128 << 80) - 1);
+            let id = (u128::from(attempt.at.max(0) as u64 & ((1 << 48) - 1)) << 80) | low;
+            log.insert((webhook, id), LoggedAttempt { event, number, attempt }.encode().as_slice())?;
+        }
+        drop(old);
+        txn.delete_table(V1_DELIVERY_ATTEMPTS)?;
+    }
+    let mut deliveries = txn.open_table(DELIVERIES)?;
+    deliveries.retain(|_, v| Delivery::decode(v).map_or(true, |d| d.status != DeliveryStatus::Delivered))?;
+    Ok(())
 }
 
 /// Fills `session_status_counts` from the sessions when it is empty but

@@ -171,6 +171,7 @@ mod tests {
         let hook = crate::store::webhook_records::sample_webhook();
         store.create_webhook(w.into(), &hook).expect("create");
         let e = store.test_webhook(w, "o", 10).expect("test");
+        let e2 = store.test_webhook(w, "o", 10).expect("test");
         let day = 24 * 60 * 60 * 1000;
         let t0 = 1_000_000;
         let at = |at: i64, status: u16| AttemptV1 { at, status: Some(status), error: None, latency_ms: 1, response: vec![] };
@@ -184,16 +185,16 @@ mod tests {
         store.record_attempt(w, e, &at(t0 + 4 * day + 1, 200), |_| Outcome::Delivered).expect("record");
         assert_eq!(store.webhook_failing_since(w).expect("health"), None, "a success clears it");
         let t1 = t0 + 6 * day;
-        store.record_attempt(w, e, &at(t1, 503), retry(t1)).expect("record");
-        let out = store.record_attempt(w, e, &at(t1 + FAILING_LIMIT_MS - 1, 500), retry(t1)).expect("record");
+        store.record_attempt(w, e2, &at(t1, 503), retry(t1)).expect("record");
+        let out = store.record_attempt(w, e2, &at(t1 + FAILING_LIMIT_MS - 1, 500), retry(t1)).expect("record");
         assert!(matches!(out, Some(Outcome::Retry { .. })) && enabled(&store), "not a millisecond early");
-        let out = store.record_attempt(w, e, &at(t1 + FAILING_LIMIT_MS, 500), retry(t1)).expect("record");
+        let out = store.record_attempt(w, e2, &at(t1 + FAILING_LIMIT_MS, 500), retry(t1)).expect("record");
         assert!(matches!(out, Some(Outcome::Disable { .. })), "{out:?}");
         let h = store.webhook(w.into(), None).expect("hook");
         assert!(!h.enabled);
         assert_eq!(h.disabled_reason.as_deref(), Some(FAILING_REASON));
         assert_eq!(store.webhook_failing_since(w).expect("health"), None, "enabled again, it starts afresh");
-        store.record_attempt(w, e, &at(t1 + FAILING_LIMIT_MS + 1, 500), retry(t1)).expect("record");
+        store.record_attempt(w, e2, &at(t1 + FAILING_LIMIT_MS + 1, 500), retry(t1)).expect("record");
         store.delete_webhook(w.into(), "o").expect("delete");
         assert_eq!(store.webhook_failing_since(w).expect("health"), None, "deleted with the webhook");
     }

@@ -134,6 +134,27 @@ enum AttemptEnvelope {
 
 record!(AttemptV1, AttemptEnvelope, "delivery attempt");
 
+/// A row of the delivery log: which delivery an attempt was, and the
+/// attempt. The log is keyed by when attempts were recorded (one append
+/// per attempt, whatever event it was), so its row names the event.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LoggedAttemptV1 {
+    pub event: u128,
+    /// 1 = the first attempt since the delivery was queued or replayed.
+    pub number: u32,
+    pub attempt: AttemptV1,
+}
+
+/// The current delivery log row.
+pub type LoggedAttempt = LoggedAttemptV1;
+
+#[derive(Serialize, Deserialize)]
+enum LoggedAttemptEnvelope {
+    V1(LoggedAttemptV1),
+}
+
+record!(LoggedAttemptV1, LoggedAttemptEnvelope, "delivery log entry");
+
 /// A plain enabled webhook of organization `o` (for tests).
 #[cfg(test)]
 pub(crate) fn sample_webhook() -> Webhook {
@@ -230,5 +251,17 @@ mod tests {
         let mut v2 = golden.clone();
         v2[0] = 1;
         assert!(matches!(AttemptV1::decode(&v2), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn logged_attempt_v1_golden_bytes() {
+        let a = AttemptV1 { at: 2, status: Some(200), error: None, latency_ms: 1, response: vec![] };
+        let l = LoggedAttemptV1 { event: 300, number: 2, attempt: a };
+        let golden = vec![0, 0xac, 0x02, 2, 4, 1, 0xc8, 0x01, 0, 1, 0];
+        assert_eq!(l.encode(), golden);
+        assert_eq!(LoggedAttemptV1::decode(&golden).ok(), Some(l));
+        let mut v2 = golden.clone();
+        v2[0] = 1;
+        assert!(matches!(LoggedAttemptV1::decode(&v2), Err(StoreError::Corrupt(_))));
     }
 }

@@ -1,7 +1,9 @@
 //! `check` of the webhook and delivery tables (CONTRACT §10): every webhook
-//! decodes and is indexed per organization; every cursor, delivery, failing
-//! streak and attempt names what it belongs to; and a delivery sits in the
-//! delivery queue, in its session's lane, exactly while it is pending. The
+//! decodes and is indexed per organization; every cursor, delivery, queued
+//! event, failing streak and logged attempt names a webhook that exists; a
+//! delivery row that is pending sits in the delivery queue, in its session's
+//! lane, and one that is finished does not (a queued delivery needs no row:
+//! it has had no attempt yet). The
 //! enqueue pass, an attempt's outcome and a webhook's deletion each move
 //! these rows in one transaction, so a crash at any moment leaves them
 //! agreeing; a disagreement is damage (or a bug), and this is where it shows.
@@ -14,9 +16,9 @@ use ulid::Ulid;
 use super::{each, open_optional as open, CheckReport};
 use crate::store::records::Record;
 use crate::store::tables::{
-    DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_QUEUE, ORG_WEBHOOKS, WEBHOOKS, WEBHOOK_CURSORS, WEBHOOK_HEALTH,
+    DELIVERIES, DELIVERY_LOG, DELIVERY_QUEUE, ORG_WEBHOOKS, WEBHOOKS, WEBHOOK_CURSORS, WEBHOOK_HEALTH,
 };
-use crate::store::webhook_records::{Attempt, Delivery, DeliveryStatus, Webhook};
+use crate::store::webhook_records::{Delivery, DeliveryStatus, LoggedAttempt, Webhook};
 
 /// Checks the webhook and delivery tables into `r`.
 pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
@@ -57,7 +59,6 @@ pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
         });
     }
     let (Some(deliveries), Some(queue)) = (open(txn, DELIVERIES, r), open(txn, DELIVERY_QUEUE, r)) else { return };
-    let mut pending = 0u64;
     each(&deliveries, DELIVERIES.name(), r, |r, (w, e), v| {
         let name = format!("delivery ({}, evt_{})", Ulid::from(w), Ulid::from(e));
         if !known.contains(&w) {
@@ -68,7 +69,6 @@ pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
             Err(err) => return r.problem(format!("{name}: {err}")),
         };
         let is_pending = d.status == DeliveryStatus::Pending;
-        pending += u64::from(is_pending);
         let in_queue = r.read(DELIVERY_QUEUE.name(), queue.get((w, d.session.unwrap_or(0), e))).is_some_and(|g| g.is_some());
         if in_queue != is_pending {
             r.problem(format!(
@@ -78,19 +78,19 @@ pub(super) fn check_webhooks(txn: &ReadTransaction, r: &mut CheckReport) {
             ));
         }
     });
-    let mut queued = 0u64;
-    each(&queue, DELIVERY_QUEUE.name(), r, |_, _, ()| queued += 1);
-    if queued != pending {
-        r.problem(format!("delivery_queue has {queued} entries for {pending} pending deliveries"));
-    }
-    if let Some(t) = open(txn, DELIVERY_ATTEMPTS, r) {
-        each(&t, DELIVERY_ATTEMPTS.name(), r, |r, (w, e, n), v| {
-            let name = format!("attempt {n} of ({}, evt_{})", Ulid::from(w), Ulid::from(e));
-            if let Err(err) = Attempt::decode(v) {
+    each(&queue, DELIVERY_QUEUE.name(), r, |r, (w, _, e), ()| {
+        if !known.contains(&w) {
+            r.problem(format!("delivery_queue holds evt_{} for a missing webhook {}", Ulid::from(e), Ulid::from(w)));
+        }
+    });
+    if let Some(t) = open(txn, DELIVERY_LOG, r) {
+        each(&t, DELIVERY_LOG.name(), r, |r, (w, id), v| {
+            let name = format!("delivery log entry {} of {}", Ulid::from(id), Ulid::from(w));
+            if let Err(err) = LoggedAttempt::decode(v) {
                 r.problem(format!("{name}: {err}"));
             }
-            if r.read(DELIVERIES.name(), deliveries.get((w, e))).is_some_and(|g| g.is_none()) {
-                r.problem(format!("{name} names a missing delivery"));
+            if !known.contains(&w) {
+                r.problem(format!("{name} names a missing webhook"));
             }
         });
     }
@@ -111,36 +111,45 @@ mod tests {
     }
 
     /// A consistent file passes; each broken invariant of a real redb file
-    /// is reported: a queue row gone, an orphan cursor, an attempt of no
-    /// delivery, a delivery whose webhook vanished.
+    /// is reported: a retrying delivery out of the queue, a failed one still
+    /// in it, an orphan cursor, queue row and log entry, a log entry that
+    /// does not decode, a delivery whose webhook vanished.
     #[test]
     fn check_reports_broken_delivery_tables() {
+        use crate::store::deliveries::Outcome;
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
         let w = u128::from(crate::new_id());
         store.create_webhook(w.into(), &hook()).expect("create");
         let e = store.test_webhook(w, "o", 10).expect("test");
         let e2 = store.test_webhook(w, "o", 10).expect("test");
+        let e3 = store.test_webhook(w, "o", 10).expect("test");
         let a = crate::store::webhook_records::AttemptV1 { at: 5, status: Some(200), error: None, latency_ms: 1, response: vec![] };
-        store.record_attempt(w, e2, &a, |_| crate::store::deliveries::Outcome::Delivered).expect("record");
-        assert_eq!(problems(&store), Vec::<String>::new());
+        store.record_attempt(w, e, &a, |_| Outcome::Retry { next_at: 50 }).expect("record");
+        store.record_attempt(w, e2, &a, |_| Outcome::Delivered).expect("record");
+        assert_eq!(problems(&store), Vec::<String>::new(), "a retrying row, a delivered one (no row), a fresh one (no row)");
 
+        let failed = Delivery { status: DeliveryStatus::Failed, ..store.delivery(w, e).expect("read").expect("row") };
         let txn = store.write().expect("write");
         txn.open_table(DELIVERY_QUEUE).expect("t").remove((w, 0u128, e)).expect("rm");
+        txn.open_table(DELIVERIES).expect("t").insert((w, e3), failed.encode().as_slice()).expect("ins");
         txn.open_table(WEBHOOK_CURSORS).expect("t").insert(7u128, 1u128).expect("ins");
-        txn.open_table(DELIVERY_ATTEMPTS).expect("t").insert((w, 9u128, 1u32), a.encode().as_slice()).expect("ins");
+        txn.open_table(DELIVERY_QUEUE).expect("t").insert((7u128, 0u128, e3), ()).expect("ins");
+        txn.open_table(DELIVERY_LOG).expect("t").insert((7u128, 1u128), [9u8, 9].as_slice()).expect("ins");
         store.commit(txn).expect("commit");
         let p = problems(&store);
         assert!(p.iter().any(|p| p.contains("is pending but not in the delivery queue")), "{p:?}");
-        assert!(p.iter().any(|p| p.contains("delivery_queue has 0 entries for 1 pending")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("is finished but in the delivery queue")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("webhook_cursors names a missing webhook")), "{p:?}");
-        assert!(p.iter().any(|p| p.contains("names a missing delivery")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("delivery_queue holds") && p.contains("missing webhook")), "{p:?}");
+        assert!(p.iter().any(|p| p.starts_with("delivery log entry") && p.contains("missing webhook")), "{p:?}");
+        assert!(p.iter().any(|p| p.starts_with("delivery log entry") && p.contains("record")), "an unknown version: {p:?}");
 
         let txn = store.write().expect("write");
         txn.open_table(WEBHOOKS).expect("t").remove(w).expect("rm");
         store.commit(txn).expect("commit");
         let p = problems(&store);
-        assert!(p.iter().any(|p| p.contains("names a missing webhook") && p.starts_with("delivery")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("names a missing webhook") && p.starts_with("delivery (")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("org_webhooks has 1 entries for 0 webhooks")), "{p:?}");
     }
 }
