@@ -37,14 +37,15 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
                 "webhooks", AUTH, ok("WebhookCreated", "The webhook and its new secret, shown only this once"))
             .params(id_param()).errors(&[403, 404])),
         ("get", "/api/v1/webhooks/{id}/deliveries",
-            op("listWebhookDeliveries", "The delivery log: every attempt, oldest event first [webhooks:write]", "webhooks", AUTH,
+            op("listWebhookDeliveries", "The delivery log: every attempt, oldest first [webhooks:write]", "webhooks", AUTH,
                 ok("WebhookAttemptList", "One page of attempts"))
             .params({ let mut p = id_param(); p.extend(list_params(&[])); p }).errors(&[400, 403, 404])),
         ("post", "/api/v1/webhooks/{id}/replay",
             op("replayWebhook", "Deliver events again, with the same ids [webhooks:write]", "webhooks", AUTH,
                 (202, json_response("How many deliveries were queued", schema("WebhookReplayed"))))
             .describe("Queues again the organization's events from `since` to `until` (Unix ms, inclusive) that this \
-                webhook wants or was sent; with `onlyFailed`, only those whose delivery failed. Attempts start over.")
+                webhook wants now, its own test events, and any whose delivery failed or waits for a retry; with `onlyFailed`, \
+                only those whose delivery failed. Attempts start over.")
             .params(id_param()).body("ReplayWebhook", true).errors(&BODY_ERRORS).errors(&[403, 404])),
         ("post", "/api/v1/webhooks/{id}/test",
             op("testWebhook", "Send a webhook.test event to this webhook only [webhooks:write]", "webhooks", AUTH,
