@@ -657,6 +657,10 @@ mod tests {
             old.insert((w, 7u128, 1u32), at(2_000).as_slice()).expect("ins");
             old.insert((w, 7u128, 2u32), at(3_000).as_slice()).expect("ins");
             old.insert((w, 5u128, 1u32), at(2_500).as_slice()).expect("ins");
+            // Two attempts of one millisecond whose old keys an id made of
+            // (event ^ attempt n) would have merged: both are kept.
+            old.insert((w, 8u128, 2u32), at(4_000).as_slice()).expect("ins");
+            old.insert((w, 9u128, 3u32), at(4_000).as_slice()).expect("ins");
             drop(old);
             let mut rows = txn.open_table(DELIVERIES).expect("deliveries");
             let d = |status| Delivery { status, ..fresh(None) }.encode();
@@ -676,7 +680,7 @@ mod tests {
             .expect("iter")
             .map(|r| r.map(|(_, v)| LoggedAttempt::decode(v.value()).map(|l| (l.event, l.number, l.attempt.at))).expect("row").expect("decode"))
             .collect();
-        assert_eq!(log, vec![(7, 1, 2_000), (5, 1, 2_500), (7, 2, 3_000)]);
+        assert_eq!(log, vec![(7, 1, 2_000), (5, 1, 2_500), (7, 2, 3_000), (8, 2, 4_000), (9, 3, 4_000)]);
         let rows = txn.open_table(DELIVERIES).expect("deliveries");
         assert!(rows.get((w, 7u128)).expect("get").is_none() && rows.get((w, 5u128)).expect("get").is_some());
     }

@@ -175,8 +175,10 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
 /// Schema 1 → 2: the delivery log moves from `delivery_attempts`, keyed by
 /// (webhook, event, attempt n), to [`DELIVERY_LOG`], keyed by when the
 /// attempt was made; `deliveries` drops its delivered rows (schema 2 keeps
-/// none). Entry ids are made from the attempt's time and its old key, so the
-/// log keeps its order by time and no two entries collide.
+/// none). An entry id is the attempt's time (the top 48 bits, as in a ULID)
+/// over a count of the rows moved (the low 80 bits): the log keeps its order
+/// by time, attempts of one millisecond keep their old (event, attempt)
+/// order, and no two entries can share an id.
 fn upgrade_delivery_log(txn: &redb::WriteTransaction) -> StoreResult<()> {
     use super::records::Record;
     use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt};
@@ -185,12 +187,11 @@ fn upgrade_delivery_log(txn: &redb::WriteTransaction) -> StoreResult<()> {
     if had {
         let old = txn.open_table(V1_DELIVERY_ATTEMPTS)?;
         let mut log = txn.open_table(DELIVERY_LOG)?;
-        for row in old.iter()? {
+        for (moved, row) in old.iter()?.enumerate() {
             let (k, v) = row?;
             let (webhook, event, number) = k.value();
             let attempt = Attempt::decode(v.value())?;
-            let low = (event ^ u128::from(number)) & ((1u128 << 80) - 1);
-            let id = (u128::from(attempt.at.max(0) as u64 & ((1 << 48) - 1)) << 80) | low;
+            let id = (u128::from(attempt.at.max(0) as u64 & ((1 << 48) - 1)) << 80) | moved as u128;
             log.insert((webhook, id), LoggedAttempt { event, number, attempt }.encode().as_slice())?;
         }
         drop(old);
