@@ -300,14 +300,18 @@ async fn deliver(
         if early > 0 {
             tokio::time::sleep(Duration::from_millis(early as u64)).await;
         }
-        // Paced by when it really leaves (after the claim's commit), so the gap
-        // between two sends on the wire is never under the minimum.
-        pacing::record(history, now_ms());
         if msg.revoke_requested {
+            pacing::record(history, now_ms());
             return revoke(m, conn, id, &msg).await;
         }
         let result = conn.send(outgoing(&msg, extra)).await;
-        chain.allowed = pacing::next_allowed(history, now_ms(), chain.rates);
+        // Paced by when the send ended, not when it began: the message was on
+        // the wire by then, so the next one, due a minimum gap later, never
+        // follows it closer than the gap (a send that began in one
+        // millisecond and reached the wire in the next did, by one ms).
+        let ended = now_ms();
+        pacing::record(history, ended);
+        chain.allowed = pacing::next_allowed(history, ended, chain.rates);
         let chain = (!m.closing()).then_some(chain);
         match finish(m, key, id, result, chain).await? {
             Step::Next(n) => return Ok(n),
