@@ -108,6 +108,66 @@ async fn a_message_lives_scheduled_queued_sending_sent_delivered_read_in_order()
     gw.stop().await;
 }
 
+/// Plain sends queued while the number has no link wait (their worker
+/// does not even wake for each one: it waits for the link), and leave in
+/// order as soon as it connects: the connection wakes the worker, well
+/// before its 5 s poll would.
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_queued_before_the_link_leave_in_order_as_soon_as_it_connects() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_link"));
+    let r = h.post("/api/v1/sessions", Some(&t), json!({"label": "later", "start": true, "presenceTyping": false, "ratePerMin": 600})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    common::wait_status(h, &t, &id, "scan_qr_code").await;
+    let mut mids = Vec::new();
+    for i in 0..6 {
+        let r = send(h, &t, &id, json!({"to": "6281234567890", "text": format!("early {i}")})).await;
+        assert_eq!(r.status, 202, "{:?}", r.json);
+        mids.push(r.json["id"].as_str().expect("id").to_string());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sent_messages(&outbox(h, &t, &id).await).is_empty(), "nothing leaves without a link");
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(&t), json!({"phoneNumber": "6281100000001"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let linked = Instant::now();
+    let last = mids.last().expect("six").clone();
+    wait_msg(h, &t, &id, &last, 3, |m| m["status"] == "sent").await;
+    assert!(linked.elapsed() < Duration::from_secs(3), "sent {:?} after the link", linked.elapsed());
+    let out = outbox(h, &t, &id).await;
+    let texts: Vec<&str> = sent_messages(&out).iter().map(|r| r["text"].as_str().unwrap_or("")).collect();
+    assert_eq!(texts, (0..6).map(|i| format!("early {i}")).collect::<Vec<_>>());
+    let report = wa_gateway::store::check::check(&gw.app().store.read().expect("read")).expect("check");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    gw.stop().await;
+}
+
+/// Pacing survives a restart: the send log holds the last hour's sends, so
+/// a message queued right after a restart still waits out the minimum gap
+/// after the one sent before it (6 a minute: 5 s apart).
+#[tokio::test(flavor = "multi_thread")]
+async fn pacing_survives_a_restart() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_restart"));
+    let id = working_session(h, &t, json!({"presenceTyping": false, "ratePerMin": 6})).await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "before"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let first = r.json["id"].as_str().expect("id").to_string();
+    let first = wait_msg(h, &t, &id, &first, 5, |m| m["status"] == "sent").await;
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_in(dir, |c| common::sim_engine(c, 20, 80)).await;
+    let h = &gw.http;
+    common::wait_status(h, &t, &id, "working").await;
+    let r = send(h, &t, &id, json!({"to": "6281234567890", "text": "after"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let second = r.json["id"].as_str().expect("id").to_string();
+    let second = wait_msg(h, &t, &id, &second, 8, |m| m["status"] == "sent").await;
+    let gap = second["sentAt"].as_i64().expect("sentAt") - first["sentAt"].as_i64().expect("sentAt");
+    assert!(gap >= 5_000, "sent {gap} ms after the one before the restart");
+    gw.stop().await;
+}
+
 /// A busy queue (typing off, rates that allow it) costs one commit a
 /// message: the commit that marks one `sent` also claims the next. The
 /// wire order, the statuses and their events are those of any send.
@@ -606,13 +666,26 @@ async fn the_whatsapp_id_is_indexed_at_the_claim_and_check_holds_sent_messages_t
         .as_str()
         .expect("wa")
         .to_string();
+    let batch = json!({"messages": [{"to": "6281234567890", "text": "b1"}, {"to": "6281234567890", "text": "b2"}]});
+    let r = h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), batch).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let batch_ids: Vec<(String, String)> = r.json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| (m["id"].as_str().expect("id").to_string(), m["waMessageId"].as_str().expect("wa").to_string()))
+        .collect();
     let store = gw.app().store.clone();
     let sid = u128::from(ulid::Ulid::from_string(&id).expect("ulid"));
     {
         let txn = store.read().expect("read");
         let wa = txn.open_table(WA_IDS).expect("table");
-        assert!(wa.get((sid, queued_wa.as_str())).expect("get").is_none(), "a queued message is not indexed yet");
+        assert!(wa.get((sid, queued_wa.as_str())).expect("get").is_none(), "a queued single send is not indexed yet");
         assert!(wa.get((sid, sent_wa.as_str())).expect("get").is_some(), "a sent one is");
+        for (mid, wa_id) in &batch_ids {
+            let ours = wa.get((sid, wa_id.as_str())).expect("get").map(|v| v.value());
+            assert_eq!(ours, Some(u128::from(ulid::Ulid::from_string(mid).expect("ulid"))), "a batch's are indexed when queued");
+        }
     }
     let report = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
     assert!(report.ok(), "{report}");

@@ -180,6 +180,7 @@ async fn queue(
 ) -> Result<Resp, ApiError> {
     let hash = request_hash(req);
     let max = app.config.messaging.max_queued;
+    let plain = items.iter().all(|i| i.send_at.is_none());
     let outcome = app
         .committer
         .run(move |txn| {
@@ -215,6 +216,11 @@ async fn queue(
             }
             for (mid, m, media) in &built {
                 messages::insert(txn, *mid, m, media.as_deref(), "message.status")?;
+                if built.len() > 1 {
+                    // A batch's WhatsApp ids share its session's index page
+                    // now, rather than each dirtying it again at its claim.
+                    messages::index_wa_id(txn, *mid, m)?;
+                }
             }
             let Some(k) = &key else { return Ok(Outcome::Created(Err(built))) };
             let body = render_queued(&built, is_batch);
@@ -225,7 +231,11 @@ async fn queue(
         .await?;
     match outcome {
         Outcome::Created(body) => {
-            app.messaging.wake(id);
+            if plain {
+                app.messaging.queued_plain(id);
+            } else {
+                app.messaging.wake(id);
+            }
             let body = body.unwrap_or_else(|built| render_queued(&built, is_batch));
             Ok(response::bytes(202, "application/json", body))
         }

@@ -75,6 +75,16 @@ pub struct MessagingCounters {
     pub paused: prometheus_client::metrics::counter::Counter,
 }
 
+/// What the rest of messaging holds of a session's worker.
+pub struct WorkerHandle {
+    /// Wakes the worker for another round.
+    pub notify: Notify,
+    /// The worker's last round ended waiting for the session's WhatsApp
+    /// link (nothing queued can leave before it connects, which wakes it):
+    /// a message queued behind the head changes nothing it decides.
+    pub offline: AtomicBool,
+}
+
 /// The messaging service: shared by the API (which queues) and the workers
 /// (which send).
 pub struct Messaging {
@@ -82,9 +92,14 @@ pub struct Messaging {
     pub committer: Arc<Committer>,
     pub manager: Arc<Manager>,
     pub config: MessagingConfig,
-    /// The wake-up of each session's worker.
-    workers: Mutex<HashMap<Ulid, Arc<Notify>>>,
+    /// Each session's worker: its wake-up, and whether it waits for the link.
+    workers: Mutex<HashMap<Ulid, Arc<WorkerHandle>>>,
     pub counters: MessagingCounters,
+    /// Each session's send times of the hour before start, read once from
+    /// the send log; its worker takes them when it starts (a worker then
+    /// lives as long as the process, and is the only one to send for its
+    /// session, so nothing it needs is missing).
+    histories: Mutex<HashMap<u128, Vec<i64>>>,
     closing: AtomicBool,
     stop: Notify,
 }
@@ -96,6 +111,10 @@ impl Messaging {
     pub fn start(store: Arc<Store>, committer: Arc<Committer>, manager: Arc<Manager>, config: MessagingConfig) -> Arc<Messaging> {
         let (tx, rx) = mpsc::unbounded_channel();
         manager.set_message_sink(tx);
+        let histories = store.read().and_then(|t| crate::store::messages::recent_sends(&t, now_ms())).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read the send log: pacing starts without the last hour's sends");
+            HashMap::new()
+        });
         let m = Arc::new(Messaging {
             store,
             committer,
@@ -103,6 +122,7 @@ impl Messaging {
             config,
             workers: Mutex::new(HashMap::new()),
             counters: MessagingCounters::default(),
+            histories: Mutex::new(histories),
             closing: AtomicBool::new(false),
             stop: Notify::new(),
         });
@@ -133,13 +153,30 @@ impl Messaging {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        if let Some(n) = map.get(&id) {
-            n.notify_one();
+        if let Some(w) = map.get(&id) {
+            w.notify.notify_one();
             return;
         }
-        let notify = Arc::new(Notify::new());
-        map.insert(id, notify.clone());
-        tokio::spawn(worker::run(self.clone(), id, notify));
+        let handle = Arc::new(WorkerHandle { notify: Notify::new(), offline: AtomicBool::new(false) });
+        map.insert(id, handle.clone());
+        tokio::spawn(worker::run(self.clone(), id, handle));
+    }
+
+    /// Says plain sends (no `sendAt`) were queued for session `id`: wakes
+    /// its worker unless it waits for a link the session still lacks. They
+    /// join the in-order lane behind the head, so that round would read the
+    /// same head and wait again; bulk queuing to a disconnected number then
+    /// costs no worker round per request. (Scheduled messages, cancels and
+    /// rate changes always wake: they can move the head or its times.)
+    pub fn queued_plain(self: &Arc<Self>, id: Ulid) {
+        let offline = match self.workers.lock() {
+            Ok(m) => m.get(&id).map(|w| w.offline.load(Ordering::SeqCst)),
+            Err(p) => p.into_inner().get(&id).map(|w| w.offline.load(Ordering::SeqCst)),
+        };
+        if offline == Some(true) && self.manager.connection(id).is_none() {
+            return;
+        }
+        self.wake(id);
     }
 
     /// Forgets a worker that ended (its session is gone or idle for long).
@@ -155,11 +192,21 @@ impl Messaging {
     pub fn shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
         self.stop.notify_waiters();
-        let notifies: Vec<Arc<Notify>> = match self.workers.lock() {
+        let handles: Vec<Arc<WorkerHandle>> = match self.workers.lock() {
             Ok(mut m) => m.drain().map(|(_, n)| n).collect(),
             Err(p) => p.into_inner().drain().map(|(_, n)| n).collect(),
         };
-        notifies.iter().for_each(|n| n.notify_one());
+        handles.iter().for_each(|w| w.notify.notify_one());
+    }
+
+    /// Session `id`'s send times from before start (once; then its worker
+    /// keeps them).
+    fn take_history(&self, id: u128) -> Vec<i64> {
+        match self.histories.lock() {
+            Ok(mut m) => m.remove(&id),
+            Err(p) => p.into_inner().remove(&id),
+        }
+        .unwrap_or_default()
     }
 
     fn closing(&self) -> bool {

@@ -15,7 +15,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use ulid::Ulid;
 
 use super::pacing::{self, Rates};
@@ -23,7 +22,7 @@ use super::Messaging;
 use crate::engine::{ChatPresence, MessageKey, OutContent, OutMessage, SendError};
 use crate::store::message_records::{Message, MessageError, MessageStatus, MessageType};
 use crate::store::records::{Session, SessionStatus};
-use crate::store::tables::{MEDIA, MESSAGES, SEND_QUEUE};
+use crate::store::tables::{MEDIA, MESSAGES};
 use crate::store::{events, messages, now_ms, sessions, StoreError, StoreResult};
 use redb::ReadableTable;
 
@@ -35,6 +34,9 @@ enum Next {
     Idle,
     /// Wait until this Unix ms (or until woken).
     Until(i64),
+    /// The session has no WhatsApp link: wait for it (it wakes the worker)
+    /// or until this Unix ms (the head's expiry), if any.
+    Offline(Option<i64>),
     /// The session is gone: the worker ends.
     Gone,
 }
@@ -84,21 +86,14 @@ enum Step {
 }
 
 /// Runs session `id`'s worker until the session is gone or the gateway stops.
-pub async fn run(m: Arc<Messaging>, id: Ulid, notify: Arc<Notify>) {
+pub async fn run(m: Arc<Messaging>, id: Ulid, handle: Arc<super::WorkerHandle>) {
     let key = u128::from(id);
-    let store = m.store.clone();
-    let mut history: VecDeque<i64> = tokio::task::spawn_blocking(move || {
-        messages::recent_sends(&store.read()?, key, now_ms()).map(VecDeque::from)
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .unwrap_or_default();
+    let mut history = VecDeque::from(m.take_history(key));
     loop {
         if m.closing() {
             return;
         }
-        let woken = notify.notified();
+        let woken = handle.notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let next = match round(&m, key, &mut history).await {
@@ -108,14 +103,15 @@ pub async fn run(m: Arc<Messaging>, id: Ulid, notify: Arc<Notify>) {
                 Next::Until(now_ms() + 1_000)
             }
         };
+        handle.offline.store(matches!(next, Next::Offline(_)), std::sync::atomic::Ordering::SeqCst);
         let wait = match next {
             Next::Again => continue,
             Next::Gone => {
                 m.worker_done(id);
                 return;
             }
-            Next::Idle => Duration::from_secs(5),
-            Next::Until(t) => Duration::from_millis((t - now_ms()).clamp(0, 5_000) as u64),
+            Next::Idle | Next::Offline(None) => Duration::from_secs(5),
+            Next::Until(t) | Next::Offline(Some(t)) => Duration::from_millis((t - now_ms()).clamp(0, 5_000) as u64),
         };
         tokio::select! {
             _ = &mut woken => {}
@@ -132,18 +128,22 @@ async fn read_head(m: &Messaging, key: u128) -> StoreResult<Option<Head>> {
         let txn = store.read()?;
         let Some(session) = sessions::get(&txn, key.into())? else { return Ok(None) };
         let paused_until = messages::pause(&txn, key)?;
-        let head = match messages::head(&txn, key)? {
-            Some((due, id)) => messages::read(&txn, id)?.map(|msg| (due, id, msg)),
-            None => None,
-        };
+        let head = messages::head(&txn, key)?;
         let extra = match &head {
-            Some((_, id, msg)) => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, *id, msg)?,
+            Some((_, id, msg)) if needs_extra(msg) => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, *id, msg)?,
+            Some(_) => (None, None),
             None => (None, None),
         };
         Ok(Some(Head { session, paused_until, head, extra }))
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("store task: {e}")))?
+}
+
+/// Whether a message quotes (or reacts to) one, or carries media: whether
+/// [`extra_of`] has anything to read (a plain text opens no table).
+fn needs_extra(msg: &Message) -> bool {
+    msg.reaction.is_some() || msg.reply_to.is_some() || msg.kind.is_media()
 }
 
 /// What the engine needs besides the message itself: the message it quotes
@@ -212,7 +212,7 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
     }
     let conn = match (session.status, m.manager.connection(Ulid::from(key))) {
         (SessionStatus::Working, Some(c)) => c,
-        _ => return Ok(if expires == i64::MAX { Next::Idle } else { Next::Until(expires) }),
+        _ => return Ok(Next::Offline((expires != i64::MAX).then_some(expires))),
     };
     let rates = Rates { per_min: session.rate_per_min, per_hour: session.rate_per_hour };
     let allowed = pacing::next_allowed(history, now, rates);
@@ -240,16 +240,25 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
 /// already `sending` (a crash came between claim and `sent`) is returned as
 /// it is, to go again with its WhatsApp id.
 fn claim_in(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64) -> StoreResult<Option<Message>> {
-    let Some(current) = messages::get(&txn.open_table(MESSAGES)?, id)? else {
-        return Ok(None);
-    };
+    let current = messages::get(&txn.open_table(MESSAGES)?, id)?;
+    match current {
+        Some(current) => claim_read(txn, key, id, at, current),
+        None => Ok(None),
+    }
+}
+
+/// [`claim_in`] of message `id` as `current`, read in this transaction.
+fn claim_read(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64, current: Message) -> StoreResult<Option<Message>> {
     if !messages::queued(&current) {
         return Ok(None);
     }
     messages::note_send(txn, key, at, id)?;
+    if messages::in_lane(&current) {
+        messages::mark_head(txn, key, id)?;
+    }
     if current.status == MessageStatus::Queued {
-        messages::index_wa_id(txn, id, &current)?;
-        return messages::update(txn, id, |x| {
+        messages::index_wa_id_once(txn, id, &current)?;
+        return messages::rewrite(txn, id, current, |x| {
             x.status = MessageStatus::Sending;
             x.updated_at = at;
             Some("message.status")
@@ -271,17 +280,19 @@ fn chain_in(txn: &redb::WriteTransaction, key: u128, chain: Chain, now: i64) -> 
     if messages::paused_until_in(txn, key)?.is_some_and(|u| u > now) {
         return Ok(None);
     }
-    let Some((due, id)) = messages::head_of(&txn.open_table(SEND_QUEUE)?, key)? else { return Ok(None) };
-    let msg = match messages::get(&txn.open_table(MESSAGES)?, id)? {
-        Some(msg) if due <= now && now < due.saturating_add(chain.ttl) => msg,
+    let (id, msg) = match messages::head_in(txn, key)? {
+        Some((due, id, msg)) if due <= now && now < due.saturating_add(chain.ttl) => (id, msg),
         _ => return Ok(None),
     };
     if msg.status != MessageStatus::Queued || msg.revoke_requested {
         return Ok(None);
     }
-    let extra = extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, id, &msg)?;
+    let extra = match needs_extra(&msg) {
+        true => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, id, &msg)?,
+        false => (None, None),
+    };
     let at = now.max(chain.allowed);
-    Ok(claim_in(txn, key, id, at)?.map(|msg| Claimed { id, msg, extra, at }))
+    Ok(claim_read(txn, key, id, at, msg)?.map(|msg| Claimed { id, msg, extra, at }))
 }
 
 /// Sends a claimed message and records how it went; while each `sent`

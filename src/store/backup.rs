@@ -19,7 +19,7 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTra
 
 use super::tables::{
     API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
-    ORG_SESSIONS, QUEUE_COUNTS, RUNNING, SEND_PAUSES, SEND_QUEUE, SEND_TIMES, SESSIONS, SESSION_MESSAGES,
+    ORG_SESSIONS, QUEUE_HEADS, RUNNING, SEND_PAUSES, SEND_LOG, SEND_QUEUE, SESSIONS, SESSION_MESSAGES,
     STATUS_COUNTS, WA_IDS, WEBHOOKS, ORG_WEBHOOKS,
     WEBHOOK_CURSORS, DELIVERIES, DELIVERY_QUEUE, DELIVERY_LOG, WEBHOOK_HEALTH,
 };
@@ -147,10 +147,10 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, MESSAGES)?;
     copy(src, &txn, SESSION_MESSAGES)?;
     copy(src, &txn, SEND_QUEUE)?;
-    copy(src, &txn, QUEUE_COUNTS)?;
+    copy(src, &txn, QUEUE_HEADS)?;
     copy(src, &txn, WA_IDS)?;
     copy(src, &txn, MEDIA)?;
-    copy(src, &txn, SEND_TIMES)?;
+    copy(src, &txn, SEND_LOG)?;
     copy(src, &txn, SEND_PAUSES)?;
     copy(src, &txn, LID_MAP)?;
     copy(src, &txn, IDEMPOTENCY)?;

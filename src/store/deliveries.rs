@@ -670,7 +670,7 @@ mod tests {
             store.commit(txn).expect("commit");
         }
         let store = Store::open(&path, 1 << 20).expect("reopen");
-        assert_eq!(store.meta().schema_version, 2);
+        assert_eq!(store.meta().schema_version, super::super::SCHEMA_VERSION);
         let txn = store.read().expect("read");
         assert!(!txn.list_tables().expect("tables").any(|t| t.name() == V1_DELIVERY_ATTEMPTS.name()), "the old table is gone");
         let log: Vec<(u128, u32, i64)> = txn

@@ -31,22 +31,38 @@ pub const ORG_API_KEYS: TableDefinition<(&str, u128), ()> = TableDefinition::new
 
 /// Message ULID → message envelope (both directions).
 pub const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
-/// (session ULID, message ULID) → (): a session's messages in id order.
-pub const SESSION_MESSAGES: TableDefinition<(u128, u128), ()> = TableDefinition::new("session_messages");
-/// (session ULID, due ms, message ULID) → (): the send queue. Due is
-/// `createdAt` (or `sendAt`), so the head is the oldest message that is due.
+/// (session ULID, message ULID) → lane flag: a session's messages in id
+/// order. The flag is 1 for a message that waits in the session's in-order
+/// lane while pending (outbound, no `sendAt`): that lane is this index itself,
+/// from the low-water id in [`QUEUE_HEADS`] on, so queuing a plain send
+/// writes one per-session row, not two.
+pub const SESSION_MESSAGES: TableDefinition<(u128, u128), u8> = TableDefinition::new("session_message_index");
+/// (session ULID, due ms, message ULID) → (): the queue's other lane, for
+/// what does not wait in id order: scheduled messages (due = `sendAt`) and
+/// revokes of sent messages (due = their `sendAt` or `createdAt`).
 pub const SEND_QUEUE: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_queue");
-/// Session ULID → messages in its send queue (the cap is checked in O(1)).
-pub const QUEUE_COUNTS: TableDefinition<u128, u64> = TableDefinition::new("send_queue_counts");
+/// Session ULID → (messages queued in all, of them in the in-order lane, the
+/// lane's low-water id: no lane message below it is pending). The cap is
+/// checked in O(1) and the lane's head is found from the low-water id.
+pub const QUEUE_HEADS: TableDefinition<u128, (u64, u64, u128)> = TableDefinition::new("send_queue_heads");
+/// Schema 2's index of a session's messages (no lane flag); upgraded at open.
+pub const V2_SESSION_MESSAGES: TableDefinition<(u128, u128), ()> = TableDefinition::new("session_messages");
+/// Schema 2's queue counts; upgraded at open.
+pub const V2_QUEUE_COUNTS: TableDefinition<u128, u64> = TableDefinition::new("send_queue_counts");
 /// (session ULID, WhatsApp message id) → message ULID: receipts, reactions,
 /// edits and revokes name messages by WhatsApp's id. An outbound message is
 /// indexed when claimed for sending (nothing names it before it leaves).
 pub const WA_IDS: TableDefinition<(u128, &str), u128> = TableDefinition::new("wa_message_ids");
 /// Message ULID → media bytes of an outbound message, until it has left.
 pub const MEDIA: TableDefinition<u128, &[u8]> = TableDefinition::new("message_media");
-/// (session ULID, send time ms, message ULID) → (): sends of the last hour,
-/// so pacing survives a restart.
-pub const SEND_TIMES: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_times");
+/// (send time ms, message ULID) → session ULID: every session's sends of
+/// the last hour, so pacing survives a restart. Keyed by time, not by
+/// session: a commit's sends append to one edge of the tree instead of
+/// dirtying a page per session, the hour is pruned from the other edge, and
+/// the gateway reads it once at start ([`super::messages::recent_sends`]).
+pub const SEND_LOG: TableDefinition<(i64, u128), u128> = TableDefinition::new("send_log");
+/// Schema 2's send times, keyed per session; moved to [`SEND_LOG`] at open.
+pub const V2_SEND_TIMES: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_times");
 /// Session ULID → Unix ms until which its queue is paused (account trouble).
 pub const SEND_PAUSES: TableDefinition<u128, i64> = TableDefinition::new("send_pauses");
 /// (session ULID, JID) → the other form of it (`@lid` ↔ phone JID).
@@ -146,10 +162,10 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(MESSAGES)?;
     txn.open_table(SESSION_MESSAGES)?;
     txn.open_table(SEND_QUEUE)?;
-    txn.open_table(QUEUE_COUNTS)?;
+    txn.open_table(QUEUE_HEADS)?;
     txn.open_table(WA_IDS)?;
     txn.open_table(MEDIA)?;
-    txn.open_table(SEND_TIMES)?;
+    txn.open_table(SEND_LOG)?;
     txn.open_table(SEND_PAUSES)?;
     txn.open_table(LID_MAP)?;
     txn.open_table(IDEMPOTENCY)?;
@@ -167,6 +183,10 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     if from < 2 {
         upgrade_delivery_log(&txn)?;
     }
+    if from < 3 {
+        upgrade_queue_lanes(&txn)?;
+    }
+    upgrade_send_log(&txn)?;
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
@@ -199,6 +219,69 @@ fn upgrade_delivery_log(txn: &redb::WriteTransaction) -> StoreResult<()> {
     }
     let mut deliveries = txn.open_table(DELIVERIES)?;
     deliveries.retain(|_, v| Delivery::decode(v).map_or(true, |d| d.status != DeliveryStatus::Delivered))?;
+    Ok(())
+}
+
+/// Schema 2 → 3: the send queue's plain sends move into the lane flag of
+/// the session index (`session_messages` becomes `session_message_index`),
+/// `send_queue` keeps only scheduled messages and revokes, and
+/// `send_queue_counts` becomes `send_queue_heads` (with the lane's count and
+/// low-water id). One pass over the old index and the messages it names.
+fn upgrade_queue_lanes(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    use super::messages::{in_lane, in_order, queued};
+    use redb::TableHandle;
+    let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
+    if names.iter().any(|n| n == V2_SESSION_MESSAGES.name()) {
+        let messages = txn.open_table(MESSAGES)?;
+        let old = txn.open_table(V2_SESSION_MESSAGES)?;
+        let mut index = txn.open_table(SESSION_MESSAGES)?;
+        let mut queue = txn.open_table(SEND_QUEUE)?;
+        let mut heads: std::collections::HashMap<u128, (u64, u64, u128)> = std::collections::HashMap::new();
+        for row in old.iter()? {
+            let (session, id) = row?.0.value();
+            let m = super::messages::get(&messages, id)?
+                .ok_or_else(|| StoreError::Corrupt("session_messages names a missing message".into()))?;
+            index.insert((session, id), u8::from(in_order(&m)))?;
+            if queued(&m) {
+                let h = heads.entry(session).or_insert((0, 0, u128::MAX));
+                h.0 += 1;
+                if in_lane(&m) {
+                    h.1 += 1;
+                    h.2 = h.2.min(id);
+                    queue.remove((session, super::messages::due(&m), id))?;
+                }
+            }
+        }
+        let mut t = txn.open_table(QUEUE_HEADS)?;
+        for (session, (total, lane, low)) in heads {
+            t.insert(session, (total, lane, if lane == 0 { 0 } else { low }))?;
+        }
+        drop(old);
+        txn.delete_table(V2_SESSION_MESSAGES)?;
+    }
+    if names.iter().any(|n| n == V2_QUEUE_COUNTS.name()) {
+        txn.delete_table(V2_QUEUE_COUNTS)?;
+    }
+    Ok(())
+}
+
+/// Schema 2 → 3 (also run for a schema-3 file written before the change):
+/// the send times move from `send_times`, keyed per session, to
+/// [`SEND_LOG`], keyed by time.
+fn upgrade_send_log(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    use redb::TableHandle;
+    if !txn.list_tables()?.any(|t| t.name() == V2_SEND_TIMES.name()) {
+        return Ok(());
+    }
+    {
+        let old = txn.open_table(V2_SEND_TIMES)?;
+        let mut log = txn.open_table(SEND_LOG)?;
+        for row in old.iter()? {
+            let (session, at, id) = row?.0.value();
+            log.insert((at, id), session)?;
+        }
+    }
+    txn.delete_table(V2_SEND_TIMES)?;
     Ok(())
 }
 

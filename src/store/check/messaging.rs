@@ -1,6 +1,8 @@
 //! `check` of the messaging tables: every message decodes and is indexed
-//! (per session, by WhatsApp id); it sits in the send queue exactly while it
-//! is pending, under its due time, and the per-session queue counts agree;
+//! (per session with its lane flag, by WhatsApp id); it is queued exactly
+//! while it is pending (or a revoke of it waits): in the in-order lane or
+//! else in `send_queue` under its due time; and `send_queue_heads` agrees
+//! (each session's count, lane count and the lane's low-water id);
 //! every event decodes and is indexed per organization; and each session's
 //! latest `session.status` event names the status the session has — a
 //! status change and its event are committed together, so a crash at any
@@ -15,9 +17,9 @@ use ulid::Ulid;
 use super::{each, open_optional as open, open as open_required, CheckReport};
 
 use crate::store::message_records::{Event, EventData, Message};
-use crate::store::messages::{due, queued};
+use crate::store::messages::{due, in_lane, in_order, queued};
 use crate::store::records::{Record, Session};
-use crate::store::tables::{EVENTS, MESSAGES, ORG_EVENTS, QUEUE_COUNTS, SEND_QUEUE, SESSIONS, SESSION_MESSAGES, WA_IDS};
+use crate::store::tables::{EVENTS, MESSAGES, ORG_EVENTS, QUEUE_HEADS, SEND_QUEUE, SESSIONS, SESSION_MESSAGES, WA_IDS};
 
 /// Checks the messaging tables into `r`.
 pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
@@ -26,12 +28,14 @@ pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
         open(txn, SESSION_MESSAGES, r),
         open(txn, WA_IDS, r),
         open(txn, SEND_QUEUE, r),
-        open(txn, QUEUE_COUNTS, r),
+        open(txn, QUEUE_HEADS, r),
         open_required(txn, SESSIONS, r),
     ) else {
         return;
     };
-    let mut queued_per_session: HashMap<u128, u64> = HashMap::new();
+    // Per session: (queued in all, in the lane, the lane's first id).
+    let mut queued_per_session: HashMap<u128, (u64, u64, u128)> = HashMap::new();
+    let mut side_per_session: HashMap<u128, u64> = HashMap::new();
     each(&messages, MESSAGES.name(), r, |r, id, v| {
         r.messages += 1;
         let m = match Message::decode(v) {
@@ -42,8 +46,12 @@ pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
         if r.read(SESSIONS.name(), sessions.get(m.session_id)).is_some_and(|g| g.is_none()) {
             r.problem(format!("message {name} belongs to no session"));
         }
-        if r.read(SESSION_MESSAGES.name(), index.get((m.session_id, id))).is_some_and(|g| g.is_none()) {
-            r.problem(format!("message {name} missing from session_messages"));
+        match r.read(SESSION_MESSAGES.name(), index.get((m.session_id, id))) {
+            Some(None) => r.problem(format!("message {name} missing from session_message_index")),
+            Some(Some(flag)) if flag.value() != u8::from(in_order(&m)) => {
+                r.problem(format!("message {name} has the wrong lane flag in session_message_index"))
+            }
+            _ => {}
         }
         let by_wa = r.read(WA_IDS.name(), wa.get((m.session_id, m.wa_message_id.as_str()))).map(|g| g.map(|v| v.value()));
         match by_wa {
@@ -56,30 +64,45 @@ pub(super) fn check_messaging(txn: &ReadTransaction, r: &mut CheckReport) {
             )),
             _ => {}
         }
+        let side = queued(&m) && !in_lane(&m);
         let in_queue = r.read(SEND_QUEUE.name(), queue.get((m.session_id, due(&m), id))).is_some_and(|g| g.is_some());
-        if in_queue != queued(&m) {
-            r.problem(format!("message {name} is {} but {} the send queue", m.status.as_str(), if in_queue { "in" } else { "not in" }));
+        if in_queue != side {
+            r.problem(format!("message {name} is {} but {} send_queue", m.status.as_str(), if in_queue { "in" } else { "not in" }));
         }
-        if in_queue {
-            *queued_per_session.entry(m.session_id).or_default() += 1;
+        if queued(&m) {
+            let q = queued_per_session.entry(m.session_id).or_insert((0, 0, 0));
+            q.0 += 1;
+            if in_lane(&m) {
+                q.2 = if q.1 == 0 { id } else { q.2.min(id) };
+                q.1 += 1;
+            }
+        }
+        if side {
+            *side_per_session.entry(m.session_id).or_default() += 1;
         }
     });
     let mut queue_rows: HashMap<u128, u64> = HashMap::new();
     each(&queue, SEND_QUEUE.name(), r, |_, (session, _, _), ()| *queue_rows.entry(session).or_default() += 1);
-    if queue_rows != queued_per_session {
-        r.problem("send_queue holds entries with no pending message".into());
+    if queue_rows != side_per_session {
+        r.problem("send_queue holds entries with no scheduled message or revoke waiting".into());
     }
-    let mut stored_counts: HashMap<u128, u64> = HashMap::new();
-    each(&counts, QUEUE_COUNTS.name(), r, |_, s, n| {
-        stored_counts.insert(s, n);
+    // The low-water id may trail the lane's head (by what left the lane
+    // since the head was last claimed), never pass it.
+    let mut stored: HashMap<u128, (u64, u64, u128)> = HashMap::new();
+    each(&counts, QUEUE_HEADS.name(), r, |_, s, h| {
+        stored.insert(s, h);
     });
-    if stored_counts != queue_rows {
-        r.problem("send_queue_counts disagree with send_queue".into());
+    let agree = stored.len() == queued_per_session.len()
+        && stored.iter().all(|(s, &(total, lane, low))| {
+            queued_per_session.get(s).is_some_and(|&(t, l, first)| t == total && l == lane && (lane == 0 || low <= first))
+        });
+    if !agree {
+        r.problem("send_queue_heads disagree with the queued messages (count, lane count, or a low-water id above the lane's head)".into());
     }
     let mut indexed = 0u64;
-    each(&index, SESSION_MESSAGES.name(), r, |_, _, ()| indexed += 1);
+    each(&index, SESSION_MESSAGES.name(), r, |_, _, _| indexed += 1);
     if indexed != r.messages {
-        r.problem(format!("session_messages has {indexed} entries for {} messages", r.messages));
+        r.problem(format!("session_message_index has {indexed} entries for {} messages", r.messages));
     }
 
     let (Some(events), Some(org_events)) = (open(txn, EVENTS, r), open(txn, ORG_EVENTS, r)) else { return };
