@@ -242,19 +242,30 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
 fn claim_in(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64) -> StoreResult<Option<Message>> {
     let current = messages::get(&txn.open_table(MESSAGES)?, id)?;
     match current {
-        Some(current) => claim_read(txn, key, id, at, current),
+        Some(current) => claim_read(txn, key, id, at, current, false),
         None => Ok(None),
     }
 }
 
-/// [`claim_in`] of message `id` as `current`, read in this transaction.
-fn claim_read(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64, current: Message) -> StoreResult<Option<Message>> {
+/// [`claim_in`] of message `id` as `current`, read in this transaction;
+/// `read_as_head`: read as the queue's head in this transaction too (so the
+/// in-order lane need not be walked again to move its low-water id).
+fn claim_read(
+    txn: &redb::WriteTransaction,
+    key: u128,
+    id: u128,
+    at: i64,
+    current: Message,
+    read_as_head: bool,
+) -> StoreResult<Option<Message>> {
     if !messages::queued(&current) {
         return Ok(None);
     }
     messages::note_send(txn, key, at, id)?;
-    if messages::in_lane(&current) {
-        messages::mark_head(txn, key, id)?;
+    match (messages::in_lane(&current), read_as_head) {
+        (true, true) => messages::mark_read_head(txn, key, id)?,
+        (true, false) => messages::mark_head(txn, key, id)?,
+        (false, _) => {}
     }
     if current.status == MessageStatus::Queued {
         messages::index_wa_id_once(txn, id, &current)?;
@@ -292,7 +303,7 @@ fn chain_in(txn: &redb::WriteTransaction, key: u128, chain: Chain, now: i64) -> 
         false => (None, None),
     };
     let at = now.max(chain.allowed);
-    Ok(claim_read(txn, key, id, at, msg)?.map(|msg| Claimed { id, msg, extra, at }))
+    Ok(claim_read(txn, key, id, at, msg, true)?.map(|msg| Claimed { id, msg, extra, at }))
 }
 
 /// Sends a claimed message and records how it went; while each `sent`
