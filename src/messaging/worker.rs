@@ -242,30 +242,32 @@ async fn round(m: &Arc<Messaging>, key: u128, history: &mut VecDeque<i64>) -> St
 fn claim_in(txn: &redb::WriteTransaction, key: u128, id: u128, at: i64) -> StoreResult<Option<Message>> {
     let current = messages::get(&txn.open_table(MESSAGES)?, id)?;
     match current {
-        Some(current) => claim_read(txn, key, id, at, current, false),
+        Some(current) => claim_read(txn, key, id, at, current, messages::mark_head),
         None => Ok(None),
     }
 }
 
-/// [`claim_in`] of message `id` as `current`, read in this transaction;
-/// `read_as_head`: read as the queue's head in this transaction too (so the
-/// in-order lane need not be walked again to move its low-water id).
+/// How a claim moves the in-order lane's low-water id to the message it
+/// claims: [`messages::mark_head`] (verifying it is the lane's first) or,
+/// for a message read as the head in the claim's own transaction,
+/// [`messages::mark_read_head`].
+type MarkHead = fn(&redb::WriteTransaction, u128, u128) -> StoreResult<()>;
+
+/// [`claim_in`] of message `id` as `current`, read in this transaction.
 fn claim_read(
     txn: &redb::WriteTransaction,
     key: u128,
     id: u128,
     at: i64,
     current: Message,
-    read_as_head: bool,
+    mark: MarkHead,
 ) -> StoreResult<Option<Message>> {
     if !messages::queued(&current) {
         return Ok(None);
     }
     messages::note_send(txn, key, at, id)?;
-    match (messages::in_lane(&current), read_as_head) {
-        (true, true) => messages::mark_read_head(txn, key, id)?,
-        (true, false) => messages::mark_head(txn, key, id)?,
-        (false, _) => {}
+    if messages::in_lane(&current) {
+        mark(txn, key, id)?;
     }
     if current.status == MessageStatus::Queued {
         messages::index_wa_id_once(txn, id, &current)?;
@@ -303,7 +305,7 @@ fn chain_in(txn: &redb::WriteTransaction, key: u128, chain: Chain, now: i64) -> 
         false => (None, None),
     };
     let at = now.max(chain.allowed);
-    Ok(claim_read(txn, key, id, at, msg, true)?.map(|msg| Claimed { id, msg, extra, at }))
+    Ok(claim_read(txn, key, id, at, msg, messages::mark_read_head)?.map(|msg| Claimed { id, msg, extra, at }))
 }
 
 /// Sends a claimed message and records how it went; while each `sent`

@@ -131,7 +131,7 @@ fn leave(txn: &WriteTransaction, session: u128, id: u128, lane_was: bool, due_wa
 /// low-water id never trails the head by more than what left the lane out
 /// of order since the last claim, and a head read stays one row or so.
 pub fn mark_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreResult<()> {
-    let (total, lane, low) = heads_of(&txn.open_table(QUEUE_HEADS)?, session)?;
+    let (_, lane, low) = heads_of(&txn.open_table(QUEUE_HEADS)?, session)?;
     if lane == 0 || low >= id {
         return Ok(());
     }
@@ -140,14 +140,14 @@ pub fn mark_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreResult
         lane_from(&index, &messages, session, (lane, low), 1)?.first().map(|(_, first, _)| *first)
     };
     if first == Some(id) {
-        txn.open_table(QUEUE_HEADS)?.insert(session, (total, lane, id))?;
+        mark_read_head(txn, session, id)?;
     }
     Ok(())
 }
 
-/// [`mark_head`] of an `id` read as the lane's head in this very
-/// transaction (the claim chained to a `sent` commit), so known to be the
-/// lane's first pending message: the lane is not walked again.
+/// [`mark_head`] of an `id` known to be the lane's first pending message:
+/// verified there, or read as the lane's head in this very transaction (the
+/// claim chained to a `sent` commit), which need not walk the lane again.
 pub fn mark_read_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreResult<()> {
     let mut heads = txn.open_table(QUEUE_HEADS)?;
     let (total, lane, low) = heads_of(&heads, session)?;
