@@ -2,7 +2,8 @@
 //! non-public addresses (again at every attempt: DNS rebinding) unless
 //! private URLs are allowed, POST to a checked address, read at most 1 KiB of
 //! the answer and drop the rest. The address checks, the TLS setup and the
-//! error texts are media fetching's ([`media_fetch`]).
+//! error texts are media fetching's ([`media_fetch`]); no text names an
+//! address the host resolved to (the deliveries log keeps these texts).
 //!
 //! Connections are kept open between attempts, per webhook ([`Clients`]):
 //! a busy endpoint is not paid a TCP and TLS handshake per event. Reuse is
@@ -192,9 +193,9 @@ async fn post_inner(
                 return Ok((status, retry_after, kept));
             }
             Err(e) if e.is_connect() => {
-                last_error = format!("connecting to {} ({addr}): {}", target.host, media_fetch::chain(&e));
+                last_error = format!("connecting to {}: {}", target.host, media_fetch::chain(&e));
             }
-            Err(e) => return Err(format!("posting to {} ({addr}): {}", target.host, media_fetch::chain(&e))),
+            Err(e) => return Err(format!("posting to {}: {}", target.host, media_fetch::chain(&e))),
         }
     }
     Err(last_error)

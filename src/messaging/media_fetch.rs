@@ -4,9 +4,12 @@
 //! when it is sent, so a bad URL is a 400 on the request that named it. A
 //! fetch allows 5 s per connect and 60 s for the whole thing (redirects and
 //! body included), speaks http and https only, follows at most three
-//! redirects and only to the same host, and refuses hosts that resolve to a
-//! private, loopback, link-local or otherwise non-public address unless
-//! `--allow-private-urls` is set.
+//! redirects and only to the same origin (scheme, host and port), and refuses
+//! hosts that resolve to a private, loopback, link-local or otherwise
+//! non-public address unless `--allow-private-urls` is set. A URL's host is
+//! normalized first ([`super::host`]: `0x7f.1`, `2130706433` and `localhost.`
+//! are loopback), and no error text names an address a host resolved to
+//! (that would make the gateway a DNS oracle of the network it runs in).
 //!
 //! Server-side request forgery is the threat: the host is resolved here, every
 //! resolved address is checked, and the connection goes to a checked address
@@ -16,7 +19,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::ServerName;
+
+use super::host::{self, Host};
 
 /// Largest media accepted: 16 MiB.
 pub const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
@@ -128,10 +133,15 @@ pub struct Fetched {
 pub(crate) struct Target {
     pub(crate) uri: Uri,
     pub(crate) https: bool,
-    /// Host without IPv6 brackets, lowercased.
+    /// Host after normalization ([`super::host::normalize`]), in canonical
+    /// text without IPv6 brackets: `0x7f.1` is `127.0.0.1`, `Example.COM.`
+    /// is `example.com`.
     pub(crate) host: String,
+    /// The same host, typed.
+    pub(crate) parsed: Host,
     pub(crate) port: u16,
-    /// `host[:port]` as written, for the `Host` header.
+    /// `host[:port]` for the `Host` header: as written, unless the host was
+    /// spelled in a non-canonical way (then the canonical host).
     pub(crate) authority: String,
 }
 
@@ -291,11 +301,11 @@ async fn send(
         match client.request(request).await {
             Ok(response) => return Ok(response),
             Err(e) if e.is_connect() => {
-                last_error = format!("connecting to {} ({addr}): {}", target.host, chain(&e));
+                last_error = format!("connecting to {}: {}", target.host, chain(&e));
             }
             Err(e) => {
                 return Err(MediaError::Fetch(format!(
-                    "requesting from {} ({addr}): {}",
+                    "requesting from {}: {}",
                     target.host,
                     chain(&e)
                 )))
@@ -311,7 +321,10 @@ pub(crate) async fn resolve_checked(
     target: &Target,
     allow_private: bool,
 ) -> Result<Vec<SocketAddr>, MediaError> {
-    let mut addrs: Vec<SocketAddr> = if let Ok(ip) = target.host.parse::<IpAddr>() {
+    if !allow_private && target.parsed.is_localhost() {
+        return Err(private_host(target));
+    }
+    let mut addrs: Vec<SocketAddr> = if let Some(ip) = target.parsed.ip() {
         vec![SocketAddr::new(ip, target.port)]
     } else {
         tokio::net::lookup_host((target.host.as_str(), target.port))
@@ -328,24 +341,24 @@ pub(crate) async fn resolve_checked(
         )));
     }
     if !allow_private {
-        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            return Err(MediaError::PrivateAddress(
-                if bad.ip().to_string() == target.host {
-                    format!("{} is not a public address", target.host)
-                } else {
-                    format!(
-                        "{} resolves to the non-public address {}",
-                        target.host,
-                        bad.ip()
-                    )
-                },
-            ));
+        // Never the address a name resolved to: only that it is refused.
+        if addrs.iter().any(|a| !is_public(a.ip())) {
+            return Err(private_host(target));
         }
     }
     Ok(addrs)
 }
 
-/// Checks a URL: http(s), a host, no credentials, a usable port.
+/// The refusal of a non-public host: an address literal is named (it is the
+/// caller's own), a name only as a name.
+fn private_host(target: &Target) -> MediaError {
+    MediaError::PrivateAddress(match target.parsed {
+        Host::Name(_) => format!("host {} is not allowed (not a public address)", target.host),
+        _ => format!("{} is not a public address", target.host),
+    })
+}
+
+/// Checks a URL: http(s), a host (normalized), no credentials, a usable port.
 pub(crate) fn parse_url(url: &str) -> Result<Target, MediaError> {
     let url = url.trim();
     if url.is_empty() {
@@ -377,15 +390,12 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, MediaError> {
             "credentials in the URL are not allowed".into(),
         ));
     }
-    let host = authority.host();
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .to_ascii_lowercase();
-    if host.is_empty() {
+    let written = authority.host();
+    if written.is_empty() {
         return Err(MediaError::BadUrl("no host".into()));
     }
+    let parsed = host::normalize(written).map_err(MediaError::BadUrl)?;
+    let host = parsed.to_string();
     let port = match authority.port_u16() {
         Some(0) => return Err(MediaError::BadUrl("port 0".into())),
         Some(p) => p,
@@ -395,17 +405,26 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, MediaError> {
         None if https => 443,
         None => 80,
     };
+    let authority = if parsed.authority_form().eq_ignore_ascii_case(written) {
+        authority.as_str().to_owned()
+    } else {
+        match authority.port_u16() {
+            Some(p) => format!("{}:{p}", parsed.authority_form()),
+            None => parsed.authority_form(),
+        }
+    };
     Ok(Target {
-        authority: authority.as_str().to_owned(),
+        authority,
         uri,
         https,
         host,
+        parsed,
         port,
     })
 }
 
 /// The next target after a redirect from `from` to `location`: checked like
-/// any URL, same host only, never from https down to http.
+/// any URL, same origin only (scheme, host and port).
 fn redirect_target(from: &Target, location: &str) -> Result<Target, MediaError> {
     let absolute = resolve_location(&from.uri, from.https, location);
     let next = parse_url(&absolute).map_err(|e| match e {
@@ -418,10 +437,16 @@ fn redirect_target(from: &Target, location: &str) -> Result<Target, MediaError> 
             next.host
         )));
     }
-    if from.https && !next.https {
+    if from.https != next.https {
         return Err(MediaError::Fetch(
-            "redirect from https to http refused".into(),
+            "redirect to another scheme refused".into(),
         ));
+    }
+    if from.port != next.port {
+        return Err(MediaError::Fetch(format!(
+            "redirect to another port ({}) refused",
+            next.port
+        )));
     }
     Ok(next)
 }

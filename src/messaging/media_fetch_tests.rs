@@ -1,6 +1,7 @@
 //! Tests of [`super`]: a raw-TCP server on 127.0.0.1 only.
 
 use super::*;
+use std::net::IpAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -75,6 +76,7 @@ async fn handle(mut stream: TcpStream, port: u16) {
         "/redirect-abs" => redirect(format!("http://127.0.0.1:{port}/files/a.txt")),
         "/redirect-offhost" => redirect(format!("http://localhost:{port}/files/a.txt")),
         "/redirect-ftp" => redirect("ftp://127.0.0.1/x".into()),
+        "/redirect-otherport" => redirect(format!("http://127.0.0.1:{}/files/a.txt", port.wrapping_add(1))),
         "/loop" => redirect("/loop".into()),
         "/r1" => redirect("/r2".into()),
         "/r2" => redirect("/r3".into()),
@@ -360,7 +362,17 @@ fn location_resolution() {
 #[test]
 fn redirect_rules() {
     let from = parse_url("http://example.com/a").unwrap();
-    assert!(redirect_target(&from, "https://EXAMPLE.com/b").is_ok());
+    assert!(redirect_target(&from, "http://EXAMPLE.com./b").is_ok());
+    assert!(redirect_target(&from, "http://example.com:80/b").is_ok());
+    // Same origin only: not even an upgrade to https, nor another port.
+    assert!(matches!(
+        redirect_target(&from, "https://example.com/b"),
+        Err(MediaError::Fetch(_))
+    ));
+    assert!(matches!(
+        redirect_target(&from, "http://example.com:8080/b"),
+        Err(MediaError::Fetch(_))
+    ));
     assert!(matches!(
         redirect_target(&from, "http://evil.test/b"),
         Err(MediaError::Fetch(_))
@@ -512,4 +524,44 @@ fn error_messages() {
         .to_string()
         .contains("bad media URL"));
     assert!(MediaError::BadBase64.to_string().contains("base64"));
+}
+
+#[tokio::test]
+async fn redirect_to_another_port_of_the_same_host_is_refused() {
+    let port = serve().await;
+    let err = fetch(&format!("http://127.0.0.1:{port}/redirect-otherport"), &private_ok())
+        .await
+        .unwrap_err();
+    match err {
+        MediaError::Fetch(m) => assert!(m.contains("another port"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn other_spellings_of_loopback_are_refused_and_no_error_names_an_address() {
+    let port = serve().await;
+    for host in ["0x7f.0.0.1", "2130706433", "127.1", "0177.0.0.1", "127.0.0.1.", "localhost", "localhost.", "x.localhost", "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]"] {
+        let err = fetch(&format!("http://{host}:{port}/files/a.txt"), &FetchPolicy::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MediaError::PrivateAddress(_)), "{host}: {err:?}");
+        if host.contains("localhost") {
+            let text = err.to_string();
+            assert!(!text.contains("127.0.0.1") && !text.contains("::1"), "{host}: {text}");
+        }
+    }
+}
+
+#[test]
+fn parse_url_normalizes_the_host() {
+    let t = parse_url("http://0x7f.1:8080/a").unwrap();
+    assert_eq!((t.host.as_str(), t.authority.as_str(), t.port), ("127.0.0.1", "127.0.0.1:8080", 8080));
+    let t = parse_url("https://2130706433/x").unwrap();
+    assert_eq!((t.host.as_str(), t.authority.as_str()), ("127.0.0.1", "127.0.0.1"));
+    let t = parse_url("https://Example.COM./x").unwrap();
+    assert_eq!((t.host.as_str(), t.authority.as_str()), ("example.com", "example.com"));
+    let t = parse_url("http://[0:0:0:0:0:0:0:1]:81/").unwrap();
+    assert_eq!((t.host.as_str(), t.authority.as_str()), ("::1", "[::1]:81"));
+    assert!(matches!(parse_url("http://256.1.1.1/"), Err(MediaError::BadUrl(_))));
 }

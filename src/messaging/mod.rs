@@ -9,6 +9,7 @@
 //! - [`inbound`] — the engine's message events, committed in order.
 //! - [`media_fetch`] — media by URL or base64, fetched at queue time.
 //! - [`addr`] — which addresses an outbound request may reach.
+//! - [`host`] — the one normalizer of a URL's host (WHATWG IPv4 spellings).
 //!
 //! Every write goes through the store's group [`Committer`]: a burst of
 //! sends across sessions shares one durable commit. Sessions never wait for
@@ -17,6 +18,7 @@
 
 pub mod inbound;
 pub mod addr;
+pub mod host;
 pub mod media_fetch;
 pub mod pacing;
 pub mod worker;
