@@ -3,9 +3,14 @@
 //! bytes, as Standard Webhooks has it) is shown once: at creation and at each
 //! rotation, when the previous secret keeps signing beside the new one for 24 h.
 //!
-//! A URL is `https://`, or `http://` only with `--allow-private-urls`; an IP
-//! literal or `localhost` that is private, loopback or link-local is refused
-//! without that flag (names are checked again after DNS at every delivery).
+//! A URL is `https://`, or `http://` only with `--allow-private-urls`.
+//! Without that flag, what delivery would refuse is refused here already: the
+//! host is normalized as delivery normalizes it (`2130706433`, `0x7f.0.0.1`,
+//! `127.1` and `localhost.` are loopback), an address literal or a
+//! `localhost` name that is not public is refused, and a name is resolved
+//! (for at most [`CREATE_LOOKUP`]) and refused when it points at a non-public
+//! address. A name that does not resolve yet is accepted; every delivery
+//! checks again after DNS (rebinding).
 
 use std::sync::Arc;
 
@@ -21,7 +26,7 @@ use crate::app::App;
 use crate::auth::Permission;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
-use crate::messaging::{addr, media_fetch};
+use crate::messaging::media_fetch::{self, MediaError};
 use crate::store::now_ms;
 use crate::store::webhook_records::Webhook;
 
@@ -31,6 +36,9 @@ pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 pub const MAX_WEBHOOKS: usize = 100;
 const MAX_URL: usize = 2048;
 const MAX_DESCRIPTION: usize = 500;
+/// How long a create or PATCH waits for DNS before accepting the URL
+/// unresolved (delivery checks it again).
+pub const CREATE_LOOKUP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A webhook as the API shows it (never its secret).
 #[derive(Serialize)]
@@ -75,7 +83,7 @@ fn new_secret() -> Result<[u8; 32], ApiError> {
 }
 
 /// Checks a webhook URL (see the module doc).
-fn check_url(url: &str, allow_private: bool) -> Result<String, ApiError> {
+async fn check_url(url: &str, allow_private: bool) -> Result<String, ApiError> {
     let url = url.trim();
     if url.len() > MAX_URL {
         return Err(ApiError::invalid("url", format!("url must be at most {MAX_URL} characters")));
@@ -85,12 +93,17 @@ fn check_url(url: &str, allow_private: bool) -> Result<String, ApiError> {
         if !target.https {
             return Err(ApiError::invalid("url", "url must be https:// (http:// only with --allow-private-urls)"));
         }
-        let private = match target.host.parse::<std::net::IpAddr>() {
-            Ok(ip) => !addr::is_public(ip),
-            Err(_) => target.host == "localhost" || target.host.ends_with(".localhost"),
+        // The same normalization and check as every delivery's.
+        let refused = match tokio::time::timeout(CREATE_LOOKUP, media_fetch::resolve_checked(&target, false)).await {
+            Ok(Err(MediaError::PrivateAddress(why))) => Some(why),
+            // Resolved and public, or not resolvable now: delivery decides.
+            Ok(_) | Err(_) => None,
         };
-        if private {
-            return Err(ApiError::invalid("url", "url points at a private, loopback or link-local address (allowed only with --allow-private-urls)"));
+        if let Some(why) = refused {
+            return Err(ApiError::invalid(
+                "url",
+                format!("url refused: {why}; private, loopback and link-local addresses are allowed only with --allow-private-urls"),
+            ));
         }
     }
     Ok(url.to_string())
@@ -150,7 +163,7 @@ struct CreateBody {
 pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let body: CreateBody = req.json()?;
-    let url = check_url(&body.url, app.config.messaging.allow_private_urls)?;
+    let url = check_url(&body.url, app.config.messaging.allow_private_urls).await?;
     let events = check_events(body.events)?;
     let session_ids = check_sessions(&app, &access.org_id, body.session_ids.unwrap_or_default()).await?;
     let description = check_description(body.description)?;
@@ -221,7 +234,10 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let id = req.ulid("webhook")?;
     let body: PatchBody = req.json()?;
-    let url = body.url.map(|u| check_url(&u, app.config.messaging.allow_private_urls)).transpose()?;
+    let url = match body.url {
+        Some(u) => Some(check_url(&u, app.config.messaging.allow_private_urls).await?),
+        None => None,
+    };
     let events = body.events.map(check_events).transpose()?;
     let session_ids = match body.session_ids {
         Some(ids) => Some(check_sessions(&app, &access.org_id, ids).await?),
