@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::media_answer::{file_name_problem, parse_mimetype};
 use crate::http::{ApiError, ErrorCode};
 use crate::messaging::media_fetch::{self, FetchPolicy, MediaError, MAX_MEDIA_BYTES};
 use crate::store::message_records::{Contact, Location, MessageType};
@@ -206,13 +207,28 @@ pub async fn parse(v: Value, now: i64, policy: &FetchPolicy) -> Result<Outgoing,
         if bytes.is_empty() {
             return Err(invalid("media", "media is empty"));
         }
-        let mimetype = m
-            .mimetype
-            .or(mime_from)
-            .filter(|t| t.contains('/') && t.len() <= 255)
-            .ok_or_else(|| invalid("media.mimetype", "media.mimetype is required (e.g. image/jpeg)"))?;
+        // A declared type must be valid; one the server or a data URL gave
+        // counts only when valid (else the caller must declare one).
+        let mimetype = match m.mimetype {
+            Some(t) => parse_mimetype(t.trim()).ok_or_else(|| {
+                invalid("media.mimetype", "media.mimetype must be a valid type/subtype (e.g. image/jpeg), optionally with ; name=value parameters")
+            })?,
+            None => mime_from
+                .as_deref()
+                .and_then(parse_mimetype)
+                .ok_or_else(|| invalid("media.mimetype", "media.mimetype is required (e.g. image/jpeg)"))?,
+        }
+        .canonical();
+        let file_name = match m.file_name {
+            Some(n) => match file_name_problem(&n) {
+                Some(why) => return Err(invalid("media.fileName", format!("media.fileName {why}"))),
+                None => Some(n),
+            },
+            // A name taken from the URL is already cleaned; a too long one is dropped.
+            None => name_from.filter(|n| file_name_problem(n).is_none()),
+        };
         out.kind = media_type_of(&mimetype);
-        out.media = Some((bytes, mimetype, m.file_name.or(name_from)));
+        out.media = Some((bytes, mimetype, file_name));
     }
     if let Some(d) = declared {
         let fits = d == out.kind || (out.media.is_some() && d.is_media());

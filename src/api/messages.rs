@@ -377,7 +377,9 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(200, &json!({"data": data, "nextCursor": next})))
 }
 
-/// `GET .../messages/{msgId}/media` → the bytes with their `Content-Type`.
+/// `GET .../messages/{msgId}/media` → the bytes with their `Content-Type`
+/// and the headers that keep them from running as a page
+/// ([`super::media_answer::set_headers`]).
 pub async fn media(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let (_, id, session) = session_of(&app, &req, Permission::MessagesRead).await?;
     let (mid, m) = read_message(&app, id, &req).await?;
@@ -395,9 +397,7 @@ pub async fn media(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         _ => app.blocking(move |s| messages::media(&s.read()?, mid)).await?.ok_or_else(|| ApiError::not_found("media"))?,
     };
     let mut r = response::bytes(200, "application/octet-stream", bytes);
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&info.mimetype) {
-        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
+    super::media_answer::set_headers(&mut r, &info.mimetype, info.file_name.as_deref());
     Ok(r)
 }
 

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod events;
 pub mod events_stream;
 pub mod lifecycle;
+pub mod media_answer;
 pub mod me;
 pub mod message_input;
 pub mod message_view;
