@@ -158,7 +158,7 @@ pub fn attachment(file_name: Option<&str>) -> String {
 /// [`OCTET_STREAM`] when the stored one is not valid), nosniff, the sandbox
 /// CSP, and `attachment` unless the type is plain media.
 pub fn set_headers(resp: &mut Resp, stored_mimetype: &str, file_name: Option<&str>) {
-    let parsed = parse_mimetype(stored_mimetype.trim());
+    let parsed = parse_mimetype(stored_mimetype);
     let content_type = parsed.as_ref().map(MediaType::canonical).unwrap_or_else(|| OCTET_STREAM.into());
     let h = resp.headers_mut();
     h.insert(

@@ -210,7 +210,7 @@ pub async fn parse(v: Value, now: i64, policy: &FetchPolicy) -> Result<Outgoing,
         // A declared type must be valid; one the server or a data URL gave
         // counts only when valid (else the caller must declare one).
         let mimetype = match m.mimetype {
-            Some(t) => parse_mimetype(t.trim()).ok_or_else(|| {
+            Some(t) => parse_mimetype(&t).ok_or_else(|| {
                 invalid("media.mimetype", "media.mimetype must be a valid type/subtype (e.g. image/jpeg), optionally with ; name=value parameters")
             })?,
             None => mime_from
