@@ -111,7 +111,14 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
                 reaction, or a revoke already asked for (conflict; details.status)"))),
         ("get", "/api/v1/sessions/{id}/messages/{msgId}/media",
             op("getMessageMedia", "Download a message's media [messages:read]", "sessions", AUTH, (200, json!({
-                "description": "The media's bytes, with its mimetype as Content-Type",
+                "description": "The media's bytes, with its mimetype as Content-Type (application/octet-stream \
+                    when the stored one is not a valid type)",
+                "headers": {
+                    "X-Content-Type-Options": {"schema": {"type": "string", "const": "nosniff"}},
+                    "Content-Security-Policy": {"schema": {"type": "string", "const": "sandbox"}},
+                    "Content-Disposition": {"description": "`attachment` (with filename and filename* when the \
+                        name is known) unless the type is a plain raster image, audio or video", "schema": {"type": "string"}},
+                },
                 "content": {"*/*": {"schema": {"type": "string", "contentEncoding": "binary"}}},
             })))
             .describe("Outbound media is kept by the gateway; inbound media is fetched from WhatsApp on demand, \
@@ -222,11 +229,14 @@ pub(super) fn schemas() -> Map<String, Value> {
         "text": {"type": "string", "maxLength": MAX_TEXT_CHARS, "description": "The text, or the media's caption"},
         "media": object(&[], json!({
             "url": {"type": "string", "description": "http(s), fetched now; public hosts only unless \
-                --allow-private-urls"},
+                --allow-private-urls (the host is read as a browser reads it: 2130706433, 0x7f.1 and localhost. \
+                are loopback); redirects only to the same scheme, host and port"},
             "data": {"type": "string", "description": "base64, or a `data:<mime>;base64,` URL"},
-            "mimetype": {"type": "string", "description": "Required unless the URL's response or the data URL \
+            "mimetype": {"type": "string", "maxLength": 255, "description": "A valid type/subtype (RFC 6838), \
+                optionally with `; name=value` parameters. Required unless the URL's response or the data URL \
                 gives it"},
-            "fileName": {"type": "string"},
+            "fileName": {"type": "string", "minLength": 1, "maxLength": 255, "description": "A plain name: no / or \\, \
+                no control characters, not . or .."},
         })),
         "location": object(&["latitude", "longitude"], json!({
             "latitude": {"type": "number", "minimum": -90, "maximum": 90},

@@ -16,7 +16,9 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
             op("createWebhook", "Create a webhook endpoint [webhooks:write]", "webhooks", AUTH,
                 created("WebhookCreated", "The endpoint; `secret` is shown only this once"))
             .describe(&format!("The URL must be https:// (http:// and private, loopback or link-local targets only \
-                with --allow-private-urls). At most {MAX_WEBHOOKS} per organization (409 `conflict` beyond)."))
+                with --allow-private-urls; the host is read as a browser reads it, so 2130706433, 0x7f.0.0.1, \
+                127.1 and localhost. are loopback, and a name resolving to such an address is refused here as at \
+                delivery). At most {MAX_WEBHOOKS} per organization (409 `conflict` beyond)."))
             .body("CreateWebhook", true).errors(&BODY_ERRORS).errors(&[403, 409])),
         ("get", "/api/v1/webhooks",
             op("listWebhooks", "List this organization's webhooks [webhooks:write]", "webhooks", AUTH,
