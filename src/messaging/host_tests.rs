@@ -103,3 +103,38 @@ fn display_is_canonical() {
     assert_eq!(normalize("0x7f.1").unwrap().ip(), Some("127.0.0.1".parse().unwrap()));
     assert_eq!(normalize("example.com").unwrap().ip(), None);
 }
+
+/// One part of an IPv4 spelling in the radix `r` (0 decimal, 1 octal, 2 hex).
+fn spell(n: u32, r: u8) -> String {
+    match r {
+        0 => n.to_string(),
+        1 => format!("0{n:o}"),
+        _ => format!("0x{n:x}"),
+    }
+}
+
+proptest::proptest! {
+    /// Every WHATWG spelling of an address (one to four parts, each in any
+    /// radix, with or without a trailing dot) normalizes to that address.
+    #[test]
+    fn every_spelling_of_an_address_is_that_address(n: u32, radix: [u8; 4], parts in 1usize..=4, dot: bool) {
+        let [a, b, c, d] = n.to_be_bytes().map(u32::from);
+        let split: Vec<u32> = match parts {
+            1 => vec![n],
+            2 => vec![a, n & 0xff_ffff],
+            3 => vec![a, b, (c << 8) | d],
+            _ => vec![a, b, c, d],
+        };
+        let mut text = split.iter().zip(radix).map(|(p, r)| spell(*p, r % 3)).collect::<Vec<_>>().join(".");
+        if dot {
+            text.push('.');
+        }
+        proptest::prop_assert_eq!(normalize(&text), Ok(Host::V4(Ipv4Addr::from(n))), "{}", text);
+    }
+
+    /// Any text at all: a host or a reason, never a panic.
+    #[test]
+    fn any_text_is_a_host_or_a_reason(s in "\\PC{0,40}") {
+        let _ = normalize(&s);
+    }
+}
