@@ -187,3 +187,36 @@ async fn a_full_queue_on_a_stopped_session_says_it_will_not_drain() {
     let retry: u64 = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
     assert!((3590..=3600).contains(&retry), "Retry-After {retry}: the oldest message expires in an hour");
 }
+
+/// A batch is held to the quota as a whole, media and text: it fits or
+/// nothing of it is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_past_the_quota_stores_nothing() {
+    let gw = TestGateway::start_with(|c| common::sim_engine(c, 20, 80)).await;
+    let (h, sa, t) = (&gw.http, gw.super_admin(), gw.owner("org_b"));
+    let session = common::create_session(h, &t, "batch").await["id"].as_str().expect("id").to_string();
+    let r = h.patch("/api/v1/admin/organizations/org_b", Some(&sa), json!({"maxStoredBytes": 3 * MIB})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let one = media_body(&base64::engine::general_purpose::STANDARD.encode(vec![3u8; MIB as usize]));
+    let path = format!("/api/v1/sessions/{session}/messages/batch");
+    let r = h.post(&path, Some(&t), json!({"messages": [one, one]})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let text = json!({"to": "6281234567890", "text": "hi"});
+    let r = h.post(&path, Some(&t), json!({"messages": [text.clone(), one, one]})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"), "{:?}", r.json);
+    assert_eq!(
+        r.json["error"]["details"]["quota"],
+        json!({"maxStoredBytes": 3 * MIB, "storedBytes": 2 * MIB, "requestBytes": 2 * MIB + 2})
+    );
+    let listed = h.get(&format!("/api/v1/sessions/{session}/messages"), Some(&t)).await;
+    assert_eq!(listed.json["data"].as_array().map(Vec::len), Some(2), "nothing of the refused batch is stored");
+    assert_eq!(org(h, &sa, "org_b").await["storedBytes"].as_u64(), Some(2 * MIB));
+    // Text alone is not held to the quota (a tenant at its cap can still
+    // talk), though its bytes count.
+    let r = h.patch("/api/v1/admin/organizations/org_b", Some(&sa), json!({"maxStoredBytes": 2 * MIB})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let r = h.post(&format!("/api/v1/sessions/{session}/messages"), Some(&t), text).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(org(h, &sa, "org_b").await["storedBytes"].as_u64(), Some(2 * MIB + 2));
+    check_ok(gw.dir.path());
+}
