@@ -143,9 +143,17 @@ impl Store {
     ) -> StoreResult<Page<String, (Organization, u64)>> {
         let txn = self.read()?;
         let page = list_in(&txn, after, limit)?;
+        let counters = match txn.open_table(super::tables::ORG_USAGE) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
         let mut items = Vec::with_capacity(page.items.len());
         for (id, org) in page.items {
-            let n = super::usage::stored(&txn, &id)?;
+            let n = match &counters {
+                Some(t) => t.get(id.as_str())?.map_or(0, |v| v.value()),
+                None => 0,
+            };
             items.push((id, (org, n)));
         }
         Ok(Page { items, next_after: page.next_after })
