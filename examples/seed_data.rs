@@ -175,6 +175,7 @@ pub fn seed(dir: &Path, orgs: u64, sessions: u64, batch: u64, quiet: bool) -> St
                     max_sessions: if rng.pct(10) { Some(100_000) } else { None },
                     created_at,
                     updated_at: created_at + rng.below(86_400_000) as i64,
+                    max_stored_bytes: None,
                 };
                 table.insert(org_id(i, orgs).as_str(), org.encode().as_slice())?;
             }

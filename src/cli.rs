@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::app::{App, Gateway};
 use crate::auth::issuer::{Issuer, DEFAULT_ISSUER};
 use crate::auth::ClaimPaths;
-use crate::config::{parse_bytes, parse_duration, LogFormat, ServeConfig};
+use crate::config::{parse_bytes, parse_duration, parse_quota, LogFormat, ServeConfig};
 use crate::http::conn::Timeouts;
 use crate::http::rate_limit::Limit;
 use crate::store::{self, backup, check, data_file};
@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Writes are refused (503) while the data disk has less free space (0 = never).
     #[arg(long, env = "WAG_MIN_FREE_DISK", default_value = "256MiB", value_parser = parse_bytes)]
     pub min_free_disk: u64,
+    /// Bytes of stored media and message bodies an organization may keep
+    /// when its `maxStoredBytes` is null: a size (`50MiB`, `10GiB`), or
+    /// `unlimited` (also `0`).
+    #[arg(long, env = "WAG_ORG_STORAGE_QUOTA", default_value = "unlimited", value_parser = parse_quota)]
+    pub org_storage_quota: u64,
     /// The WhatsApp engine: `whatsapp` (real) or `sim` (in-process simulator).
     #[arg(long, env = "WAG_ENGINE", value_enum, default_value = "whatsapp")]
     pub engine: crate::engine::EngineKind,
@@ -328,6 +333,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     config.auth_failure_limit = config.rate_limit.and(Limit::new(args.auth_failure_limit, args.auth_failure_burst));
     config.trusted_proxies = args.trusted_proxy;
     config.min_free_disk = args.min_free_disk;
+    config.org_storage_quota = (args.org_storage_quota > 0).then_some(args.org_storage_quota);
     config.jwks.refresh_every = args.jwks_refresh;
     config.engine = args.engine;
     config.messaging = crate::messaging::MessagingConfig {

@@ -48,6 +48,9 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// Writes are refused (503) while the data file's filesystem has less free.
     pub min_free_disk: u64,
+    /// `--org-storage-quota`: the cap on an organization's stored media and
+    /// message bodies when its `maxStoredBytes` is null; `None` = unlimited.
+    pub org_storage_quota: Option<u64>,
     pub jwks: JwksConfig,
     pub cache_bytes: usize,
     /// Verified-token cache entries (0 disables it).
@@ -91,6 +94,7 @@ impl ServeConfig {
             auth_failure_limit: Limit::new(rate_limit::AUTH_FAILURE_RATE, rate_limit::AUTH_FAILURE_BURST),
             trusted_proxies: Vec::new(),
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            org_storage_quota: None,
             jwks: JwksConfig::default(),
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             token_cache: 10_000,
@@ -143,6 +147,16 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// Parses `--org-storage-quota`: `unlimited` (or `0`, as other flags say
+/// "off") is no cap and reads as 0; anything else is a size as
+/// [`parse_bytes`] reads it.
+pub fn parse_quota(s: &str) -> Result<u64, String> {
+    if s.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    parse_bytes(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +179,9 @@ mod tests {
         assert_eq!(parse_bytes("12345"), Ok(12345));
         assert!(parse_bytes("1Q").is_err());
         assert!(parse_bytes("99999999999T").is_err());
+        assert_eq!(parse_quota("unlimited"), Ok(0));
+        assert_eq!(parse_quota("0"), Ok(0));
+        assert_eq!(parse_quota("50MiB"), Ok(50 << 20));
+        assert!(parse_quota("lots").is_err());
     }
 }

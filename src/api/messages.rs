@@ -17,6 +17,7 @@ use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
 use super::message_input::{self, Outgoing};
+use super::send_limits;
 pub use super::message_view::{message_value, message_view, MessageView};
 use crate::app::App;
 use crate::auth::Permission;
@@ -180,7 +181,10 @@ async fn queue(
 ) -> Result<Resp, ApiError> {
     let hash = request_hash(req);
     let max = app.config.messaging.max_queued;
+    let ttl_ms = app.config.messaging.message_ttl.as_millis() as i64;
+    let default_quota = app.config.org_storage_quota;
     let plain = items.iter().all(|i| i.send_at.is_none());
+    let bytes = send_limits::request_bytes(&items);
     let outcome = app
         .committer
         .run(move |txn| {
@@ -199,13 +203,10 @@ async fn queue(
             };
             let queued = messages::queue_len(txn, key_id)?;
             if queued + items.len() as u64 > max {
-                let secs = (60 + i64::from(session.rate_per_min) - 1) / i64::from(session.rate_per_min.max(1));
-                return Ok(Outcome::Refused(
-                    ApiError::new(ErrorCode::RateLimited, format!("the session's send queue is full ({max} messages)"))
-                        .detail("queued", queued)
-                        .detail("retryAfterSeconds", secs.max(1))
-                        .header("retry-after", secs.max(1).to_string()),
-                ));
+                return Ok(Outcome::Refused(send_limits::queue_full(txn, key_id, &session, (queued, max), ttl_ms, now)?));
+            }
+            if let Some(e) = send_limits::quota_refusal(txn, &org, bytes, default_quota)? {
+                return Ok(Outcome::Refused(e));
             }
             let mut built = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
@@ -214,9 +215,10 @@ async fn queue(
                     Err(e) => return Ok(Outcome::Refused(if is_batch { e.detail("index", i) } else { e })),
                 }
             }
-            for (mid, m, media) in &built {
-                messages::insert(txn, *mid, m, media.as_deref(), "message.status")?;
-                if built.len() > 1 {
+            // One counter update for the organization's stored bytes, however many messages.
+            messages::insert_all(txn, built.iter().map(|(mid, m, media)| (*mid, m, media.as_deref())), "message.status")?;
+            if built.len() > 1 {
+                for (mid, m, _) in &built {
                     // A batch's WhatsApp ids share its session's index page
                     // now, rather than each dirtying it again at its claim.
                     messages::index_wa_id(txn, *mid, m)?;

@@ -14,6 +14,7 @@ pub mod message_input;
 pub mod message_view;
 pub mod messages;
 pub mod orgs;
+pub mod send_limits;
 pub mod page_cache;
 pub mod sessions;
 pub mod sim;

@@ -20,17 +20,23 @@ pub struct OrgView<'a> {
     name: &'a str,
     status: &'static str,
     max_sessions: Option<u32>,
+    /// Cap on stored media and message bodies; null = `--org-storage-quota`.
+    max_stored_bytes: Option<u64>,
+    /// What it stores now (see `crate::store::usage`).
+    stored_bytes: u64,
     created_at: i64,
     updated_at: i64,
 }
 
 impl<'a> OrgView<'a> {
-    fn new(id: &'a str, o: &'a Organization) -> OrgView<'a> {
+    fn new(id: &'a str, o: &'a Organization, stored_bytes: u64) -> OrgView<'a> {
         OrgView {
             id,
             name: &o.name,
             status: o.status.as_str(),
             max_sessions: o.max_sessions,
+            max_stored_bytes: o.max_stored_bytes,
+            stored_bytes,
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -46,6 +52,7 @@ struct CreateOrg {
     #[serde(default, deserialize_with = "non_null")]
     status: Option<String>,
     max_sessions: Option<u32>,
+    max_stored_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +64,8 @@ struct PatchOrg {
     status: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     max_sessions: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_stored_bytes: Option<Option<u64>>,
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -84,16 +93,16 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let after = cursor
         .map(|c| scope.decode(&c).map(|p| String::from_utf8_lossy(&p).into_owned()))
         .transpose()?;
-    let page = app.blocking(move |s| s.list_orgs(after.as_deref(), limit)).await?;
+    let page = app.blocking(move |s| s.list_orgs_with_usage(after.as_deref(), limit)).await?;
     let body = ListPage {
-        data: page.items.iter().map(|(id, o)| OrgView::new(id, o)).collect(),
+        data: page.items.iter().map(|(id, (o, n))| OrgView::new(id, o, *n)).collect(),
         next_cursor: page.next_after.map(|k| scope.encode(k.as_bytes())),
     };
     Ok(response::json(200, &body))
 }
 
 /// `POST /api/v1/admin/organizations`: `id` (optional, generated as
-/// `org_<ULID>`), `name`, `status`, `maxSessions`.
+/// `org_<ULID>`), `name`, `status`, `maxSessions`, `maxStoredBytes`.
 pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     app.admin(&req).await?;
     let body: CreateOrg = req.json()?;
@@ -111,13 +120,15 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         max_sessions: body.max_sessions,
         created_at: now,
         updated_at: now,
+        max_stored_bytes: body.max_stored_bytes,
     };
     let (stored, key) = (org.clone(), id.clone());
     app.blocking(move |s| s.create_org(&key, &stored)).await?;
-    Ok(response::json(201, &OrgView::new(&id, &org)))
+    Ok(response::json(201, &OrgView::new(&id, &org, 0)))
 }
 
-/// `PATCH /api/v1/admin/organizations/{id}`: `name`, `status`, `maxSessions` (null = unlimited).
+/// `PATCH /api/v1/admin/organizations/{id}`: `name`, `status`, `maxSessions`
+/// (null = unlimited), `maxStoredBytes` (null = `--org-storage-quota`).
 ///
 /// `"status": "suspended"` also stops the organization's running sessions
 /// (connections closed, `stopped`, still meant to run) before answering;
@@ -133,7 +144,7 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     }
     let status = parse_status(patch.status)?;
     let key = id.clone();
-    let (org, before) = app
+    let ((org, stored), before) = app
         .blocking(move |s| {
             let mut before = None;
             let org = s.update_org(&key, |o| {
@@ -147,9 +158,13 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
                 if let Some(m) = patch.max_sessions {
                     o.max_sessions = m;
                 }
+                if let Some(m) = patch.max_stored_bytes {
+                    o.max_stored_bytes = m;
+                }
                 o.updated_at = now_ms();
             })?;
-            Ok((org, before))
+            let stored = s.org_stored_bytes(&key)?;
+            Ok(((org, stored), before))
         })
         .await?;
     match (before, status) {
@@ -164,5 +179,5 @@ pub async fn update(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         }
         _ => {}
     }
-    Ok(response::json(200, &OrgView::new(&id, &org)))
+    Ok(response::json(200, &OrgView::new(&id, &org, stored)))
 }

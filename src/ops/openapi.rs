@@ -383,9 +383,14 @@ fn schemas() -> Value {
     json!({
         "Session": session,
         "SessionList": list_of("Session"),
-        "Organization": object(&["id", "name", "status", "maxSessions", "createdAt", "updatedAt"], json!({
+        "Organization": object(&["id", "name", "status", "maxSessions", "maxStoredBytes", "storedBytes", "createdAt", "updatedAt"], json!({
             "id": {"type": "string"}, "name": {"type": "string"}, "status": org_status,
             "maxSessions": {"type": ["integer", "null"], "description": "null = unlimited"},
+            "maxStoredBytes": {"type": ["integer", "null"], "minimum": 0, "description": "Cap on the bytes of stored \
+                media (decoded) and message text; a send with media past it is 429. null = the gateway's \
+                --org-storage-quota (default unlimited)"},
+            "storedBytes": {"type": "integer", "minimum": 0, "description": "Bytes stored now: kept media (decoded, an \
+                outbound message's until it has left) plus the UTF-8 length of every stored message's text"},
             "createdAt": ts, "updatedAt": ts,
         })),
         "OrganizationList": list_of("Organization"),
@@ -412,10 +417,12 @@ fn schemas() -> Value {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$", "description": "Default org_<ULID>"},
             "name": name, "status": org_status,
             "maxSessions": {"type": "integer", "minimum": 0},
+            "maxStoredBytes": {"type": ["integer", "null"], "minimum": 0, "description": "null = --org-storage-quota"},
         })),
         "PatchOrganization": object(&[], json!({
             "name": name, "status": org_status,
             "maxSessions": {"type": ["integer", "null"], "minimum": 0, "description": "null = unlimited"},
+            "maxStoredBytes": {"type": ["integer", "null"], "minimum": 0, "description": "null = --org-storage-quota"},
         })),
         "CreateApiKey": object(&["name"], json!({
             "name": name,

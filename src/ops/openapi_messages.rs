@@ -332,7 +332,10 @@ pub(super) fn schemas() -> Map<String, Value> {
 pub(super) fn responses() -> Map<String, Value> {
     let e = |d: &str| json_response(d, schema("Error"));
     let mut queue_full = e("The session's send queue is full (rate_limited; details.queued, \
-        details.retryAfterSeconds), or too many requests from this principal");
+        details.sessionStatus, details.retryAfterSeconds: for a session that is not working, the queue drains only \
+        once it is started, and Retry-After is the time until its oldest queued message expires), or media that \
+        would take the organization past its storage quota (rate_limited; details.quota: maxStoredBytes, \
+        storedBytes, requestBytes; nothing is stored), or too many requests from this principal");
     queue_full["headers"] = json!({"Retry-After": {
         "description": "Seconds until a request will be accepted", "schema": {"type": "integer", "minimum": 1},
     }});

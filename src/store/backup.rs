@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction};
 
 use super::tables::{
-    API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_API_KEYS, ORG_EVENTS,
+    API_KEYS, API_KEY_HASHES, EVENTS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, LID_MAP, MEDIA, MESSAGES, META, ORGS, ORG_USAGE, ORG_API_KEYS, ORG_EVENTS,
     ORG_SESSIONS, QUEUE_HEADS, RUNNING, SEND_PAUSES, SEND_LOG, SEND_QUEUE, SESSIONS, SESSION_MESSAGES,
     STATUS_COUNTS, WA_IDS, WEBHOOKS, ORG_WEBHOOKS,
     WEBHOOK_CURSORS, DELIVERIES, DELIVERY_QUEUE, DELIVERY_LOG, WEBHOOK_HEALTH,
@@ -150,6 +150,7 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, QUEUE_HEADS)?;
     copy(src, &txn, WA_IDS)?;
     copy(src, &txn, MEDIA)?;
+    copy(src, &txn, ORG_USAGE)?;
     copy(src, &txn, SEND_LOG)?;
     copy(src, &txn, SEND_PAUSES)?;
     copy(src, &txn, LID_MAP)?;

@@ -29,6 +29,7 @@ use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
 mod messaging;
 mod run;
+mod usage;
 mod webhooks;
 pub use run::{guarded, quiet_panics, run, CheckError, CheckMode, CheckRun, CopyError, PrivateCopy};
 
@@ -336,6 +337,7 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
         }
     }
     messaging::check_messaging(txn, r);
+    usage::check_usage(txn, r);
     webhooks::check_webhooks(txn, r);
 }
 

@@ -27,6 +27,7 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::events;
+use super::usage;
 use super::message_records::{Message, MessageStatus};
 use super::records::Record;
 use super::tables::{
@@ -159,20 +160,37 @@ pub fn mark_read_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreR
 
 /// Stores a new message: outbound ones enter the queue (with their media
 /// bytes; their WhatsApp id is indexed when claimed), inbound ones get their
-/// WhatsApp id indexed; both get an event of `kind`.
+/// WhatsApp id indexed; both get an event of `kind`. Its organization's
+/// stored bytes grow by its text and media ([`usage`]).
 pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<&[u8]>, kind: &str) -> StoreResult<()> {
-    txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
-    txn.open_table(SESSION_MESSAGES)?.insert((m.session_id, id), u8::from(in_order(m)))?;
-    if queued(m) {
-        enter(txn, id, m)?;
-    } else {
-        index_wa_id(txn, id, m)?;
+    insert_all(txn, [(id, m, media)], kind)
+}
+
+/// [`insert`] of several messages, their stored bytes counted with one
+/// counter update per organization.
+pub fn insert_all<'a>(
+    txn: &WriteTransaction,
+    rows: impl IntoIterator<Item = (u128, &'a Message, Option<&'a [u8]>)>,
+    kind: &str,
+) -> StoreResult<()> {
+    let mut deltas = usage::Deltas::default();
+    for (id, m, media) in rows {
+        txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
+        txn.open_table(SESSION_MESSAGES)?.insert((m.session_id, id), u8::from(in_order(m)))?;
+        if queued(m) {
+            enter(txn, id, m)?;
+        } else {
+            index_wa_id(txn, id, m)?;
+        }
+        let mut bytes = usage::message_bytes(m);
+        if let Some(b) = media {
+            txn.open_table(MEDIA)?.insert(id, b)?;
+            bytes += b.len() as u64;
+        }
+        deltas.note(&m.organization_id, bytes as i64);
+        events::message_event(txn, kind, id, m)?;
     }
-    if let Some(bytes) = media {
-        txn.open_table(MEDIA)?.insert(id, bytes)?;
-    }
-    events::message_event(txn, kind, id, m)?;
-    Ok(())
+    deltas.apply(txn)
 }
 
 /// Indexes a message's WhatsApp id (for receipts, acks, replies and
@@ -233,7 +251,9 @@ pub fn rewrite(
     change: impl FnOnce(&mut Message) -> Option<&'static str>,
 ) -> StoreResult<Option<Message>> {
     let before = (queued(&m), in_lane(&m), due(&m));
+    let text_before = usage::message_bytes(&m) as i64;
     let Some(kind) = change(&mut m) else { return Ok(None) };
+    let mut delta = usage::message_bytes(&m) as i64 - text_before;
     txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
     let (was_queued, lane_was, due_was) = before;
     if before != (queued(&m), in_lane(&m), due(&m)) {
@@ -247,8 +267,11 @@ pub fn rewrite(
     }
     if was_queued && !m.status.is_pending() && m.media.is_some() && m.direction == super::message_records::Direction::Out {
         // The media has left (or never will): it is not kept.
-        txn.open_table(MEDIA)?.remove(id)?;
+        if let Some(gone) = txn.open_table(MEDIA)?.remove(id)? {
+            delta -= gone.value().len() as i64;
+        }
     }
+    usage::add(txn, &m.organization_id, delta)?;
     events::message_event(txn, kind, id, &m)?;
     Ok(Some(m))
 }
@@ -387,15 +410,22 @@ pub fn drop_session(txn: &WriteTransaction, session: u128) -> StoreResult<()> {
     let mut wa = txn.open_table(WA_IDS)?;
     let mut media = txn.open_table(MEDIA)?;
     let mut queue = txn.open_table(SEND_QUEUE)?;
+    let mut deltas = usage::Deltas::default();
     for id in ids {
-        if let Some(m) = get(&messages, id)? {
+        let m = get(&messages, id)?;
+        if let Some(m) = &m {
             wa.remove((session, m.wa_message_id.as_str()))?;
-            queue.remove((session, due(&m), id))?;
+            queue.remove((session, due(m), id))?;
         }
         messages.remove(id)?;
         index.remove((session, id))?;
-        media.remove(id)?;
+        let kept = media.remove(id)?.map_or(0, |v| v.value().len() as u64);
+        if let Some(m) = &m {
+            deltas.note(&m.organization_id, -((usage::message_bytes(m) + kept) as i64));
+        }
     }
+    drop((messages, index, wa, media, queue));
+    deltas.apply(txn)?;
     txn.open_table(QUEUE_HEADS)?.remove(session)?;
     txn.open_table(SEND_PAUSES)?.remove(session)?;
     let mut lids = txn.open_table(LID_MAP)?;
@@ -523,12 +553,16 @@ impl super::Store {
             let mut index = txn.open_table(SESSION_MESSAGES)?;
             let mut wa = txn.open_table(WA_IDS)?;
             let mut media = txn.open_table(MEDIA)?;
+            let mut deltas = usage::Deltas::default();
             for (id, m) in &doomed {
                 messages.remove(*id)?;
                 index.remove((m.session_id, *id))?;
                 wa.remove((m.session_id, m.wa_message_id.as_str()))?;
-                media.remove(*id)?;
+                let kept = media.remove(*id)?.map_or(0, |v| v.value().len() as u64);
+                deltas.note(&m.organization_id, -((usage::message_bytes(m) + kept) as i64));
             }
+            drop((messages, index, wa, media));
+            deltas.apply(&txn)?;
         }
         self.commit(txn)?;
         Ok((read, doomed.len()))
@@ -740,7 +774,7 @@ mod tests {
             store.commit(txn).expect("commit");
         }
         let store = Store::open(&path, 1 << 20).expect("reopen");
-        assert_eq!(store.meta().schema_version, 3);
+        assert_eq!(store.meta().schema_version, crate::store::SCHEMA_VERSION);
         let txn = store.read().expect("read");
         let names: Vec<String> = txn.list_tables().expect("tables").map(|t| t.name().to_string()).collect();
         assert!(!names.iter().any(|n| n == V2_SESSION_MESSAGES.name() || n == V2_QUEUE_COUNTS.name() || n == "send_times"), "{names:?}");

@@ -1,6 +1,6 @@
 //! The data file: one redb database holding everything the gateway must not lose.
 //!
-//! Layout (schema version 3; see [`tables`] for the key and value types):
+//! Layout (schema version 4; see [`tables`] for the key and value types):
 //!
 //! | table            | key                    | value                         |
 //! |------------------|------------------------|-------------------------------|
@@ -33,6 +33,7 @@ pub mod orgs;
 pub mod records;
 pub mod sessions;
 pub mod tables;
+pub mod usage;
 pub mod wa_state;
 pub mod webhook_health;
 pub mod webhook_records;
@@ -48,7 +49,7 @@ use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, Readabl
 use tables::META;
 
 /// The schema version this build writes; older files are upgraded at open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Default redb page cache: small enough for a 100 MiB resident budget.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;

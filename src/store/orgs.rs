@@ -23,9 +23,18 @@ pub fn ensure(txn: &WriteTransaction, id: &str, now: i64) -> StoreResult<Organiz
         max_sessions: None,
         created_at: now,
         updated_at: now,
+        max_stored_bytes: None,
     };
     table.insert(id, org.encode().as_slice())?;
     Ok(org)
+}
+
+/// Reads one organization in a write transaction.
+pub fn get_in(txn: &WriteTransaction, id: &str) -> StoreResult<Option<Organization>> {
+    match txn.open_table(ORGS)?.get(id)? {
+        Some(v) => Ok(Some(Organization::decode(v.value())?)),
+        None => Ok(None),
+    }
 }
 
 /// Reads one organization from a snapshot.
@@ -121,19 +130,52 @@ impl Store {
         Ok(org)
     }
 
+    /// The bytes an organization stores (see [`super::usage`]).
+    pub fn org_stored_bytes(&self, id: &str) -> StoreResult<u64> {
+        super::usage::stored(&self.read()?, id)
+    }
+
+    /// [`Store::list_orgs`], each with its stored bytes, from one snapshot.
+    pub fn list_orgs_with_usage(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<String, (Organization, u64)>> {
+        let txn = self.read()?;
+        let page = list_in(&txn, after, limit)?;
+        let counters = match txn.open_table(super::tables::ORG_USAGE) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut items = Vec::with_capacity(page.items.len());
+        for (id, org) in page.items {
+            let n = match &counters {
+                Some(t) => t.get(id.as_str())?.map_or(0, |v| v.value()),
+                None => 0,
+            };
+            items.push((id, (org, n)));
+        }
+        Ok(Page { items, next_after: page.next_after })
+    }
+
     /// One page of organizations in id order.
     pub fn list_orgs(
         &self,
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Page<String, Organization>> {
-        let txn = self.read()?;
-        let table = txn.open_table(ORGS)?;
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let rows = table.range::<&str>((start, Bound::Unbounded))?.map(|row| {
-            let (k, v) = row?;
-            Ok((k.value().to_string(), Organization::decode(v.value())?))
-        });
-        collect_page(rows, limit, limit, |_| true)
+        list_in(&self.read()?, after, limit)
     }
+}
+
+/// One page of organizations in id order, from a snapshot.
+fn list_in(txn: &ReadTransaction, after: Option<&str>, limit: usize) -> StoreResult<Page<String, Organization>> {
+    let table = txn.open_table(ORGS)?;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let rows = table.range::<&str>((start, Bound::Unbounded))?.map(|row| {
+        let (k, v) = row?;
+        Ok((k.value().to_string(), Organization::decode(v.value())?))
+    });
+    collect_page(rows, limit, limit, |_| true)
 }

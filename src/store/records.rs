@@ -184,8 +184,35 @@ pub struct OrganizationV1 {
     pub updated_at: i64,
 }
 
+/// An organization with its storage quota (schema 4): V1's fields plus
+/// `max_stored_bytes`, the cap on its stored media and message bodies
+/// (`None`: the gateway's `--org-storage-quota`). A V1 record reads as
+/// V2 with `None`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OrganizationV2 {
+    pub name: String,
+    pub status: OrgStatus,
+    pub max_sessions: Option<u32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub max_stored_bytes: Option<u64>,
+}
+
 /// The current organization record.
-pub type Organization = OrganizationV1;
+pub type Organization = OrganizationV2;
+
+impl From<OrganizationV1> for OrganizationV2 {
+    fn from(v: OrganizationV1) -> OrganizationV2 {
+        OrganizationV2 {
+            name: v.name,
+            status: v.status,
+            max_sessions: v.max_sessions,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            max_stored_bytes: None,
+        }
+    }
+}
 
 /// An api-key: only its SHA-256 hash is kept, never the key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -214,6 +241,22 @@ enum SessionEnvelope {
 #[derive(Serialize, Deserialize)]
 enum OrganizationEnvelope {
     V1(OrganizationV1),
+    V2(OrganizationV2),
+}
+
+impl Record for OrganizationV2 {
+    const KIND: &'static str = "organization";
+    fn encode(&self) -> Vec<u8> {
+        // Serializing this plain struct into a Vec cannot fail.
+        postcard::to_stdvec(&OrganizationEnvelope::V2(self.clone())).unwrap_or_default()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        match postcard::from_bytes::<OrganizationEnvelope>(bytes) {
+            Ok(OrganizationEnvelope::V1(v)) => Ok(v.into()),
+            Ok(OrganizationEnvelope::V2(v)) => Ok(v),
+            Err(e) => Err(StoreError::Corrupt(format!("organization record: {e}"))),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -253,7 +296,6 @@ macro_rules! record {
 pub(crate) use record;
 
 record!(SessionV1, SessionEnvelope, "session");
-record!(OrganizationV1, OrganizationEnvelope, "organization");
 record!(ApiKeyV1, ApiKeyEnvelope, "api-key");
 
 #[cfg(test)]
@@ -313,8 +355,30 @@ mod tests {
             updated_at: 6,
         };
         let golden: &[u8] = &[0, 4, b'A', b'c', b'm', b'e', 1, 1, 3, 10, 12];
+        assert_eq!(postcard::to_stdvec(&OrganizationEnvelope::V1(org.clone())).ok().as_deref(), Some(golden));
+        // A V1 record still decodes, upgraded: no quota of its own.
+        assert_eq!(Organization::decode(golden).ok(), Some(OrganizationV2::from(org)));
+    }
+
+    #[test]
+    fn organization_v2_golden_bytes() {
+        let org = OrganizationV2 {
+            name: "Acme".into(),
+            status: OrgStatus::Active,
+            max_sessions: None,
+            created_at: 5,
+            updated_at: 6,
+            max_stored_bytes: Some(50 << 20),
+        };
+        // 50 MiB = 52428800 as a varint: 0x80 0x80 0x80 0x19.
+        let golden: &[u8] = &[1, 4, b'A', b'c', b'm', b'e', 0, 0, 10, 12, 1, 0x80, 0x80, 0x80, 0x19];
         assert_eq!(org.encode(), golden);
-        assert_eq!(OrganizationV1::decode(golden).ok(), Some(org));
+        assert_eq!(Organization::decode(golden).ok(), Some(org.clone()));
+        let none = OrganizationV2 { max_stored_bytes: None, ..org };
+        assert_eq!(none.encode(), &[1, 4, b'A', b'c', b'm', b'e', 0, 0, 10, 12, 0]);
+        let mut v3 = golden.to_vec();
+        v3[0] = 2;
+        assert!(Organization::decode(&v3).is_err());
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub const MEDIA: TableDefinition<u128, &[u8]> = TableDefinition::new("message_me
 pub const SEND_LOG: TableDefinition<(i64, u128), u128> = TableDefinition::new("send_log");
 /// Schema 2's send times, keyed per session; moved to [`SEND_LOG`] at open.
 pub const V2_SEND_TIMES: TableDefinition<(u128, i64, u128), ()> = TableDefinition::new("send_times");
+/// Organization id → the bytes it stores: its kept media (decoded) plus the
+/// UTF-8 length of its messages' `text`, kept in the same transaction as
+/// every write that changes either ([`super::usage`]); no row = 0.
+pub const ORG_USAGE: TableDefinition<&str, u64> = TableDefinition::new("org_stored_bytes");
 /// Session ULID → Unix ms until which its queue is paused (account trouble).
 pub const SEND_PAUSES: TableDefinition<u128, i64> = TableDefinition::new("send_pauses");
 /// (session ULID, JID) → the other form of it (`@lid` ↔ phone JID).
@@ -165,6 +169,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(QUEUE_HEADS)?;
     txn.open_table(WA_IDS)?;
     txn.open_table(MEDIA)?;
+    txn.open_table(ORG_USAGE)?;
     txn.open_table(SEND_LOG)?;
     txn.open_table(SEND_PAUSES)?;
     txn.open_table(LID_MAP)?;
@@ -187,6 +192,9 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
         upgrade_queue_lanes(&txn)?;
     }
     upgrade_send_log(&txn)?;
+    if from < 4 {
+        super::usage::upgrade_to_4_quota(&txn)?;
+    }
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
