@@ -22,7 +22,7 @@ use tokio::task::{Id, JoinSet};
 use ulid::Ulid;
 
 use super::client::{self, Signed};
-use super::retry::next_delay;
+use super::retry::{due_at, next_delay};
 use super::{sign, Delivery};
 use crate::api::events::event_value;
 use crate::store::deliveries::{Due, Finished, Heads, Outcome, EVENT_GONE};
@@ -339,7 +339,7 @@ async fn attempt(d: Arc<Delivery>, due: Due) -> Finished {
             Some(410) => Outcome::Disable { reason: "the endpoint answered 410 Gone".into(), next_at: now },
             _ if gone => Outcome::Failed,
             _ => match next_delay(&schedule, n, retry_after, seed) {
-                Some(wait) => Outcome::Retry { next_at: now.saturating_add(wait.as_millis() as i64) },
+                Some(wait) => Outcome::Retry { next_at: due_at(now, wait) },
                 None => Outcome::Failed,
             },
         }
