@@ -353,11 +353,29 @@ pub async fn replay(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     }
     let org = access.org_id.clone();
     let only_failed = body.only_failed.unwrap_or(false);
+    let perms = access.permissions;
+    let may_read = move |kind: &str| replay_may_read(perms, kind);
     let n = app
-        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed))
+        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed, &may_read))
         .await?;
     app.delivery.poke();
     Ok(response::json(202, &json!({"queued": n})))
+}
+
+/// Whether a caller with `perms` may have an event of `kind` replayed to
+/// its webhook (CONTRACT §11 continued): `message.*` needs `messages:read`,
+/// `session.*` `sessions:read`; a `webhook.test` always goes; any other
+/// type needs both.
+fn replay_may_read(perms: crate::auth::Permissions, kind: &str) -> bool {
+    if kind == crate::store::webhook_records::WEBHOOK_TEST {
+        true
+    } else if kind.starts_with("message.") {
+        perms.contains(Permission::MessagesRead)
+    } else if kind.starts_with("session.") {
+        perms.contains(Permission::SessionsRead)
+    } else {
+        perms.contains(Permission::MessagesRead) && perms.contains(Permission::SessionsRead)
+    }
 }
 
 /// `POST /api/v1/webhooks/{id}/test` → 202 `{"eventId"}`: a `webhook.test`

@@ -397,6 +397,12 @@ impl Store {
     /// wants now, its own test events, and any it holds a failed or retrying
     /// delivery of (only the `failed` ones with `only_failed`), up to what
     /// the enqueue pass has reached. Returns how many.
+    ///
+    /// Never an event from before the webhook was made (CONTRACT §11
+    /// continued): the range starts after the webhook's id, a ULID taken
+    /// from the same generator as event ids just before it was created; and
+    /// only those the caller may read: `may_read(type)` (a `webhook.test`
+    /// always).
     pub fn replay_deliveries(
         &self,
         webhook: u128,
@@ -404,6 +410,7 @@ impl Store {
         since: i64,
         until: Option<i64>,
         only_failed: bool,
+        may_read: &dyn Fn(&str) -> bool,
     ) -> StoreResult<usize> {
         let txn = self.write()?;
         let n = {
@@ -412,7 +419,7 @@ impl Store {
                 _ => return Err(StoreError::NotFound("webhook")),
             };
             let cursor = txn.open_table(WEBHOOK_CURSORS)?.get(webhook)?.map_or(0, |c| c.value());
-            let lo = (since.max(0) as u128) << 80;
+            let lo = ((since.max(0) as u128) << 80).max(webhook.saturating_add(1)).max((hook.created_at.max(0) as u128) << 80);
             let hi = match until {
                 Some(u) if u < 0 => return Ok(0),
                 Some(u) => (((u as u128) + 1) << 80).saturating_sub(1),
@@ -438,6 +445,9 @@ impl Store {
                         break;
                     }
                     let Some(e) = events.get(id)?.map(|v| Event::decode(v.value())).transpose()? else { continue };
+                    if e.kind != WEBHOOK_TEST && !may_read(&e.kind) {
+                        continue;
+                    }
                     let existing = deliveries.get((webhook, id))?.map(|v| Delivery::decode(v.value())).transpose()?;
                     let ok = if only_failed {
                         existing.as_ref().is_some_and(|d| d.status == DeliveryStatus::Failed)
@@ -623,14 +633,14 @@ mod tests {
         let rest = store.delivery_attempts(w, "o", page.next_after, 2).expect("log");
         assert_eq!((page.items.len(), rest.items.len(), rest.next_after), (2, 1, None), "cursor pages");
         // Only failed: e2 alone, attempts reset, its row gone.
-        assert_eq!(store.replay_deliveries(w, "o", 0, None, true).expect("replay"), 1);
+        assert_eq!(store.replay_deliveries(w, "o", 0, None, true, &|_| true).expect("replay"), 1);
         assert_eq!(store.delivery(w, e2).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
         // Retention: the log goes; e3 and e2 (pending) stay.
         assert_eq!(store.prune_deliveries(i64::MAX >> 20, 100).expect("prune"), 3);
         assert!(store.delivery(w, e3).expect("read").is_some() && store.delivery(w, e2).expect("read").is_some());
         assert!(store.delivery_attempts(w, "o", None, 10).expect("log").items.is_empty());
         // Replay re-queues every one (its own tests) with attempts reset.
-        assert_eq!(store.replay_deliveries(w, "o", 0, None, false).expect("replay"), 3);
+        assert_eq!(store.replay_deliveries(w, "o", 0, None, false, &|_| true).expect("replay"), 3);
         assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
         store.delete_webhook(w.into(), "o").expect("delete");
         assert!(store.delivery(w, e2).expect("read").is_none());
