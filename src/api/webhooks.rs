@@ -23,7 +23,7 @@ use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
 use crate::messaging::{addr, media_fetch};
 use crate::store::now_ms;
-use crate::store::webhook_records::Webhook;
+use crate::store::webhook_records::{Webhook, WebhookOrdering};
 
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
@@ -44,6 +44,7 @@ pub struct WebhookView<'a> {
     description: Option<&'a str>,
     enabled: bool,
     disabled_reason: Option<&'a str>,
+    ordering: &'static str,
     created_at: i64,
     updated_at: i64,
 }
@@ -59,6 +60,7 @@ impl<'a> WebhookView<'a> {
             description: h.description.as_deref(),
             enabled: h.enabled,
             disabled_reason: h.disabled_reason.as_deref(),
+            ordering: h.ordering.as_str(),
             created_at: h.created_at,
             updated_at: h.updated_at,
         }
@@ -128,6 +130,11 @@ async fn check_sessions(app: &App, org: &str, ids: Vec<String>) -> Result<Vec<St
     Ok(out)
 }
 
+/// Checks `ordering`: `"session"` or `"none"`.
+fn check_ordering(o: String) -> Result<WebhookOrdering, ApiError> {
+    WebhookOrdering::parse(&o).ok_or_else(|| ApiError::invalid("ordering", format!("ordering must be \"session\" or \"none\", not {o:?}")))
+}
+
 fn check_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => {
@@ -144,6 +151,7 @@ struct CreateBody {
     events: Vec<String>,
     session_ids: Option<Vec<String>>,
     description: Option<String>,
+    ordering: Option<String>,
 }
 
 /// `POST /api/v1/webhooks` → 201 `{"webhook", "secret"}`.
@@ -154,6 +162,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let events = check_events(body.events)?;
     let session_ids = check_sessions(&app, &access.org_id, body.session_ids.unwrap_or_default()).await?;
     let description = check_description(body.description)?;
+    let ordering = body.ordering.map(check_ordering).transpose()?.unwrap_or_default();
     let org = access.org_id.clone();
     if app.blocking(move |s| s.count_webhooks(&org)).await? >= MAX_WEBHOOKS {
         return Err(ApiError::new(crate::http::ErrorCode::Conflict, format!("an organization has at most {MAX_WEBHOOKS} webhooks")));
@@ -171,6 +180,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         previous: None,
         created_at: now,
         updated_at: now,
+        ordering,
     };
     let id = crate::new_id();
     let stored = hook.clone();
@@ -213,10 +223,12 @@ struct PatchBody {
     #[serde(default, deserialize_with = "crate::api::nullable")]
     description: Option<Option<String>>,
     enabled: Option<bool>,
+    ordering: Option<String>,
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: `url`, `events`, `sessionIds`,
-/// `description`, `enabled` (enabling clears `disabledReason`).
+/// `description`, `enabled` (enabling clears `disabledReason`), `ordering`
+/// (deliveries already retrying in a lane of their own finish there).
 pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let id = req.ulid("webhook")?;
@@ -229,6 +241,7 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     };
     let description = body.description.map(check_description).transpose()?;
     let enabled = body.enabled;
+    let ordering = body.ordering.map(check_ordering).transpose()?;
     let org = access.org_id.clone();
     let hook = app
         .blocking(move |s| {
@@ -244,6 +257,9 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
                 }
                 if let Some(d) = description {
                     h.description = d;
+                }
+                if let Some(o) = ordering {
+                    h.ordering = o;
                 }
                 if let Some(on) = enabled {
                     h.enabled = on;

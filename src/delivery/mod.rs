@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod dispatcher;
+pub mod fair;
 pub mod retry;
 pub mod sign;
 

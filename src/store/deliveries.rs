@@ -8,7 +8,10 @@
 //! - `delivery_queue`: what is still to be sent, keyed (webhook, lane, event)
 //!   where the lane is the event's session (0 for none): a lane's first row
 //!   is its head, and a lane's next event waits for its head (per-session
-//!   order) while lanes and webhooks never wait for each other.
+//!   order) while lanes and webhooks never wait for each other. A webhook
+//!   with `ordering: none` moves a delivery whose attempt failed to a lane
+//!   of its own, (webhook, event, event), in the transaction that records
+//!   the failure: it is retried there, and its session's later events go on.
 //! - `deliveries`: the deliveries that are not plain — pending after failed
 //!   attempts (attempts, when the next is due), or failed for good (kept for
 //!   replay). A queued delivery with no row has had no attempt and is due;
@@ -35,12 +38,16 @@ use super::records::Record;
 use super::sessions::Page;
 use super::tables::{DELIVERIES, DELIVERY_LOG, DELIVERY_QUEUE, EVENTS, ORG_EVENTS, WEBHOOKS, WEBHOOK_CURSORS};
 use super::webhook_health::{self, Health, FAILING_REASON};
-use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt, Webhook, WEBHOOK_TEST};
+use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt, Webhook, WebhookOrdering, WEBHOOK_TEST};
 use super::{Store, StoreError, StoreResult};
 
 /// The error of an attempt that could not be made: retention pruned the
 /// event first (not the endpoint's failure).
 pub const EVENT_GONE: &str = "the event is no longer in the log (retention)";
+
+/// Events read per webhook per enqueue pass at least, however many webhooks
+/// share its organization's budget.
+pub const MIN_ENQUEUE_READ: usize = 16;
 
 /// Events replayed by one call at most.
 pub const MAX_REPLAY: usize = 100_000;
@@ -86,6 +93,10 @@ pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<
 fn queue(txn: &WriteTransaction, webhook: u128, event: u128, session: Option<u128>, reset: bool) -> StoreResult<()> {
     if reset {
         txn.open_table(DELIVERIES)?.remove((webhook, event))?;
+        // Retrying in a lane of its own (ordering none): back in its session's.
+        if session != Some(event) {
+            txn.open_table(DELIVERY_QUEUE)?.remove((webhook, event, event))?;
+        }
     }
     txn.open_table(DELIVERY_QUEUE)?.insert((webhook, session.unwrap_or(0), event), ())?;
     Ok(())
@@ -131,6 +142,8 @@ pub struct Finished {
     pub event: u128,
     pub attempt: Attempt,
     pub decide: Box<dyn Fn(u32) -> Outcome + Send + Sync>,
+    /// The webhook's `ordering` is `none`: a retry leaves the session's lane.
+    pub unordered: bool,
 }
 
 /// What one [`Store::delivery_round`] wrote.
@@ -139,7 +152,8 @@ pub struct Round {
     /// Per finished attempt, in order: its outcome, or `None` when the
     /// delivery is gone (its webhook was deleted meanwhile).
     pub outcomes: Vec<Option<Outcome>>,
-    /// The lanes (webhook, session or 0) that got new queue rows.
+    /// The lanes (webhook, session or 0; or an event's own lane) that got
+    /// new queue rows.
     pub queued: Vec<(u128, u128)>,
 }
 
@@ -153,19 +167,16 @@ pub struct Heads {
     /// Lanes with a due head that `take` refused (their webhook, or
     /// everything, is at its cap).
     pub blocked: Vec<(u128, u128)>,
+    /// The organization of every webhook whose lanes were read (the
+    /// dispatcher shares its slots per organization).
+    pub orgs: Vec<(u128, String)>,
 }
 
 /// Records one attempt of (webhook, lane, event) in the caller's
 /// transaction (see [`Finished`]); `None` when the delivery is no longer
 /// queued (its webhook was deleted meanwhile).
-fn record(
-    txn: &WriteTransaction,
-    webhook: u128,
-    lane: u128,
-    event: u128,
-    attempt: &Attempt,
-    decide: &dyn Fn(u32) -> Outcome,
-) -> StoreResult<Option<Outcome>> {
+fn record(txn: &WriteTransaction, f: &Finished, moved: &mut Vec<(u128, u128)>) -> StoreResult<Option<Outcome>> {
+    let (webhook, lane, event, attempt, decide) = (f.webhook, f.lane, f.event, &f.attempt, &f.decide);
     let mut queue = txn.open_table(DELIVERY_QUEUE)?;
     if queue.get((webhook, lane, event))?.is_none() {
         return Ok(None);
@@ -209,6 +220,11 @@ fn record(
     }
     if matches!(outcome, Outcome::Delivered | Outcome::Failed) {
         queue.remove((webhook, lane, event))?;
+    } else if matches!(outcome, Outcome::Retry { .. }) && f.unordered && lane != event {
+        // Ordering none: retried in a lane of its own; the session goes on.
+        queue.remove((webhook, lane, event))?;
+        queue.insert((webhook, event, event), ())?;
+        moved.push((webhook, event));
     }
     if matches!(outcome, Outcome::Delivered) {
         // Delivered leaves no row.
@@ -223,19 +239,28 @@ fn record(
 
 impl Store {
     /// Reads an enqueue pass: for every webhook, the organization's events
-    /// after its cursor (at most `budget` rows per webhook) and which of them
-    /// it wants. Webhooks of one organization with the same cursor share one
-    /// read of the log. Nothing is written: [`Store::delivery_round`] does.
+    /// after its cursor and which of them it wants. Webhooks of one
+    /// organization with the same cursor share one read of the log. Each
+    /// organization reads at most `budget` events over all its webhooks
+    /// (`budget` / its webhooks each, at least [`MIN_ENQUEUE_READ`]), so one
+    /// organization's many webhooks do not swell the round's write that
+    /// every organization's deliveries wait on. Nothing is written:
+    /// [`Store::delivery_round`] does.
     pub fn plan_enqueue(&self, budget: usize) -> StoreResult<EnqueuePlan> {
         let mut out = EnqueuePlan::default();
         let txn = self.read()?;
         let hooks = txn.open_table(WEBHOOKS)?;
         let cursors = txn.open_table(WEBHOOK_CURSORS)?;
         let mut reads: HashMap<(String, Option<u128>), events::Scan> = HashMap::new();
-        for row in hooks.iter()? {
-            let (k, v) = row?;
-            let id = k.value();
-            let hook = Webhook::decode(v.value())?;
+        let all: Vec<(u128, Webhook)> =
+            hooks.iter()?.map(|row| row.map_err(StoreError::from).and_then(|(k, v)| Ok((k.value(), Webhook::decode(v.value())?)))).collect::<Result<_, _>>()?;
+        let mut per_org: HashMap<&str, usize> = HashMap::new();
+        for (_, h) in &all {
+            *per_org.entry(h.organization_id.as_str()).or_insert(0) += 1;
+        }
+        for (id, hook) in &all {
+            let (id, hook) = (*id, hook);
+            let budget = (budget / per_org.get(hook.organization_id.as_str()).copied().unwrap_or(1).max(1)).max(MIN_ENQUEUE_READ);
             let from = cursors.get(id)?.map(|c| c.value());
             if from.is_none() {
                 // A webhook from before delivery existed: from now on.
@@ -275,8 +300,9 @@ impl Store {
             return Ok(round);
         }
         let txn = self.write()?;
+        let mut moved = Vec::new();
         for f in finished {
-            round.outcomes.push(record(&txn, f.webhook, f.lane, f.event, &f.attempt, &f.decide)?);
+            round.outcomes.push(record(&txn, f, &mut moved)?);
         }
         {
             let mut cursors = txn.open_table(WEBHOOK_CURSORS)?;
@@ -293,6 +319,7 @@ impl Store {
                 }
                 cursors.insert(p.webhook, p.to)?;
             }
+            lanes.extend(moved);
             round.queued = lanes.into_iter().collect();
         }
         // No session page shows delivery state: the page cache stays.
@@ -310,15 +337,16 @@ impl Store {
     }
 
     /// The heads of `lanes` (every lane when `None`, skipping those `busy`
-    /// names) of enabled webhooks: due ones are claimed with `take(webhook)`
-    /// (false: that webhook, or everything, is at its cap). A lane that is
-    /// empty, or whose webhook is disabled or gone, is in no list.
+    /// names) of enabled webhooks: due ones are claimed with
+    /// `take(webhook, organization)` (false: that webhook, its organization
+    /// or everything is at its cap). A lane that is empty, or whose webhook
+    /// is disabled or gone, is in no list.
     pub fn lane_heads(
         &self,
         lanes: Option<&[(u128, u128)]>,
         now: i64,
         busy: &dyn Fn(u128, u128) -> bool,
-        take: &mut dyn FnMut(u128) -> bool,
+        take: &mut dyn FnMut(u128, &str) -> bool,
     ) -> StoreResult<Heads> {
         let txn = self.read()?;
         let queue = txn.open_table(DELIVERY_QUEUE)?;
@@ -366,13 +394,14 @@ impl Store {
                 out.later.push(((webhook, lane), next_at));
                 continue;
             }
-            if !take(webhook) {
+            if !take(webhook, &hook.organization_id) {
                 out.blocked.push((webhook, lane));
                 continue;
             }
             let event = events.get(event_id)?.map(|v| Event::decode(v.value())).transpose()?;
             out.due.push(Due { webhook, lane, event_id, hook: hook.clone(), event });
         }
+        out.orgs = cache.into_iter().filter_map(|(w, h)| h.map(|h| (w, h.organization_id))).collect();
         Ok(out)
     }
 
@@ -386,8 +415,14 @@ impl Store {
         attempt: &Attempt,
         decide: impl Fn(u32) -> Outcome + Send + Sync + 'static,
     ) -> StoreResult<Option<Outcome>> {
-        let session = self.read()?.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
-        let f = Finished { webhook, lane: session.unwrap_or(0), event, attempt: attempt.clone(), decide: Box::new(decide) };
+        let (lane, unordered) = {
+            let txn = self.read()?;
+            let session = txn.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
+            let own = txn.open_table(DELIVERY_QUEUE)?.get((webhook, event, event))?.is_some();
+            let hook = txn.open_table(WEBHOOKS)?.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()?;
+            (if own { event } else { session.unwrap_or(0) }, hook.is_some_and(|h| h.ordering == WebhookOrdering::None))
+        };
+        let f = Finished { webhook, lane, event, attempt: attempt.clone(), decide: Box::new(decide), unordered };
         let round = self.delivery_round(&[f], EnqueuePlan::default())?;
         Ok(round.outcomes.into_iter().next().flatten())
     }
@@ -569,7 +604,8 @@ impl Store {
             return Ok(Some(d));
         }
         let session = txn.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
-        let queued = txn.open_table(DELIVERY_QUEUE)?.get((webhook, session.unwrap_or(0), event))?.is_some();
+        let queue = txn.open_table(DELIVERY_QUEUE)?;
+        let queued = queue.get((webhook, session.unwrap_or(0), event))?.is_some() || queue.get((webhook, event, event))?.is_some();
         Ok(queued.then(|| fresh(session)))
     }
 }
@@ -585,7 +621,7 @@ mod tests {
 
     /// Every lane's due heads and the earliest later one.
     fn heads(store: &Store, now: i64, busy: bool) -> (Vec<Due>, Option<i64>) {
-        let heads = store.lane_heads(None, now, &|_, _| busy, &mut |_| true).expect("heads");
+        let heads = store.lane_heads(None, now, &|_, _| busy, &mut |_, _| true).expect("heads");
         (heads.due, heads.later.iter().map(|(_, t)| *t).min())
     }
 
