@@ -130,8 +130,10 @@ async fn check_sessions(app: &App, org: &str, ids: Vec<String>) -> Result<Vec<St
     Ok(out)
 }
 
-/// Checks `ordering`: `"session"` or `"none"`.
-fn check_ordering(o: String) -> Result<WebhookOrdering, ApiError> {
+/// Checks `ordering`: `"session"` or `"none"` (not null: there is no
+/// "unset" to go back to).
+fn check_ordering(o: Option<String>) -> Result<WebhookOrdering, ApiError> {
+    let o = o.ok_or_else(|| ApiError::invalid("ordering", "ordering must be \"session\" or \"none\", not null"))?;
     WebhookOrdering::parse(&o).ok_or_else(|| ApiError::invalid("ordering", format!("ordering must be \"session\" or \"none\", not {o:?}")))
 }
 
@@ -151,7 +153,8 @@ struct CreateBody {
     events: Vec<String>,
     session_ids: Option<Vec<String>>,
     description: Option<String>,
-    ordering: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::nullable")]
+    ordering: Option<Option<String>>,
 }
 
 /// `POST /api/v1/webhooks` → 201 `{"webhook", "secret"}`.
@@ -223,7 +226,8 @@ struct PatchBody {
     #[serde(default, deserialize_with = "crate::api::nullable")]
     description: Option<Option<String>>,
     enabled: Option<bool>,
-    ordering: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::nullable")]
+    ordering: Option<Option<String>>,
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: `url`, `events`, `sessionIds`,
