@@ -684,6 +684,40 @@ mod tests {
         assert!(due.is_empty());
     }
 
+    /// An organization with many webhooks reads no more than the pass's
+    /// budget over all of them (at least MIN_ENQUEUE_READ each), so its
+    /// share of the round's write stays bounded; another organization's
+    /// webhook reads its own budget.
+    #[test]
+    fn the_enqueue_budget_is_per_organization() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
+        let mut a_hooks = Vec::new();
+        for _ in 0..100 {
+            let id = crate::new_id();
+            store.create_webhook(id, &Webhook { organization_id: "a".into(), ..hook() }).expect("create");
+            a_hooks.push(u128::from(id));
+        }
+        let b = crate::new_id();
+        store.create_webhook(b, &Webhook { organization_id: "b".into(), ..hook() }).expect("create");
+        let (w0, b) = (a_hooks[0], u128::from(b));
+        for _ in 0..40 {
+            store.test_webhook(w0, "a", 10).expect("event of a");
+            store.test_webhook(b, "b", 10).expect("event of b");
+        }
+        let plan = store.plan_enqueue(1_000).expect("plan");
+        assert!(plan.more, "a has more than its budget");
+        let read = |w: u128| plan.plans.iter().find(|p| p.webhook == w).map(|p| p.to);
+        let org_events = |org: &str| -> Vec<u128> {
+            let txn = store.read().expect("read");
+            let t = txn.open_table(ORG_EVENTS).expect("t");
+            t.range((org, 0u128)..=(org, u128::MAX)).expect("range").map(|r| r.expect("row").0.value().1).collect()
+        };
+        let (a_events, b_events) = (org_events("a"), org_events("b"));
+        assert!(a_hooks.iter().all(|w| read(*w) == Some(a_events[MIN_ENQUEUE_READ - 1])), "each of a's reads 16 of 40");
+        assert_eq!(read(b), b_events.last().copied(), "b's one webhook reads all of its 40");
+    }
+
     /// A schema-1 file opens upgraded: its delivery log moves to the new
     /// table in time order with event and attempt number, the old table is
     /// gone, delivered rows go, others stay, and the file says version 2.
