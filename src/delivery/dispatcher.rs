@@ -212,6 +212,7 @@ pub async fn run(d: Arc<Delivery>) {
                 for outcome in round.outcomes.iter().flatten() {
                     count(&d, outcome);
                 }
+                st.orgs.extend(round.orgs);
                 for lane in round.queued {
                     st.mark(lane);
                 }
@@ -419,4 +420,39 @@ async fn attempt(d: Arc<Delivery>, due: Due) -> Finished {
         }
     };
     Finished { webhook: due.webhook, lane: due.lane, event: due.event_id, attempt: record, decide: Box::new(decide), unordered }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A holds every slot and has 100 more lanes queued ahead of B's one:
+    /// B's lane is read this round, none of A's; with A idle, A's lanes go
+    /// up to the cap and its per-webhook cap.
+    #[test]
+    fn pick_serves_the_organization_under_its_share_first() {
+        let mut st = Lanes::default();
+        let (a, b) = (1u128, 2u128);
+        st.orgs.insert(a, "a".into());
+        st.orgs.insert(b, "b".into());
+        for s in 0..256u128 {
+            st.hold((a, 10_000 + s), "a");
+        }
+        for s in 0..100u128 {
+            st.mark((a, s));
+        }
+        st.mark((b, 1));
+        let picked = st.pick(1_000, 256);
+        assert_eq!(picked, vec![(b, 1)]);
+        assert_eq!(st.dirty.len(), 100, "A's lanes wait their turn");
+        for s in 0..256u128 {
+            st.release((a, 10_000 + s));
+        }
+        st.dirty.retain(|l| l.0 == a);
+        st.dirty_set.retain(|l| l.0 == a);
+        st.hold((b, 1), "b");
+        let picked = st.pick(40, 256);
+        assert_eq!(picked.len(), 40, "A alone but for B's one: up to its webhook's cap");
+        assert!(picked.iter().all(|l| l.0 == a && l.1 < 100));
+    }
 }

@@ -118,6 +118,7 @@ fn fresh(session: Option<u128>) -> Delivery {
 /// One webhook's share of an enqueue pass, read before the write.
 struct Plan {
     webhook: u128,
+    org: String,
     from: Option<u128>,
     to: u128,
     events: Vec<(u128, Option<u128>)>,
@@ -155,6 +156,8 @@ pub struct Round {
     /// The lanes (webhook, session or 0; or an event's own lane) that got
     /// new queue rows.
     pub queued: Vec<(u128, u128)>,
+    /// The organization of each webhook the enqueue pass queued for.
+    pub orgs: Vec<(u128, String)>,
 }
 
 /// What [`Store::lane_heads`] found.
@@ -265,7 +268,7 @@ impl Store {
             if from.is_none() {
                 // A webhook from before delivery existed: from now on.
                 let to = events::last_id(&txn)?.unwrap_or(0);
-                out.plans.push(Plan { webhook: id, from, to, events: Vec::new() });
+                out.plans.push(Plan { webhook: id, org: hook.organization_id.clone(), from, to, events: Vec::new() });
                 continue;
             }
             let key = (hook.organization_id.clone(), from);
@@ -281,7 +284,7 @@ impl Store {
                         hook.enabled && hook.wants(&e.kind, e.session_id)
                     });
                     let events = wanted.map(|(id, e)| (*id, e.session_id)).collect();
-                    out.plans.push(Plan { webhook: id, from, to, events });
+                    out.plans.push(Plan { webhook: id, org: hook.organization_id.clone(), from, to, events });
                 }
                 _ => {}
             }
@@ -312,6 +315,9 @@ impl Store {
                 let current = cursors.get(p.webhook)?.map(|c| c.value());
                 if current != p.from || hooks.get(p.webhook)?.is_none() {
                     continue;
+                }
+                if !p.events.is_empty() {
+                    round.orgs.push((p.webhook, p.org));
                 }
                 for (event, session) in p.events {
                     queue(&txn, p.webhook, event, session, false)?;
