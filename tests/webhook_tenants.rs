@@ -217,3 +217,36 @@ async fn a_hanging_organization_does_not_delay_another_s_deliveries() {
     assert!(hang.got().len() <= 300, "A's attempts still hang, none retried yet");
     gw.stop().await;
 }
+
+/// Ordering none and a restart: the first event fails and leaves its lane;
+/// the session's next two arrive meanwhile; the gateway stops before the
+/// retry is due and, restarted, retries it with the same `webhook-id`.
+#[tokio::test(flavor = "multi_thread")]
+async fn ordering_none_retries_survive_a_restart_with_the_same_id() {
+    let gw = gateway(&[1500], |_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_none_restart"));
+    let session = sim_working_session(h, &t, json!({"label": "nr"})).await;
+    let rx = receiver(|n| Reply::Status(if n == 0 { 503 } else { 200 })).await;
+    let r = h.post("/api/v1/webhooks", Some(&t), json!({"url": rx.url(), "events": ["message.received"], "ordering": "none"})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    for i in 0..3 {
+        incoming(h, &t, &session, &format!("n{i}")).await;
+    }
+    let got = rx.wait(3, 5).await;
+    let ids: Vec<String> = got.iter().map(Got::id).collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "the later two went on while the first waits for its retry: {ids:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dir = gw.stop().await;
+    assert_eq!(rx.got().len(), 3, "the retry was not due before the stop");
+    let gw = common::TestGateway::start_in(dir, |c| {
+        common::sim_engine(c, 20, 80);
+        c.messaging.allow_private_urls = true;
+        c.delivery.retry_schedule = vec![Duration::from_millis(1500)];
+    })
+    .await;
+    let got = rx.wait(4, 5).await;
+    assert_eq!(got[3].id(), ids[0], "the failed one again, same webhook-id");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.got().len(), 4, "nothing else sent again");
+    gw.stop().await;
+}
