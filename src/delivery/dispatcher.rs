@@ -92,25 +92,25 @@ impl Lanes {
     /// than its fair share lets it start ([`fair::may_start`] over the
     /// organizations' running attempts and waiting lanes, `total_cap`).
     fn pick(&mut self, cap: usize, total_cap: usize) -> Vec<Lane> {
-        let mut orgs: Vec<String> = Vec::new();
+        // The organizations with attempts running or lanes to read, in the
+        // order first met, and what each has.
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut demand: Vec<Demand> = Vec::new();
-        let mut slot = |org: &str, orgs: &mut Vec<String>, demand: &mut Vec<Demand>| -> usize {
+        let mut slot = |org: &str, demand: &mut Vec<Demand>| -> usize {
             if let Some(&i) = index.get(org) {
                 return i;
             }
-            index.insert(org.to_string(), orgs.len());
-            orgs.push(org.to_string());
+            index.insert(org.to_string(), demand.len());
             demand.push(Demand::default());
-            orgs.len() - 1
+            demand.len() - 1
         };
         for (org, n) in &self.per_org {
-            let i = slot(org, &mut orgs, &mut demand);
+            let i = slot(org, &mut demand);
             demand[i].busy = *n;
         }
         let mut lane_org = Vec::with_capacity(self.dirty.len());
         for lane in &self.dirty {
-            let i = slot(self.org_of(lane.0), &mut orgs, &mut demand);
+            let i = slot(self.org_of(lane.0), &mut demand);
             if !self.busy.contains(lane) {
                 demand[i].waiting += 1;
             }
