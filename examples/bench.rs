@@ -44,7 +44,8 @@
 //!   1M queued messages, event-log first page vs last page.
 //! - **X. Webhook delivery** (`bench_parts/delivery.rs`): events/s to one
 //!   loopback receiver, commit → receiver latency at 1,000 events/s, and
-//!   deliveries/s to 100 webhooks.
+//!   deliveries/s to 100 webhooks, and one organization's latency while another's
+//!   100 endpoints hang (X6).
 //! - **W. The whatsapp engine at scale** (`bench_parts/wa_fake.rs`): `--wa-sessions`
 //!   (1,000) sessions linked by QR against the fake WhatsApp server of
 //!   `tests/support/fake_wa` with real whatsapp-rust clients: VmRSS per working

@@ -151,7 +151,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WAG_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub webhook_max_in_flight_per_endpoint: u32,
-    /// Webhook attempts in flight overall at most.
+    /// Webhook attempts in flight overall, shared fairly per organization: each busy organization gets an
+    /// equal share, and one under its share may start at once even while others hold more (up to twice this).
     #[arg(long, env = "WAG_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub webhook_max_in_flight: u32,

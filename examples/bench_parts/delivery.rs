@@ -14,6 +14,11 @@
 //!   flow at 100/s for 10 s: VmRSS per open stream (this process holds both
 //!   ends: an upper bound), and fan-out latency from an event's commit to
 //!   each stream.
+//! - X6: fairness between organizations: org B's commit -> receiver
+//!   latency (p50, p99) at 100 events/s while org A is idle, then while A's
+//!   100 webhooks hang (their endpoint accepts the connection and never
+//!   answers) with 500 attempts queued, more than the 256 slots. Target: B's
+//!   p99 < 1 s in both.
 //!
 //! `BENCH_X_PARTS` runs some parts only, named by digit ("4": the backlog
 //! alone; X2 shares X1's gateway and runs with it).
@@ -244,6 +249,70 @@ pub async fn run(summary: &mut Summary) {
     if part(5) {
         streams(summary).await;
     }
+    if part(6) {
+        fairness(summary).await;
+    }
+}
+
+/// A loopback endpoint that accepts connections and never answers (nor reads).
+async fn black_hole() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// B's latency (commit -> receiver, ms) over 3 s at 100 events/s: a batch
+/// of 5 every 50 ms, round robin over `ids`.
+async fn paced(c: &mut Conn, token: &str, ids: &[String], seen: &Arc<Mutex<Seen>>) -> Vec<f64> {
+    let before: std::collections::HashSet<String> = seen.lock().map(|s| s.first.keys().cloned().collect()).unwrap_or_default();
+    let t = Instant::now();
+    let mut k = 0usize;
+    while t.elapsed() < Duration::from_secs(3) {
+        batch(c, token, &ids[k % ids.len()], 5).await;
+        k += 1;
+        tokio::time::sleep_until((t + Duration::from_millis(50 * k as u64)).into()).await;
+    }
+    until_seen(seen, before.len() + k * 5, Duration::from_secs(30)).await;
+    seen.lock()
+        .map(|s| s.first.iter().filter(|(id, _)| !before.contains(*id)).map(|(_, (at, ts))| (at - ts) as f64).collect())
+        .unwrap_or_default()
+}
+
+/// X6: one organization's hanging endpoints against another's latency.
+async fn fairness(summary: &mut Summary) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = start(config(dir.path()), None).await;
+    let (ta, tb) = (owner(&gw, "org_x6_a"), owner(&gw, "org_x6_b"));
+    let mut c = Conn::open(gw.addr()).await.expect("connect");
+    let hole = black_hole().await;
+    for i in 0..100 {
+        let body = Bytes::from(json!({"url": format!("http://{hole}/a{i}"), "events": ["message.status"]}).to_string());
+        let (st, b) = c.send(Method::POST, "/api/v1/webhooks", Some(&ta), Some(body)).await.expect("webhook");
+        assert_eq!(st, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+    }
+    let a_ids = sessions(&mut c, &ta, 5).await;
+    let (addr, seen) = receiver().await;
+    hook(&mut c, &tb, &format!("http://{addr}/b")).await;
+    let b_ids = sessions(&mut c, &tb, 10).await;
+    let idle = Stats::of(paced(&mut c, &tb, &b_ids, &seen).await);
+    // A: one event in each of 5 sessions for each of 100 webhooks: 500 attempts that hang.
+    for id in &a_ids {
+        batch(&mut c, &ta, id, 1).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = Stats::of(paced(&mut c, &tb, &b_ids, &seen).await);
+    println!(
+        "  X6: org B commit -> receiver at 100 events/s: A idle p50 {:.0} ms, p99 {:.0} ms; A's 100 endpoints hanging (500 attempts) p50 {:.0} ms, p99 {:.0} ms  (target p99 < 1 s)",
+        idle.p50, idle.p99, busy.p50, busy.p99
+    );
+    summary.add("X6 org B p99, A idle / A's 100 endpoints hanging", format!("{:.0} / {:.0} ms", idle.p99, busy.p99), "< 1000 ms");
+    gw.shutdown().await.expect("shutdown");
 }
 
 /// Whether part X`n` runs: `BENCH_X_PARTS` lists the parts to run as

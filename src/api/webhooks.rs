@@ -28,7 +28,7 @@ use crate::http::response::{self, Resp};
 use crate::http::{ApiError, Req};
 use crate::messaging::media_fetch::{self, MediaError};
 use crate::store::now_ms;
-use crate::store::webhook_records::Webhook;
+use crate::store::webhook_records::{Webhook, WebhookOrdering};
 
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
@@ -52,6 +52,7 @@ pub struct WebhookView<'a> {
     description: Option<&'a str>,
     enabled: bool,
     disabled_reason: Option<&'a str>,
+    ordering: &'static str,
     created_at: i64,
     updated_at: i64,
 }
@@ -67,6 +68,7 @@ impl<'a> WebhookView<'a> {
             description: h.description.as_deref(),
             enabled: h.enabled,
             disabled_reason: h.disabled_reason.as_deref(),
+            ordering: h.ordering.as_str(),
             created_at: h.created_at,
             updated_at: h.updated_at,
         }
@@ -141,6 +143,13 @@ async fn check_sessions(app: &App, org: &str, ids: Vec<String>) -> Result<Vec<St
     Ok(out)
 }
 
+/// Checks `ordering`: `"session"` or `"none"` (not null: there is no
+/// "unset" to go back to).
+fn check_ordering(o: Option<String>) -> Result<WebhookOrdering, ApiError> {
+    let o = o.ok_or_else(|| ApiError::invalid("ordering", "ordering must be \"session\" or \"none\", not null"))?;
+    WebhookOrdering::parse(&o).ok_or_else(|| ApiError::invalid("ordering", format!("ordering must be \"session\" or \"none\", not {o:?}")))
+}
+
 fn check_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => {
@@ -157,6 +166,8 @@ struct CreateBody {
     events: Vec<String>,
     session_ids: Option<Vec<String>>,
     description: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::nullable")]
+    ordering: Option<Option<String>>,
 }
 
 /// `POST /api/v1/webhooks` → 201 `{"webhook", "secret"}`.
@@ -167,6 +178,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let events = check_events(body.events)?;
     let session_ids = check_sessions(&app, &access.org_id, body.session_ids.unwrap_or_default()).await?;
     let description = check_description(body.description)?;
+    let ordering = body.ordering.map(check_ordering).transpose()?.unwrap_or_default();
     let org = access.org_id.clone();
     if app.blocking(move |s| s.count_webhooks(&org)).await? >= MAX_WEBHOOKS {
         return Err(ApiError::new(crate::http::ErrorCode::Conflict, format!("an organization has at most {MAX_WEBHOOKS} webhooks")));
@@ -184,6 +196,7 @@ pub async fn create(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         previous: None,
         created_at: now,
         updated_at: now,
+        ordering,
     };
     let id = crate::new_id();
     let stored = hook.clone();
@@ -226,10 +239,13 @@ struct PatchBody {
     #[serde(default, deserialize_with = "crate::api::nullable")]
     description: Option<Option<String>>,
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "crate::api::nullable")]
+    ordering: Option<Option<String>>,
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: `url`, `events`, `sessionIds`,
-/// `description`, `enabled` (enabling clears `disabledReason`).
+/// `description`, `enabled` (enabling clears `disabledReason`), `ordering`
+/// (deliveries already retrying in a lane of their own finish there).
 pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     let access = app.org(&req, Permission::WebhooksWrite).await?;
     let id = req.ulid("webhook")?;
@@ -245,6 +261,7 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     };
     let description = body.description.map(check_description).transpose()?;
     let enabled = body.enabled;
+    let ordering = body.ordering.map(check_ordering).transpose()?;
     let org = access.org_id.clone();
     let hook = app
         .blocking(move |s| {
@@ -260,6 +277,9 @@ pub async fn patch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
                 }
                 if let Some(d) = description {
                     h.description = d;
+                }
+                if let Some(o) = ordering {
+                    h.ordering = o;
                 }
                 if let Some(on) = enabled {
                     h.enabled = on;
@@ -369,11 +389,29 @@ pub async fn replay(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     }
     let org = access.org_id.clone();
     let only_failed = body.only_failed.unwrap_or(false);
+    let perms = access.permissions;
+    let may_read = move |kind: &str| replay_may_read(perms, kind);
     let n = app
-        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed))
+        .blocking(move |s| s.replay_deliveries(u128::from(id), &org, body.since, body.until, only_failed, &may_read))
         .await?;
     app.delivery.poke();
     Ok(response::json(202, &json!({"queued": n})))
+}
+
+/// Whether a caller with `perms` may have an event of `kind` replayed to
+/// its webhook (CONTRACT §11 continued): `message.*` needs `messages:read`,
+/// `session.*` `sessions:read`; a `webhook.test` always goes; any other
+/// type needs both.
+fn replay_may_read(perms: crate::auth::Permissions, kind: &str) -> bool {
+    if kind == crate::store::webhook_records::WEBHOOK_TEST {
+        true
+    } else if kind.starts_with("message.") {
+        perms.contains(Permission::MessagesRead)
+    } else if kind.starts_with("session.") {
+        perms.contains(Permission::SessionsRead)
+    } else {
+        perms.contains(Permission::MessagesRead) && perms.contains(Permission::SessionsRead)
+    }
 }
 
 /// `POST /api/v1/webhooks/{id}/test` → 202 `{"eventId"}`: a `webhook.test`

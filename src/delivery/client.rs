@@ -214,5 +214,27 @@ mod tests {
         assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600), "{wait:?}");
         assert_eq!(retry_after("soon"), None);
         assert_eq!(retry_after("-5"), None);
+        assert_eq!(retry_after("18446744073709551615"), Some(Duration::from_secs(u64::MAX)));
+    }
+
+    proptest::proptest! {
+        /// Whatever a receiver says — any u64 of seconds, any HTTP date —
+        /// the wait it gets is at most the schedule's longest step (with its jitter), and its
+        /// due time is not before now.
+        #[test]
+        fn any_retry_after_waits_at_most_the_longest_step(secs: u64, date_secs in 0u64..253_402_300_799, attempt in 1u32..=3, seed: u64) {
+            let schedule = vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)];
+            let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(date_secs));
+            for header in [secs.to_string(), date] {
+                let ra = retry_after(&header);
+                proptest::prop_assert!(ra.is_some(), "{}", header);
+                let wait = crate::delivery::retry::next_delay(&schedule, attempt, ra, seed).expect("in schedule");
+                proptest::prop_assert!(wait <= Duration::from_millis(4_400), "{} -> {:?}", header, wait);
+                proptest::prop_assert!(wait >= Duration::from_millis(900), "{} -> {:?}", header, wait);
+                let now = 1_800_000_000_000i64;
+                let at = crate::delivery::retry::due_at(now, wait);
+                proptest::prop_assert!(at >= now + 900 && at <= now + 4_400);
+            }
+        }
     }
 }

@@ -12,6 +12,14 @@
 //! one per event). The file stays the truth: at start, and whenever the API
 //! pokes, every lane is read again. Lanes and webhooks never wait for each
 //! other: an attempt holds only its own lane and one slot.
+//!
+//! Slots are shared per organization ([`fair::may_start`]): each round,
+//! every organization with lanes to read may start up to its fair share,
+//! whatever the others hold, so one organization's hanging endpoints never
+//! delay another's deliveries. The lanes read are chosen by those shares,
+//! not first come first served; a rescan claims nothing itself (it only
+//! learns which lanes are due and whose they are) and the next round, at
+//! once, shares them out.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -22,12 +30,13 @@ use tokio::task::{Id, JoinSet};
 use ulid::Ulid;
 
 use super::client::{self, Signed};
-use super::retry::next_delay;
+use super::fair::{self, Demand};
+use super::retry::{due_at, next_delay};
 use super::{sign, Delivery};
 use crate::api::events::event_value;
 use crate::store::deliveries::{Due, Finished, Heads, Outcome, EVENT_GONE};
 use crate::store::now_ms;
-use crate::store::webhook_records::Attempt;
+use crate::store::webhook_records::{Attempt, WebhookOrdering};
 
 /// Events read per webhook per enqueue pass.
 const ENQUEUE_BUDGET: usize = 1_000;
@@ -48,6 +57,13 @@ struct Lanes {
     busy: HashSet<Lane>,
     /// Attempts per webhook among `busy`.
     per_hook: HashMap<u128, usize>,
+    /// The organization of each lane in `busy`.
+    busy_org: HashMap<Lane, String>,
+    /// Attempts per organization among `busy`.
+    per_org: HashMap<String, usize>,
+    /// Each webhook's organization, as last read (a rescan reads them all;
+    /// a webhook not yet known shares the slots of the unnamed one, "").
+    orgs: HashMap<u128, String>,
     /// Lanes whose head may have changed, first come first read (a FIFO, so
     /// that lanes held back by a cap are served in turn, never starved).
     dirty: VecDeque<Lane>,
@@ -66,31 +82,70 @@ impl Lanes {
         }
     }
 
-    /// Takes from `dirty` the lanes worth reading this round: not busy, and
-    /// no more per webhook than it has free slots, nor more overall.
-    fn pick(&mut self, cap: usize, free: usize) -> Vec<Lane> {
+    /// The organization of `webhook`, as far as known.
+    fn org_of(&self, webhook: u128) -> &str {
+        self.orgs.get(&webhook).map_or("", String::as_str)
+    }
+
+    /// Takes from `dirty` the lanes worth reading this round: not busy, no
+    /// more per webhook than it has free slots, and no more per organization
+    /// than its fair share lets it start ([`fair::may_start`] over the
+    /// organizations' running attempts and waiting lanes, `total_cap`).
+    fn pick(&mut self, cap: usize, total_cap: usize) -> Vec<Lane> {
+        // The organizations with attempts running or lanes to read, in the
+        // order first met, and what each has.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut demand: Vec<Demand> = Vec::new();
+        let mut slot = |org: &str, demand: &mut Vec<Demand>| -> usize {
+            if let Some(&i) = index.get(org) {
+                return i;
+            }
+            index.insert(org.to_string(), demand.len());
+            demand.push(Demand::default());
+            demand.len() - 1
+        };
+        for (org, n) in &self.per_org {
+            let i = slot(org, &mut demand);
+            demand[i].busy = *n;
+        }
+        let mut lane_org = Vec::with_capacity(self.dirty.len());
+        for lane in &self.dirty {
+            let i = slot(self.org_of(lane.0), &mut demand);
+            if !self.busy.contains(lane) {
+                demand[i].waiting += 1;
+            }
+            lane_org.push(i);
+        }
+        let mut allowed = fair::may_start(&demand, total_cap);
         let mut picked = Vec::new();
         let mut per: HashMap<u128, usize> = HashMap::new();
-        for _ in 0..self.dirty.len() {
-            if picked.len() >= free {
-                break;
-            }
-            let Some(lane) = self.dirty.pop_front() else { break };
+        let mut kept = VecDeque::with_capacity(self.dirty.len());
+        for (lane, i) in std::mem::take(&mut self.dirty).into_iter().zip(lane_org) {
             if self.busy.contains(&lane) {
                 // Marked again when its attempt is recorded.
                 self.dirty_set.remove(&lane);
                 continue;
             }
             let n = per.entry(lane.0).or_insert_with(|| self.per_hook.get(&lane.0).copied().unwrap_or(0));
-            if *n < cap {
+            if *n < cap && allowed[i] > 0 {
                 *n += 1;
+                allowed[i] -= 1;
                 self.dirty_set.remove(&lane);
                 picked.push(lane);
             } else {
-                self.dirty.push_back(lane);
+                kept.push_back(lane);
             }
         }
+        self.dirty = kept;
         picked
+    }
+
+    /// Counts an attempt of `lane` (of organization `org`) as running.
+    fn hold(&mut self, lane: Lane, org: &str) {
+        self.busy.insert(lane);
+        *self.per_hook.entry(lane.0).or_insert(0) += 1;
+        *self.per_org.entry(org.to_string()).or_insert(0) += 1;
+        self.busy_org.insert(lane, org.to_string());
     }
 
     fn release(&mut self, lane: Lane) {
@@ -99,6 +154,14 @@ impl Lanes {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     self.per_hook.remove(&lane.0);
+                }
+            }
+            if let Some(org) = self.busy_org.remove(&lane) {
+                if let Some(n) = self.per_org.get_mut(&org) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_org.remove(&org);
+                    }
                 }
             }
         }
@@ -149,6 +212,7 @@ pub async fn run(d: Arc<Delivery>) {
                 for outcome in round.outcomes.iter().flatten() {
                     count(&d, outcome);
                 }
+                st.orgs.extend(round.orgs);
                 for lane in round.queued {
                     st.mark(lane);
                 }
@@ -176,27 +240,34 @@ pub async fn run(d: Arc<Delivery>) {
         // (2) The heads of the lanes that may have changed.
         let now = now_ms();
         let mut earliest = st.wake_due(now);
+        let mut again = false;
         let total = st.busy.len();
-        if !failed && (st.rescan || !st.dirty.is_empty()) && total < total_cap {
+        // Up to twice the cap in all: the fair shares' overdraft (fair.rs).
+        let hard_cap = total_cap.saturating_mul(2);
+        if !failed && (st.rescan || !st.dirty.is_empty()) && total < hard_cap {
             let lanes: Option<Vec<Lane>> = if st.rescan {
                 st.later.clear();
                 st.dirty.clear();
                 st.dirty_set.clear();
                 None
             } else {
-                Some(st.pick(cap, total_cap - total))
+                Some(st.pick(cap, total_cap))
             };
             let (busy, mut counts) = (st.busy.clone(), st.per_hook.clone());
             let store = d.store.clone();
             let nothing = lanes.as_ref().is_some_and(|l| l.is_empty());
+            let rescan = lanes.is_none();
             let found = tokio::task::spawn_blocking(move || {
                 if nothing {
                     return Ok((Heads::default(), lanes));
                 }
                 let mut total = total;
-                let mut take = |w: u128| {
+                // A rescan claims nothing: the next round shares the due
+                // lanes out fairly. Otherwise `pick` chose the lanes by the
+                // shares; the caps per webhook and in all still hold here.
+                let mut take = |w: u128, _org: &str| {
                     let n = counts.entry(w).or_insert(0);
-                    if total >= total_cap || *n >= cap {
+                    if rescan || total >= hard_cap || *n >= cap {
                         return false;
                     }
                     *n += 1;
@@ -209,10 +280,14 @@ pub async fn run(d: Arc<Delivery>) {
             .await;
             match found {
                 Ok(Ok((heads, lanes))) => {
+                    let Heads { due, later, blocked, orgs } = heads;
                     if lanes.is_none() {
                         st.rescan = false;
+                        st.orgs = orgs.into_iter().collect();
+                        again = !blocked.is_empty();
+                    } else {
+                        st.orgs.extend(orgs);
                     }
-                    let Heads { due, later, blocked } = heads;
                     for lane in blocked {
                         st.mark(lane);
                     }
@@ -222,8 +297,7 @@ pub async fn run(d: Arc<Delivery>) {
                     }
                     for item in due {
                         let lane = (item.webhook, item.lane);
-                        st.busy.insert(lane);
-                        *st.per_hook.entry(item.webhook).or_insert(0) += 1;
+                        st.hold(lane, &item.hook.organization_id);
                         let handle = inflight.spawn(attempt(d.clone(), item));
                         st.running.insert(handle.id(), lane);
                     }
@@ -242,7 +316,7 @@ pub async fn run(d: Arc<Delivery>) {
         // (3) Sleep until something happens.
         let wait = if failed {
             BACKOFF
-        } else if more {
+        } else if more || again {
             Duration::ZERO
         } else {
             earliest.map_or(IDLE, |t| Duration::from_millis(t.saturating_sub(now_ms()).max(0) as u64).min(IDLE))
@@ -330,6 +404,7 @@ async fn attempt(d: Arc<Delivery>, due: Due) -> Finished {
         }
     };
     let gone = due.event.is_none();
+    let unordered = due.hook.ordering == WebhookOrdering::None;
     let schedule = d.config.retry_schedule.clone();
     let seed = (due.event_id as u64) ^ (started as u64).rotate_left(17);
     let decide = move |n: u32| {
@@ -339,10 +414,45 @@ async fn attempt(d: Arc<Delivery>, due: Due) -> Finished {
             Some(410) => Outcome::Disable { reason: "the endpoint answered 410 Gone".into(), next_at: now },
             _ if gone => Outcome::Failed,
             _ => match next_delay(&schedule, n, retry_after, seed) {
-                Some(wait) => Outcome::Retry { next_at: now.saturating_add(wait.as_millis() as i64) },
+                Some(wait) => Outcome::Retry { next_at: due_at(now, wait) },
                 None => Outcome::Failed,
             },
         }
     };
-    Finished { webhook: due.webhook, lane: due.lane, event: due.event_id, attempt: record, decide: Box::new(decide) }
+    Finished { webhook: due.webhook, lane: due.lane, event: due.event_id, attempt: record, decide: Box::new(decide), unordered }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A holds every slot and has 100 more lanes queued ahead of B's one:
+    /// B's lane is read this round, none of A's; with A idle, A's lanes go
+    /// up to the cap and its per-webhook cap.
+    #[test]
+    fn pick_serves_the_organization_under_its_share_first() {
+        let mut st = Lanes::default();
+        let (a, b) = (1u128, 2u128);
+        st.orgs.insert(a, "a".into());
+        st.orgs.insert(b, "b".into());
+        for s in 0..256u128 {
+            st.hold((a, 10_000 + s), "a");
+        }
+        for s in 0..100u128 {
+            st.mark((a, s));
+        }
+        st.mark((b, 1));
+        let picked = st.pick(1_000, 256);
+        assert_eq!(picked, vec![(b, 1)]);
+        assert_eq!(st.dirty.len(), 100, "A's lanes wait their turn");
+        for s in 0..256u128 {
+            st.release((a, 10_000 + s));
+        }
+        st.dirty.retain(|l| l.0 == a);
+        st.dirty_set.retain(|l| l.0 == a);
+        st.hold((b, 1), "b");
+        let picked = st.pick(40, 256);
+        assert_eq!(picked.len(), 40, "A alone but for B's one: up to its webhook's cap");
+        assert!(picked.iter().all(|l| l.0 == a && l.1 < 100));
+    }
 }

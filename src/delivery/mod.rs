@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod dispatcher;
+pub mod fair;
 pub mod retry;
 pub mod sign;
 
@@ -46,7 +47,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Attempts in flight to one webhook at most.
     pub max_in_flight_per_webhook: usize,
-    /// Attempts in flight overall at most.
+    /// Attempts in flight overall, shared per organization
+    /// ([`fair::may_start`]; past it only by an organization under its
+    /// share, and never past twice it).
     pub max_in_flight: usize,
 }
 

@@ -11,9 +11,13 @@ pub fn default_schedule() -> Vec<Duration> {
 /// The wait before the retry that follows attempt `attempt` (1 = the first
 /// attempt), or `None` when the schedule is exhausted (the delivery fails).
 /// The scheduled wait gets ±10% jitter from `jitter_seed`; a longer
-/// `Retry-After` wins.
+/// `Retry-After` wins, but only up to the schedule's longest step (CONTRACT
+/// §11 continued): a receiver cannot park a delivery for good, nor — by an
+/// absurd value that overflows later arithmetic — make it retry at once.
 pub fn next_delay(schedule: &[Duration], attempt: u32, retry_after: Option<Duration>, jitter_seed: u64) -> Option<Duration> {
     let base = *schedule.get((attempt as usize).checked_sub(1)?)?;
+    let longest = schedule.iter().copied().max().unwrap_or(base);
+    let retry_after = retry_after.map(|r| r.min(longest));
     // A fraction in [0.9, 1.1] from the seed (splitmix64 scrambles it).
     let mut z = jitter_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -25,6 +29,12 @@ pub fn next_delay(schedule: &[Duration], attempt: u32, retry_after: Option<Durat
         Some(r) if r > jittered => r,
         _ => jittered,
     })
+}
+
+/// `wait` from `now` (Unix ms), saturating: never before `now`, whatever
+/// the wait.
+pub fn due_at(now: i64, wait: Duration) -> i64 {
+    now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A parsed `--webhook-retry-schedule` (a newtype so clap takes it as one value).
@@ -91,12 +101,35 @@ mod tests {
         }
 
         #[test]
-        fn a_longer_retry_after_wins(attempt in 1u32..=7, seed: u64, ra in 0u64..200_000) {
+        fn a_longer_retry_after_wins(attempt in 1u32..=7, seed: u64, ra in 0u64..36_000) {
             let s = default_schedule();
             let ra = Duration::from_secs(ra);
             let d = next_delay(&s, attempt, Some(ra), seed).expect("in schedule");
             let plain = next_delay(&s, attempt, None, seed).expect("in schedule");
             prop_assert_eq!(d, plain.max(ra));
+        }
+
+        /// Any `Retry-After` (any u64 of seconds) waits at least the
+        /// jittered step and at most the longest step (or the jittered step
+        /// when that is longer), and the due time never precedes now.
+        #[test]
+        fn retry_after_is_clamped_to_the_longest_step(attempt in 1u32..=7, seed: u64, secs: u64, now in 0i64..i64::MAX / 2, short: bool) {
+            let s = if short { vec![Duration::from_secs(1), Duration::from_secs(2)] } else { default_schedule() };
+            let attempt = attempt.min(s.len() as u32);
+            let longest = s.iter().copied().max().expect("steps");
+            let d = next_delay(&s, attempt, Some(Duration::from_secs(secs)), seed).expect("in schedule");
+            let plain = next_delay(&s, attempt, None, seed).expect("in schedule");
+            prop_assert!(d >= plain && d <= longest.max(plain), "{:?} vs {:?}/{:?}", d, plain, longest);
+            prop_assert_eq!(d, plain.max(Duration::from_secs(secs).min(longest)));
+            let at = due_at(now, d);
+            prop_assert!(at >= now && at <= now + longest.mul_f64(1.1).as_millis() as i64 + 1);
+        }
+
+        #[test]
+        fn due_at_saturates(now: i64, ms: u64) {
+            let at = due_at(now, Duration::from_millis(ms));
+            prop_assert!(at >= now);
+            prop_assert_eq!(at, now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
         }
 
         #[test]

@@ -47,7 +47,9 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
                 (202, json_response("How many deliveries were queued", schema("WebhookReplayed"))))
             .describe("Queues again the organization's events from `since` to `until` (Unix ms, inclusive) that this \
                 webhook wants now, its own test events, and any whose delivery failed or waits for a retry; with `onlyFailed`, \
-                only those whose delivery failed. Attempts start over.")
+                only those whose delivery failed. Attempts start over. Never an event committed before the webhook was \
+                created, and only the types the caller may read: message.* needs messages:read, session.* \
+                sessions:read (webhook.test always).")
             .params(id_param()).body("ReplayWebhook", true).errors(&BODY_ERRORS).errors(&[403, 404])),
         ("post", "/api/v1/webhooks/{id}/test",
             op("testWebhook", "Send a webhook.test event to this webhook only [webhooks:write]", "webhooks", AUTH,
@@ -66,16 +68,19 @@ pub(super) fn schemas() -> Map<String, Value> {
         "description": "Only these sessions' events (empty: every session)"});
     let url = json!({"type": "string", "maxLength": 2048});
     let description = json!({"type": ["string", "null"], "maxLength": 500});
+    let ordering = json!({"type": "string", "enum": ["session", "none"], "default": "session",
+        "description": "session: a session's events arrive in id order (a failed delivery holds back the later ones); \
+            none: a failed delivery is retried without holding back the session's later events"});
     let mut m = Map::new();
     m.insert("Webhook".into(), object(
         &["id", "organizationId", "url", "events", "sessionIds", "description", "enabled", "disabledReason",
-          "createdAt", "updatedAt"],
+          "ordering", "createdAt", "updatedAt"],
         json!({
             "id": {"type": "string", "description": "ULID"}, "organizationId": {"type": "string"},
             "url": url, "events": events, "sessionIds": session_ids, "description": description,
             "enabled": {"type": "boolean"},
             "disabledReason": {"type": ["string", "null"], "description": "Why the gateway disabled it (410, days of failures)"},
-            "createdAt": ts, "updatedAt": ts,
+            "ordering": ordering, "createdAt": ts, "updatedAt": ts,
         }),
     ));
     m.insert("WebhookList".into(), list_of("Webhook"));
@@ -84,7 +89,7 @@ pub(super) fn schemas() -> Map<String, Value> {
         "secret": {"type": "string", "pattern": "^whsec_", "description": "The Standard Webhooks signing secret; returned only once"},
     })));
     m.insert("CreateWebhook".into(), object(&["url", "events"], json!({
-        "url": url, "events": events, "sessionIds": session_ids, "description": description,
+        "url": url, "events": events, "sessionIds": session_ids, "description": description, "ordering": ordering,
     })));
     m.insert("WebhookAttempt".into(), object(
         &["eventId", "attempt", "at", "status", "error", "latencyMs", "response"],
@@ -108,7 +113,7 @@ pub(super) fn schemas() -> Map<String, Value> {
     m.insert("WebhookTestQueued".into(), object(&["eventId"], json!({"eventId": {"type": "string"}})));
     m.insert("PatchWebhook".into(), object(&[], json!({
         "url": url, "events": events, "sessionIds": session_ids, "description": description,
-        "enabled": {"type": "boolean"},
+        "enabled": {"type": "boolean"}, "ordering": ordering,
     })));
     m
 }

@@ -8,7 +8,10 @@
 //! - `delivery_queue`: what is still to be sent, keyed (webhook, lane, event)
 //!   where the lane is the event's session (0 for none): a lane's first row
 //!   is its head, and a lane's next event waits for its head (per-session
-//!   order) while lanes and webhooks never wait for each other.
+//!   order) while lanes and webhooks never wait for each other. A webhook
+//!   with `ordering: none` moves a delivery whose attempt failed to a lane
+//!   of its own, (webhook, event, event), in the transaction that records
+//!   the failure: it is retried there, and its session's later events go on.
 //! - `deliveries`: the deliveries that are not plain — pending after failed
 //!   attempts (attempts, when the next is due), or failed for good (kept for
 //!   replay). A queued delivery with no row has had no attempt and is due;
@@ -35,12 +38,16 @@ use super::records::Record;
 use super::sessions::Page;
 use super::tables::{DELIVERIES, DELIVERY_LOG, DELIVERY_QUEUE, EVENTS, ORG_EVENTS, WEBHOOKS, WEBHOOK_CURSORS};
 use super::webhook_health::{self, Health, FAILING_REASON};
-use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt, Webhook, WEBHOOK_TEST};
+use super::webhook_records::{Attempt, Delivery, DeliveryStatus, LoggedAttempt, Webhook, WebhookOrdering, WEBHOOK_TEST};
 use super::{Store, StoreError, StoreResult};
 
 /// The error of an attempt that could not be made: retention pruned the
 /// event first (not the endpoint's failure).
 pub const EVENT_GONE: &str = "the event is no longer in the log (retention)";
+
+/// Events read per webhook per enqueue pass at least, however many webhooks
+/// share its organization's budget.
+pub const MIN_ENQUEUE_READ: usize = 16;
 
 /// Events replayed by one call at most.
 pub const MAX_REPLAY: usize = 100_000;
@@ -86,6 +93,10 @@ pub(super) fn delete_rows(txn: &WriteTransaction, webhook: u128) -> StoreResult<
 fn queue(txn: &WriteTransaction, webhook: u128, event: u128, session: Option<u128>, reset: bool) -> StoreResult<()> {
     if reset {
         txn.open_table(DELIVERIES)?.remove((webhook, event))?;
+        // Retrying in a lane of its own (ordering none): back in its session's.
+        if session != Some(event) {
+            txn.open_table(DELIVERY_QUEUE)?.remove((webhook, event, event))?;
+        }
     }
     txn.open_table(DELIVERY_QUEUE)?.insert((webhook, session.unwrap_or(0), event), ())?;
     Ok(())
@@ -107,6 +118,7 @@ fn fresh(session: Option<u128>) -> Delivery {
 /// One webhook's share of an enqueue pass, read before the write.
 struct Plan {
     webhook: u128,
+    org: String,
     from: Option<u128>,
     to: u128,
     events: Vec<(u128, Option<u128>)>,
@@ -131,6 +143,8 @@ pub struct Finished {
     pub event: u128,
     pub attempt: Attempt,
     pub decide: Box<dyn Fn(u32) -> Outcome + Send + Sync>,
+    /// The webhook's `ordering` is `none`: a retry leaves the session's lane.
+    pub unordered: bool,
 }
 
 /// What one [`Store::delivery_round`] wrote.
@@ -139,8 +153,11 @@ pub struct Round {
     /// Per finished attempt, in order: its outcome, or `None` when the
     /// delivery is gone (its webhook was deleted meanwhile).
     pub outcomes: Vec<Option<Outcome>>,
-    /// The lanes (webhook, session or 0) that got new queue rows.
+    /// The lanes (webhook, session or 0; or an event's own lane) that got
+    /// new queue rows.
     pub queued: Vec<(u128, u128)>,
+    /// The organization of each webhook the enqueue pass queued for.
+    pub orgs: Vec<(u128, String)>,
 }
 
 /// What [`Store::lane_heads`] found.
@@ -153,19 +170,16 @@ pub struct Heads {
     /// Lanes with a due head that `take` refused (their webhook, or
     /// everything, is at its cap).
     pub blocked: Vec<(u128, u128)>,
+    /// The organization of every webhook whose lanes were read (the
+    /// dispatcher shares its slots per organization).
+    pub orgs: Vec<(u128, String)>,
 }
 
 /// Records one attempt of (webhook, lane, event) in the caller's
 /// transaction (see [`Finished`]); `None` when the delivery is no longer
 /// queued (its webhook was deleted meanwhile).
-fn record(
-    txn: &WriteTransaction,
-    webhook: u128,
-    lane: u128,
-    event: u128,
-    attempt: &Attempt,
-    decide: &dyn Fn(u32) -> Outcome,
-) -> StoreResult<Option<Outcome>> {
+fn record(txn: &WriteTransaction, f: &Finished, moved: &mut Vec<(u128, u128)>) -> StoreResult<Option<Outcome>> {
+    let (webhook, lane, event, attempt, decide) = (f.webhook, f.lane, f.event, &f.attempt, &f.decide);
     let mut queue = txn.open_table(DELIVERY_QUEUE)?;
     if queue.get((webhook, lane, event))?.is_none() {
         return Ok(None);
@@ -209,6 +223,11 @@ fn record(
     }
     if matches!(outcome, Outcome::Delivered | Outcome::Failed) {
         queue.remove((webhook, lane, event))?;
+    } else if matches!(outcome, Outcome::Retry { .. }) && f.unordered && lane != event {
+        // Ordering none: retried in a lane of its own; the session goes on.
+        queue.remove((webhook, lane, event))?;
+        queue.insert((webhook, event, event), ())?;
+        moved.push((webhook, event));
     }
     if matches!(outcome, Outcome::Delivered) {
         // Delivered leaves no row.
@@ -223,24 +242,33 @@ fn record(
 
 impl Store {
     /// Reads an enqueue pass: for every webhook, the organization's events
-    /// after its cursor (at most `budget` rows per webhook) and which of them
-    /// it wants. Webhooks of one organization with the same cursor share one
-    /// read of the log. Nothing is written: [`Store::delivery_round`] does.
+    /// after its cursor and which of them it wants. Webhooks of one
+    /// organization with the same cursor share one read of the log. Each
+    /// organization reads at most `budget` events over all its webhooks
+    /// (`budget` / its webhooks each, at least [`MIN_ENQUEUE_READ`]), so one
+    /// organization's many webhooks do not swell the round's write that
+    /// every organization's deliveries wait on. Nothing is written:
+    /// [`Store::delivery_round`] does.
     pub fn plan_enqueue(&self, budget: usize) -> StoreResult<EnqueuePlan> {
         let mut out = EnqueuePlan::default();
         let txn = self.read()?;
         let hooks = txn.open_table(WEBHOOKS)?;
         let cursors = txn.open_table(WEBHOOK_CURSORS)?;
         let mut reads: HashMap<(String, Option<u128>), events::Scan> = HashMap::new();
-        for row in hooks.iter()? {
-            let (k, v) = row?;
-            let id = k.value();
-            let hook = Webhook::decode(v.value())?;
+        let all: Vec<(u128, Webhook)> =
+            hooks.iter()?.map(|row| row.map_err(StoreError::from).and_then(|(k, v)| Ok((k.value(), Webhook::decode(v.value())?)))).collect::<Result<_, _>>()?;
+        let mut per_org: HashMap<&str, usize> = HashMap::new();
+        for (_, h) in &all {
+            *per_org.entry(h.organization_id.as_str()).or_insert(0) += 1;
+        }
+        for (id, hook) in &all {
+            let (id, hook) = (*id, hook);
+            let budget = (budget / per_org.get(hook.organization_id.as_str()).copied().unwrap_or(1).max(1)).max(MIN_ENQUEUE_READ);
             let from = cursors.get(id)?.map(|c| c.value());
             if from.is_none() {
                 // A webhook from before delivery existed: from now on.
                 let to = events::last_id(&txn)?.unwrap_or(0);
-                out.plans.push(Plan { webhook: id, from, to, events: Vec::new() });
+                out.plans.push(Plan { webhook: id, org: hook.organization_id.clone(), from, to, events: Vec::new() });
                 continue;
             }
             let key = (hook.organization_id.clone(), from);
@@ -256,7 +284,7 @@ impl Store {
                         hook.enabled && hook.wants(&e.kind, e.session_id)
                     });
                     let events = wanted.map(|(id, e)| (*id, e.session_id)).collect();
-                    out.plans.push(Plan { webhook: id, from, to, events });
+                    out.plans.push(Plan { webhook: id, org: hook.organization_id.clone(), from, to, events });
                 }
                 _ => {}
             }
@@ -275,8 +303,9 @@ impl Store {
             return Ok(round);
         }
         let txn = self.write()?;
+        let mut moved = Vec::new();
         for f in finished {
-            round.outcomes.push(record(&txn, f.webhook, f.lane, f.event, &f.attempt, &f.decide)?);
+            round.outcomes.push(record(&txn, f, &mut moved)?);
         }
         {
             let mut cursors = txn.open_table(WEBHOOK_CURSORS)?;
@@ -287,12 +316,16 @@ impl Store {
                 if current != p.from || hooks.get(p.webhook)?.is_none() {
                     continue;
                 }
+                if !p.events.is_empty() {
+                    round.orgs.push((p.webhook, p.org));
+                }
                 for (event, session) in p.events {
                     queue(&txn, p.webhook, event, session, false)?;
                     lanes.insert((p.webhook, session.unwrap_or(0)));
                 }
                 cursors.insert(p.webhook, p.to)?;
             }
+            lanes.extend(moved);
             round.queued = lanes.into_iter().collect();
         }
         // No session page shows delivery state: the page cache stays.
@@ -310,15 +343,16 @@ impl Store {
     }
 
     /// The heads of `lanes` (every lane when `None`, skipping those `busy`
-    /// names) of enabled webhooks: due ones are claimed with `take(webhook)`
-    /// (false: that webhook, or everything, is at its cap). A lane that is
-    /// empty, or whose webhook is disabled or gone, is in no list.
+    /// names) of enabled webhooks: due ones are claimed with
+    /// `take(webhook, organization)` (false: that webhook, its organization
+    /// or everything is at its cap). A lane that is empty, or whose webhook
+    /// is disabled or gone, is in no list.
     pub fn lane_heads(
         &self,
         lanes: Option<&[(u128, u128)]>,
         now: i64,
         busy: &dyn Fn(u128, u128) -> bool,
-        take: &mut dyn FnMut(u128) -> bool,
+        take: &mut dyn FnMut(u128, &str) -> bool,
     ) -> StoreResult<Heads> {
         let txn = self.read()?;
         let queue = txn.open_table(DELIVERY_QUEUE)?;
@@ -366,13 +400,14 @@ impl Store {
                 out.later.push(((webhook, lane), next_at));
                 continue;
             }
-            if !take(webhook) {
+            if !take(webhook, &hook.organization_id) {
                 out.blocked.push((webhook, lane));
                 continue;
             }
             let event = events.get(event_id)?.map(|v| Event::decode(v.value())).transpose()?;
             out.due.push(Due { webhook, lane, event_id, hook: hook.clone(), event });
         }
+        out.orgs = cache.into_iter().filter_map(|(w, h)| h.map(|h| (w, h.organization_id))).collect();
         Ok(out)
     }
 
@@ -386,8 +421,14 @@ impl Store {
         attempt: &Attempt,
         decide: impl Fn(u32) -> Outcome + Send + Sync + 'static,
     ) -> StoreResult<Option<Outcome>> {
-        let session = self.read()?.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
-        let f = Finished { webhook, lane: session.unwrap_or(0), event, attempt: attempt.clone(), decide: Box::new(decide) };
+        let (lane, unordered) = {
+            let txn = self.read()?;
+            let session = txn.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
+            let own = txn.open_table(DELIVERY_QUEUE)?.get((webhook, event, event))?.is_some();
+            let hook = txn.open_table(WEBHOOKS)?.get(webhook)?.map(|v| Webhook::decode(v.value())).transpose()?;
+            (if own { event } else { session.unwrap_or(0) }, hook.is_some_and(|h| h.ordering == WebhookOrdering::None))
+        };
+        let f = Finished { webhook, lane, event, attempt: attempt.clone(), decide: Box::new(decide), unordered };
         let round = self.delivery_round(&[f], EnqueuePlan::default())?;
         Ok(round.outcomes.into_iter().next().flatten())
     }
@@ -397,6 +438,12 @@ impl Store {
     /// wants now, its own test events, and any it holds a failed or retrying
     /// delivery of (only the `failed` ones with `only_failed`), up to what
     /// the enqueue pass has reached. Returns how many.
+    ///
+    /// Never an event from before the webhook was made (CONTRACT §11
+    /// continued): the range starts after the webhook's id, a ULID taken
+    /// from the same generator as event ids just before it was created; and
+    /// only those the caller may read: `may_read(type)` (a `webhook.test`
+    /// always).
     pub fn replay_deliveries(
         &self,
         webhook: u128,
@@ -404,6 +451,7 @@ impl Store {
         since: i64,
         until: Option<i64>,
         only_failed: bool,
+        may_read: &dyn Fn(&str) -> bool,
     ) -> StoreResult<usize> {
         let txn = self.write()?;
         let n = {
@@ -412,7 +460,7 @@ impl Store {
                 _ => return Err(StoreError::NotFound("webhook")),
             };
             let cursor = txn.open_table(WEBHOOK_CURSORS)?.get(webhook)?.map_or(0, |c| c.value());
-            let lo = (since.max(0) as u128) << 80;
+            let lo = ((since.max(0) as u128) << 80).max(webhook.saturating_add(1)).max((hook.created_at.max(0) as u128) << 80);
             let hi = match until {
                 Some(u) if u < 0 => return Ok(0),
                 Some(u) => (((u as u128) + 1) << 80).saturating_sub(1),
@@ -438,6 +486,9 @@ impl Store {
                         break;
                     }
                     let Some(e) = events.get(id)?.map(|v| Event::decode(v.value())).transpose()? else { continue };
+                    if e.kind != WEBHOOK_TEST && !may_read(&e.kind) {
+                        continue;
+                    }
                     let existing = deliveries.get((webhook, id))?.map(|v| Delivery::decode(v.value())).transpose()?;
                     let ok = if only_failed {
                         existing.as_ref().is_some_and(|d| d.status == DeliveryStatus::Failed)
@@ -559,129 +610,12 @@ impl Store {
             return Ok(Some(d));
         }
         let session = txn.open_table(EVENTS)?.get(event)?.map(|v| Event::decode(v.value())).transpose()?.and_then(|e| e.session_id);
-        let queued = txn.open_table(DELIVERY_QUEUE)?.get((webhook, session.unwrap_or(0), event))?.is_some();
+        let queue = txn.open_table(DELIVERY_QUEUE)?;
+        let queued = queue.get((webhook, session.unwrap_or(0), event))?.is_some() || queue.get((webhook, event, event))?.is_some();
         Ok(queued.then(|| fresh(session)))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::webhook_records::AttemptV1;
-
-    fn hook() -> Webhook {
-        crate::store::webhook_records::sample_webhook()
-    }
-
-    /// Every lane's due heads and the earliest later one.
-    fn heads(store: &Store, now: i64, busy: bool) -> (Vec<Due>, Option<i64>) {
-        let heads = store.lane_heads(None, now, &|_, _| busy, &mut |_| true).expect("heads");
-        (heads.due, heads.later.iter().map(|(_, t)| *t).min())
-    }
-
-    fn attempt(status: u16) -> AttemptV1 {
-        AttemptV1 { at: 5, status: Some(status), error: None, latency_ms: 1, response: vec![] }
-    }
-
-    /// Test events are queued for their webhook alone; a lane's head is due
-    /// once; outcomes move it (a retry keeps a row, a success leaves none, a
-    /// failure keeps one for replay); the log is in recording order;
-    /// retention takes the log and finished deliveries only; deleting the
-    /// webhook takes every row.
-    #[test]
-    fn queue_outcomes_retention_and_delete() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("d.redb"), 1 << 20).expect("open");
-        let (w, other) = (u128::from(crate::new_id()), u128::from(crate::new_id()));
-        store.create_webhook(w.into(), &hook()).expect("create");
-        store.create_webhook(other.into(), &hook()).expect("create");
-        let e1 = store.test_webhook(w, "o", 10).expect("test");
-        let e2 = store.test_webhook(w, "o", 10).expect("test");
-        let e3 = store.test_webhook(w, "o", 10).expect("test");
-        assert!(matches!(store.test_webhook(w, "p", 10), Err(StoreError::NotFound(_))));
-        assert!(!store.enqueue_deliveries(100).expect("enqueue"), "nothing more to read");
-        assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)), "queued: fresh");
-        let (due, _) = heads(&store, 10, false);
-        assert_eq!(due.iter().map(|d| (d.webhook, d.event_id)).collect::<Vec<_>>(), vec![(w, e1)], "one head per lane, other webhook nothing");
-        let (due, _) = heads(&store, 10, true);
-        assert!(due.is_empty(), "busy lanes are skipped");
-        let out = store.record_attempt(w, e1, &attempt(500), |n| Outcome::Retry { next_at: 100 + i64::from(n) }).expect("record");
-        assert!(matches!(out, Some(Outcome::Retry { next_at: 101 })));
-        assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.next_at)), Some((1, 101)), "a retry keeps a row");
-        let (due, earliest) = heads(&store, 50, false);
-        assert!(due.is_empty() && earliest == Some(101), "the head waits; the next event waits behind it");
-        store.record_attempt(w, e1, &attempt(200), |_| Outcome::Delivered).expect("record");
-        assert!(store.delivery(w, e1).expect("read").is_none(), "delivered: no row");
-        let (due, _) = heads(&store, 50, false);
-        assert_eq!(due.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![e2]);
-        store.record_attempt(w, e2, &attempt(400), |_| Outcome::Failed).expect("record");
-        assert_eq!(store.delivery(w, e2).expect("read").map(|d| d.status), Some(DeliveryStatus::Failed));
-        let log = store.delivery_attempts(w, "o", None, 10).expect("log");
-        let seen: Vec<_> = log.items.iter().map(|(_, l)| (l.event, l.number, l.attempt.status)).collect();
-        assert_eq!(seen, vec![(e1, 1, Some(500)), (e1, 2, Some(200)), (e2, 1, Some(400))]);
-        let page = store.delivery_attempts(w, "o", None, 2).expect("log");
-        let rest = store.delivery_attempts(w, "o", page.next_after, 2).expect("log");
-        assert_eq!((page.items.len(), rest.items.len(), rest.next_after), (2, 1, None), "cursor pages");
-        // Only failed: e2 alone, attempts reset, its row gone.
-        assert_eq!(store.replay_deliveries(w, "o", 0, None, true).expect("replay"), 1);
-        assert_eq!(store.delivery(w, e2).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
-        // Retention: the log goes; e3 and e2 (pending) stay.
-        assert_eq!(store.prune_deliveries(i64::MAX >> 20, 100).expect("prune"), 3);
-        assert!(store.delivery(w, e3).expect("read").is_some() && store.delivery(w, e2).expect("read").is_some());
-        assert!(store.delivery_attempts(w, "o", None, 10).expect("log").items.is_empty());
-        // Replay re-queues every one (its own tests) with attempts reset.
-        assert_eq!(store.replay_deliveries(w, "o", 0, None, false).expect("replay"), 3);
-        assert_eq!(store.delivery(w, e1).expect("read").map(|d| (d.attempts, d.status)), Some((0, DeliveryStatus::Pending)));
-        store.delete_webhook(w.into(), "o").expect("delete");
-        assert!(store.delivery(w, e2).expect("read").is_none());
-        let (due, _) = heads(&store, i64::MAX, false);
-        assert!(due.is_empty());
-    }
-
-    /// A schema-1 file opens upgraded: its delivery log moves to the new
-    /// table in time order with event and attempt number, the old table is
-    /// gone, delivered rows go, others stay, and the file says version 2.
-    #[test]
-    fn a_schema_1_delivery_log_is_upgraded_at_open() {
-        use crate::store::tables::{META, META_SCHEMA_VERSION, V1_DELIVERY_ATTEMPTS};
-        use redb::TableHandle;
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("d.redb");
-        let w = u128::from(crate::new_id());
-        {
-            let store = Store::open(&path, 1 << 20).expect("open");
-            let txn = store.write().expect("write");
-            txn.open_table(META).expect("meta").insert(META_SCHEMA_VERSION, 1u32.to_be_bytes().as_slice()).expect("v1");
-            let mut old = txn.open_table(V1_DELIVERY_ATTEMPTS).expect("old");
-            let at = |t: i64| AttemptV1 { at: t, ..attempt(500) }.encode();
-            old.insert((w, 7u128, 1u32), at(2_000).as_slice()).expect("ins");
-            old.insert((w, 7u128, 2u32), at(3_000).as_slice()).expect("ins");
-            old.insert((w, 5u128, 1u32), at(2_500).as_slice()).expect("ins");
-            // Two attempts of one millisecond whose old keys an id made of
-            // (event ^ attempt n) would have merged: both are kept.
-            old.insert((w, 8u128, 2u32), at(4_000).as_slice()).expect("ins");
-            old.insert((w, 9u128, 3u32), at(4_000).as_slice()).expect("ins");
-            drop(old);
-            let mut rows = txn.open_table(DELIVERIES).expect("deliveries");
-            let d = |status| Delivery { status, ..fresh(None) }.encode();
-            rows.insert((w, 7u128), d(DeliveryStatus::Delivered).as_slice()).expect("ins");
-            rows.insert((w, 5u128), d(DeliveryStatus::Failed).as_slice()).expect("ins");
-            drop(rows);
-            store.commit(txn).expect("commit");
-        }
-        let store = Store::open(&path, 1 << 20).expect("reopen");
-        assert_eq!(store.meta().schema_version, super::super::SCHEMA_VERSION);
-        let txn = store.read().expect("read");
-        assert!(!txn.list_tables().expect("tables").any(|t| t.name() == V1_DELIVERY_ATTEMPTS.name()), "the old table is gone");
-        let log: Vec<(u128, u32, i64)> = txn
-            .open_table(DELIVERY_LOG)
-            .expect("log")
-            .iter()
-            .expect("iter")
-            .map(|r| r.map(|(_, v)| LoggedAttempt::decode(v.value()).map(|l| (l.event, l.number, l.attempt.at))).expect("row").expect("decode"))
-            .collect();
-        assert_eq!(log, vec![(7, 1, 2_000), (5, 1, 2_500), (7, 2, 3_000), (8, 2, 4_000), (9, 3, 4_000)]);
-        let rows = txn.open_table(DELIVERIES).expect("deliveries");
-        assert!(rows.get((w, 7u128)).expect("get").is_none() && rows.get((w, 5u128)).expect("get").is_some());
-    }
-}
+#[path = "deliveries_tests.rs"]
+mod tests;

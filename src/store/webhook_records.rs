@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::records::{record, Record};
 use super::StoreError;
 
-/// A webhook endpoint of one organization.
+/// A webhook endpoint of one organization, as version 1 stored it (kept
+/// to read older files).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct WebhookV1 {
     pub organization_id: String,
@@ -33,17 +34,105 @@ pub struct WebhookV1 {
     pub updated_at: i64,
 }
 
-/// The current webhook record.
-pub type Webhook = WebhookV1;
+/// How a webhook's deliveries wait for each other (CONTRACT §11 continued).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WebhookOrdering {
+    /// A session's events reach the webhook in id order: a failed delivery
+    /// holds back the session's later events until it is delivered or failed.
+    #[default]
+    Session,
+    /// A failed delivery leaves its session's lane for a lane of its own and
+    /// is retried there; the session's later events go on meanwhile.
+    None,
+}
 
+impl WebhookOrdering {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookOrdering::Session => "session",
+            WebhookOrdering::None => "none",
+        }
+    }
+
+    /// From the API's spelling.
+    pub fn parse(s: &str) -> Option<WebhookOrdering> {
+        match s {
+            "session" => Some(WebhookOrdering::Session),
+            "none" => Some(WebhookOrdering::None),
+            _ => None,
+        }
+    }
+}
+
+/// A webhook endpoint of one organization, with its delivery `ordering`
+/// (version 2: a V1 record reads as `ordering: Session`, what it meant).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WebhookV2 {
+    pub organization_id: String,
+    pub url: String,
+    /// Event types, or `["*"]` for all.
+    pub events: Vec<String>,
+    /// Only these sessions' events (ULID strings); empty: every session.
+    pub session_ids: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why the gateway disabled it (410, days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// The signing secret (the bytes behind `whsec_…`).
+    pub secret: [u8; 32],
+    /// The secret before the last rotation, and until when it still signs (Unix ms).
+    pub previous: Option<([u8; 32], i64)>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ordering: WebhookOrdering,
+}
+
+impl From<WebhookV1> for WebhookV2 {
+    fn from(v: WebhookV1) -> WebhookV2 {
+        WebhookV2 {
+            organization_id: v.organization_id,
+            url: v.url,
+            events: v.events,
+            session_ids: v.session_ids,
+            description: v.description,
+            enabled: v.enabled,
+            disabled_reason: v.disabled_reason,
+            secret: v.secret,
+            previous: v.previous,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            ordering: WebhookOrdering::Session,
+        }
+    }
+}
+
+/// The current webhook record.
+pub type Webhook = WebhookV2;
+
+/// The webhook record's versions on disk: V1 before `ordering`.
 #[derive(Serialize, Deserialize)]
 enum WebhookEnvelope {
     V1(WebhookV1),
+    V2(WebhookV2),
 }
 
-record!(WebhookV1, WebhookEnvelope, "webhook");
+impl Record for WebhookV2 {
+    const KIND: &'static str = "webhook";
+    fn encode(&self) -> Vec<u8> {
+        // Serializing this plain struct into a Vec cannot fail.
+        postcard::to_stdvec(&WebhookEnvelope::V2(self.clone())).unwrap_or_default()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        match postcard::from_bytes::<WebhookEnvelope>(bytes) {
+            Ok(WebhookEnvelope::V1(v)) => Ok(v.into()),
+            Ok(WebhookEnvelope::V2(v)) => Ok(v),
+            Err(e) => Err(StoreError::Corrupt(format!("webhook record: {e}"))),
+        }
+    }
+}
 
-impl WebhookV1 {
+impl WebhookV2 {
     /// Whether an event of `kind` from `session` goes to this endpoint.
     /// `webhook.test` never matches: it goes only to the webhook it tests.
     /// The session's ULID is spelled out only for a webhook that filters by
@@ -158,7 +247,7 @@ record!(LoggedAttemptV1, LoggedAttemptEnvelope, "delivery log entry");
 /// A plain enabled webhook of organization `o` (for tests).
 #[cfg(test)]
 pub(crate) fn sample_webhook() -> Webhook {
-    WebhookV1 {
+    WebhookV2 {
         organization_id: "o".into(),
         url: "https://x.example.com".into(),
         events: vec!["*".into()],
@@ -170,6 +259,7 @@ pub(crate) fn sample_webhook() -> Webhook {
         previous: None,
         created_at: 1,
         updated_at: 1,
+        ordering: WebhookOrdering::Session,
     }
 }
 
@@ -193,6 +283,7 @@ mod tests {
         }
     }
 
+    /// A V1 record (before `ordering`) still decodes, as `ordering: session`.
     #[test]
     fn webhook_v1_golden_bytes() {
         let mut golden = vec![0, 1, b'o', 9];
@@ -202,16 +293,35 @@ mod tests {
         golden.push(1);
         golden.extend([2u8; 32]);
         golden.extend([18, 6, 8]);
-        assert_eq!(hook().encode(), golden);
-        assert_eq!(WebhookV1::decode(&golden).ok(), Some(hook()));
-        let mut v2 = golden.clone();
-        v2[0] = 1;
-        assert!(matches!(WebhookV1::decode(&v2), Err(StoreError::Corrupt(_))));
+        assert_eq!(postcard::to_stdvec(&WebhookEnvelope::V1(hook())).expect("encode"), golden);
+        assert_eq!(WebhookV2::decode(&golden).ok(), Some(WebhookV2::from(hook())));
+        assert_eq!(WebhookV2::decode(&golden).map(|h| h.ordering).ok(), Some(WebhookOrdering::Session));
+        let mut v3 = golden.clone();
+        v3[0] = 2;
+        assert!(matches!(WebhookV2::decode(&v3), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn webhook_v2_golden_bytes() {
+        let h = WebhookV2 { ordering: WebhookOrdering::None, ..WebhookV2::from(hook()) };
+        let mut golden = vec![1, 1, b'o', 9];
+        golden.extend(b"https://x");
+        golden.extend([1, 1, b'*', 0, 0, 1, 0]);
+        golden.extend([1u8; 32]);
+        golden.push(1);
+        golden.extend([2u8; 32]);
+        golden.extend([18, 6, 8, 1]);
+        assert_eq!(h.encode(), golden);
+        assert_eq!(WebhookV2::decode(&golden).ok(), Some(h.clone()));
+        let session = WebhookV2 { ordering: WebhookOrdering::Session, ..h };
+        let last = golden.len() - 1;
+        golden[last] = 0;
+        assert_eq!(session.encode(), golden);
     }
 
     #[test]
     fn filters_and_overlapping_secrets() {
-        let mut h = hook();
+        let mut h = WebhookV2::from(hook());
         let (s1, s2) = (u128::from(crate::new_id()), u128::from(crate::new_id()));
         assert!(h.wants("message.received", Some(s1)) && !h.wants("webhook.test", None));
         h.events = vec!["message.status".into()];
