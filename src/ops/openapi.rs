@@ -445,12 +445,12 @@ fn schemas() -> Value {
             "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,
         })),
         "Health": object(&["status", "store"], json!({
-            "status": string_enum(&["ok", "degraded", "failing"]),
+            "status": string_enum(&["ok", "degraded"]),
             "store": object(&["writable", "freeBytes", "minFreeBytes", "error"], json!({
-                "writable": {"type": "boolean", "description": "false while the disk is below --min-free-disk (writes answer 503)"},
+                "writable": {"type": "boolean", "description": "false while writes are refused (503): below --min-free-disk, or after an I/O error until space is back"},
                 "freeBytes": {"type": ["integer", "null"]},
                 "minFreeBytes": {"type": "integer"},
-                "error": {"type": ["string", "null"], "description": "set once a write failed with an I/O error; the gateway then exits to be restarted"},
+                "error": {"type": ["string", "null"], "description": "why writes are refused since a write failed with an I/O error; cleared once they work again (the gateway reopens the file by itself)"},
             })),
         })),
         "Ready": object(&["status", "store", "jwksKeys"], json!({
