@@ -15,6 +15,7 @@
 //! each other: each has its own worker, and a worker waits only on its own
 //! queue's pace.
 
+pub mod acks;
 pub mod inbound;
 pub mod addr;
 pub mod media_fetch;
@@ -95,6 +96,8 @@ pub struct Messaging {
     /// Each session's worker: its wake-up, and whether it waits for the link.
     workers: Mutex<HashMap<Ulid, Arc<WorkerHandle>>>,
     pub counters: MessagingCounters,
+    /// Who waits until an engine event is committed or held.
+    pub acks: acks::Acks,
     /// Each session's send times of the hour before start, read once from
     /// the send log; its worker takes them when it starts (a worker then
     /// lives as long as the process, and is the only one to send for its
@@ -122,6 +125,7 @@ impl Messaging {
             config,
             workers: Mutex::new(HashMap::new()),
             counters: MessagingCounters::default(),
+            acks: acks::Acks::default(),
             histories: Mutex::new(histories),
             closing: AtomicBool::new(false),
             stop: Notify::new(),

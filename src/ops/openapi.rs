@@ -248,8 +248,10 @@ fn sessions_operations() -> Vec<(&'static str, &'static str, Op)> {
                 (202, json_response("Accepted", schema("SimMessage"))))
             .describe("A text by default; `type` makes it media (with sim bytes), a location or a contact, \
                 `reaction` a reaction, `group` a group message, `lid` a message from a LID. 409 `conflict` \
-                unless the session is linked and running. 404 unless the gateway runs `--engine sim`.")
-            .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+                unless the session is linked and running. 404 unless the gateway runs `--engine sim`. \
+                202 only once the message is stored, or held in memory while writes are refused (then \
+                stored when they work); 503 `unavailable` if it could not be either (send it again).")
+            .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409, 503])),
     ]
 }
 

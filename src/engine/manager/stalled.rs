@@ -46,6 +46,15 @@ impl Manager {
         }
     }
 
+    /// Disconnects session `id` until writes work (too many of its events
+    /// are held in memory): WhatsApp keeps and redelivers what it has not
+    /// delivered; the session is started again with the others.
+    pub async fn pause_for_writes(&self, id: Ulid) {
+        let _turn = self.turn(id).await;
+        self.close(id).await;
+        self.stall(id);
+    }
+
     /// Takes the noted sessions.
     fn take_stalled(&self) -> HashSet<Ulid> {
         match self.stalled.lock() {
