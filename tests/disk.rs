@@ -270,6 +270,7 @@ async fn started_below_the_floor_it_serves_reads_and_its_sessions_and_queues_res
 
     // Space returns: with no API call, every session works and its queue drains.
     std::fs::remove_file(&fill).expect("remove filler");
+    let freed = std::time::Instant::now();
     eventually(15, "every session working", || {
         let (api, token, ids) = (api.clone(), token.clone(), ids.clone());
         async move {
@@ -296,6 +297,7 @@ async fn started_below_the_floor_it_serves_reads_and_its_sessions_and_queues_res
         }
     })
     .await;
+    eprintln!("4 sessions working and 8 queued messages sent {:?} after space returned", freed.elapsed());
     assert_eq!(api.get("/healthz", None).await.1["status"], "ok");
     server.stop(Duration::from_secs(15));
 }
@@ -337,6 +339,7 @@ async fn inbound_messages_and_a_receipt_under_the_floor_are_all_stored_when_spac
     assert!(messages(&api, &token, &id, "in").await.is_empty(), "nothing can be stored below the floor");
 
     std::fs::remove_file(&fill).expect("remove filler");
+    let freed = std::time::Instant::now();
     eventually(10, "all 30 inbound messages stored, in order, and the receipt applied", || {
         let (api, token, id, msg, acked) = (api.clone(), token.clone(), id.clone(), msg.clone(), acked.clone());
         async move {
@@ -352,6 +355,7 @@ async fn inbound_messages_and_a_receipt_under_the_floor_are_all_stored_when_spac
         }
     })
     .await;
+    eprintln!("30 held inbound messages and the receipt stored {:?} after space returned", freed.elapsed());
     server.stop(Duration::from_secs(15));
 }
 
@@ -410,6 +414,7 @@ async fn an_enospc_and_a_restart_on_the_full_disk_serve_reads_and_recover_when_s
 
     // Space returns: writes work and the session is working, with no API call but reads.
     std::fs::remove_file(&fill).expect("remove filler");
+    let freed = std::time::Instant::now();
     eventually(15, "writes work and the session works", || {
         let (api, token, linked) = (api.clone(), token.clone(), linked.clone());
         async move {
@@ -419,6 +424,7 @@ async fn an_enospc_and_a_restart_on_the_full_disk_serve_reads_and_recover_when_s
         }
     })
     .await;
+    eprintln!("after ENOSPC and a restart on the full disk: writable and working {:?} after space returned", freed.elapsed());
     let (st, body) = create(&api, &token, "after").await;
     assert_eq!(st, 201, "{body}");
     again.stop(Duration::from_secs(15));
@@ -473,5 +479,6 @@ async fn sim_incoming_acknowledged_is_stored_across_kill_9() {
     let lost: Vec<&String> = acked.iter().filter(|w| !stored.contains(*w)).collect();
     assert!(acked.len() > 100, "too few acknowledged to mean anything: {}", acked.len());
     assert!(lost.is_empty(), "{} of {} acknowledged lost (seed {seed}): {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    eprintln!("sim/incoming across 5 kill -9 cycles: {} acknowledged, 0 lost", acked.len());
     server.stop(Duration::from_secs(15));
 }
