@@ -190,7 +190,7 @@ pub struct Store {
     /// (the recovery backoff grows with it).
     failures: AtomicU64,
     /// Fired when a write fails with an I/O error (wakes [`recovery`]).
-    failed: tokio::sync::Notify,
+    failed: Arc<tokio::sync::Notify>,
     /// Bumped each time writes work again after being refused (below the
     /// floor or after an I/O failure): whoever held writes back (sessions
     /// to start, inbound events to store) retries then.
@@ -242,7 +242,7 @@ impl Store {
             min_free: AtomicU64::new(0),
             failures: AtomicU64::new(u64::from(failure.is_some())),
             failure: Mutex::new(failure),
-            failed: tokio::sync::Notify::new(),
+            failed: Arc::new(tokio::sync::Notify::new()),
             writes_back: tokio::sync::watch::Sender::new(0),
             events: events::EventSignal::new(last_event),
             suspended: std::sync::RwLock::new(suspended),

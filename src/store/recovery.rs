@@ -279,12 +279,13 @@ pub async fn watch(store: Weak<Store>) {
             s.writes_back.send_modify(|n| *n += 1);
         }
         was_writable = now_writable;
-        // Held across the short wait: a shutdown waits at most this long.
+        // Not held across the wait: a shutdown takes the store back.
+        let failed = s.failed.clone();
+        drop(s);
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = s.failed.notified() => {}
+            _ = failed.notified() => {}
         }
-        drop(s);
     }
 }
 
