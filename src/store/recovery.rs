@@ -249,8 +249,12 @@ pub async fn watch(store: Weak<Store>) {
             (Some(_), Some((at, swapped))) => {
                 let enough = s.free_bytes().is_none_or(|f| f >= s.min_free_disk().saturating_add(RESUME_FREE_BYTES));
                 let waited = at.elapsed() >= retry_after(s.failures.load(Ordering::Relaxed));
-                if !swapped || !s.handle_writable() {
+                if !swapped || (!s.handle_writable() && enough && waited) {
+                    // Once at once (for reads); a read-only handle again
+                    // only when a writable open may succeed.
                     Step::Reopen
+                } else if !s.handle_writable() {
+                    Step::Idle
                 } else {
                     if enough && waited {
                         tracing::info!("space is back on the data file's disk: writes resume");
