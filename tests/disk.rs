@@ -487,3 +487,46 @@ async fn sim_incoming_acknowledged_is_stored_across_kill_9() {
     eprintln!("sim/incoming across 5 kill -9 cycles: {} acknowledged, 0 lost", acked.len());
     server.stop(Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_held_bound_the_session_is_disconnected_and_nothing_acknowledged_is_dropped() {
+    let Some(mount) = Tmpfs::mount(256, "past_the_held_bound_the_session_is_disconnected_and_nothing_acknowledged_is_dropped") else { return };
+    let root = mount.path();
+    let data = root.join("data");
+    let floor: u64 = 64 << 20;
+    let mut server = Server::start(&data, &["--engine", "sim", "--min-free-disk", &floor.to_string()]);
+    let api = server.api();
+    let token = owner_token(&data);
+    let id = linked_session(&api, &token, "bound", "6281100000400").await;
+    let fill = root.join("filler.bin");
+    filler(&fill, free(&root) - (32 << 20)).expect("filler");
+    // The buffer holds 10,000 events; one more pushes it past the bound.
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for i in 0..10_100 {
+        let (st, body) = api.post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&token), json!({"from": "6281200000003", "text": format!("b{i}")})).await;
+        match st {
+            202 => acked.push(body["id"].as_str().expect("id").to_string()),
+            409 => refused += 1,
+            other => panic!("incoming {i}: {other} {body}"),
+        }
+    }
+    assert!(acked.len() > 10_000 && acked.len() < 10_100, "{} acknowledged", acked.len());
+    assert_eq!(refused, 10_100 - acked.len(), "the disconnected session refuses the rest");
+
+    std::fs::remove_file(&fill).expect("remove filler");
+    let freed = std::time::Instant::now();
+    eventually(20, "every acknowledged message stored and the session working again", || {
+        let (api, token, id, n) = (api.clone(), token.clone(), id.clone(), acked.len());
+        async move {
+            let stored = messages(&api, &token, &id, "in").await.len();
+            let (_, s) = api.get(&format!("/api/v1/sessions/{id}"), Some(&token)).await;
+            if stored == n && s["status"] == "working" { Ok(()) } else { Err(format!("{stored} of {n} stored, {}", s["status"])) }
+        }
+    })
+    .await;
+    eprintln!("{} held past the bound stored {:?} after space returned", acked.len(), freed.elapsed());
+    let stored: Vec<String> = messages(&api, &token, &id, "in").await.iter().map(|m| m["waMessageId"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(stored, acked, "stored in the order they were acknowledged");
+    server.stop(Duration::from_secs(15));
+}

@@ -51,10 +51,21 @@ pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, Eng
         None => return,
     };
     let mut held: VecDeque<(Ulid, EngineEvent)> = VecDeque::new();
+    // The last held batch was committed: take the next one at once.
+    let mut draining = false;
     loop {
         let batch = if held.is_empty() {
             let Some(first) = rx.recv().await else { return };
             crate::drain(first, &mut rx, 512)
+        } else if draining {
+            // What arrived meanwhile goes behind what is held.
+            if let Ok(first) = rx.try_recv() {
+                let Some(m) = me.upgrade() else { return };
+                let more = crate::drain(first, &mut rx, 512);
+                hold(&m, &mut held, more).await;
+            }
+            let n = held.len().min(512);
+            held.drain(..n).collect()
         } else {
             tokio::select! {
                 got = rx.recv() => {
@@ -85,11 +96,13 @@ pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, Eng
         let arrived = batch.iter().filter(|(_, e)| matches!(e, EngineEvent::Message(_))).count();
         match m.committer.run(move |txn| apply(txn, batch, pause)).await {
             Ok(to_read) => {
+                draining = !held.is_empty();
                 m.counters.received.inc_by(arrived as u64);
                 m.acks.fire(&keep, true);
                 mark_read(&m, to_read)
             }
             Err(e) if e.is_refusal() => {
+                draining = false;
                 if held.is_empty() {
                     tracing::warn!(error = %e, events = keep.len(), "writes are refused: holding message events until they work");
                 }
@@ -100,6 +113,7 @@ pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, Eng
                 m.acks.fire(&keep, false);
             }
             Err(e) => {
+                draining = !held.is_empty();
                 m.acks.drop_all(&keep);
                 tracing::warn!(error = %e, "could not store message events")
             }
