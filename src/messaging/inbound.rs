@@ -3,7 +3,8 @@
 //! outbound statuses forward, refusals that fail a message and pause the
 //! queue, and LID↔phone mappings. Events that arrive together are committed
 //! in one transaction. With `autoRead`, what arrived is marked read right
-//! after it is stored.
+//! after it is stored. While writes are refused (a full disk), events are
+//! held in order and stored when writes work (see [`run`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};

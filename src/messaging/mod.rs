@@ -6,7 +6,10 @@
 //! - [`pacing`] — the pacing and typing rules, pure functions of a clock.
 //! - [`worker`] — one task per session with work: waits for the queue head,
 //!   the pace and the connection, types, sends, records the outcome.
-//! - [`inbound`] — the engine's message events, committed in order.
+//! - [`inbound`] — the engine's message events, committed in order (held in
+//!   memory, bounded, while writes are refused; stored when they work).
+//! - [`acks`] — answers for whoever waits until an event is stored or held
+//!   (`sim/incoming`, `sim/receipt`).
 //! - [`media_fetch`] — media by URL or base64, fetched at queue time.
 //! - [`addr`] — which addresses an outbound request may reach.
 //!
