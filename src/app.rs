@@ -84,14 +84,26 @@ impl App {
     pub fn build(config: ServeConfig) -> Result<App, StartError> {
         let store = Arc::new(Store::open(&data_file(&config.data_dir), config.cache_bytes).map_err(StartError::Store)?);
         // Nothing is connected yet: sessions meant to run say `starting` until
-        // the engine brings them back (see `Gateway::start`).
-        store.mark_resuming().map_err(StartError::Store)?;
+        // the engine brings them back (see `Gateway::start`). On a full disk
+        // this write is refused: the gateway still serves reads, and the
+        // sessions are started once writes work (the manager retries them).
+        match store.mark_resuming() {
+            Ok(_) => {}
+            Err(e) if e.is_refusal() => tracing::warn!(error = %e, "could not mark sessions resuming (disk full?): they start once writes work"),
+            Err(e) => return Err(StartError::Store(e)),
+        }
         store.set_min_free_disk(config.min_free_disk);
+        // Keeps the store serving through a full disk: reopens the file after
+        // an I/O error, and says when writes work again.
+        tokio::spawn(crate::store::recovery::watch(Arc::downgrade(&store)));
         // The file remembers who issues its tokens, so that `wa-gateway
         // token` can refuse to mint for a gateway that would not accept them.
-        store
-            .set_issuer_mode(if config.jwks_url.is_some() { "jwks" } else { "embedded" })
-            .map_err(StartError::Store)?;
+        // Written again at the next start if the disk is full now.
+        match store.set_issuer_mode(if config.jwks_url.is_some() { "jwks" } else { "embedded" }) {
+            Ok(()) => {}
+            Err(e) if e.is_refusal() => tracing::warn!(error = %e, "could not record the issuer mode (disk full?)"),
+            Err(e) => return Err(StartError::Store(e)),
+        }
         let (source, issuer) = match &config.jwks_url {
             Some(url) => (JwksSource::remote(url, config.jwks.clone()).map_err(StartError::Jwks)?, None),
             None => {

@@ -292,9 +292,6 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Exit status after a write failed with an I/O error (EX_IOERR).
-pub const EXIT_IO: u8 = 74;
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("wa-gateway: {msg}");
     ExitCode::from(2)
@@ -391,24 +388,13 @@ fn serve(args: ServeArgs) -> ExitCode {
                  (`wa-gateway token`). Use --jwks-url to trust your frontend instead."
             );
         }
-        let store = gateway.app.store.clone();
-        let failed = tokio::select! {
-            _ = shutdown_signal() => false,
-            _ = store.failed() => true,
-        };
-        if failed {
-            tracing::error!(
-                error = store.failure().unwrap_or("-"),
-                "a write to the data file failed with an I/O error: exiting with status {EXIT_IO} so that the \
-                 service manager restarts the gateway (every acknowledged write is on disk; free space if the disk is full)"
-            );
-        } else {
-            tracing::info!("shutting down: draining requests and closing the data file");
-        }
-        drop(store);
+        // A full disk, or a write that met an I/O error, never ends the
+        // process: the store reopens its file and resumes writes by itself
+        // (`store::recovery`), and `/healthz` says `degraded` meanwhile.
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests and closing the data file");
         let closed = gateway.shutdown().await;
         match closed {
-            _ if failed => ExitCode::from(EXIT_IO),
             Ok(true) => {
                 tracing::info!("data file closed cleanly");
                 ExitCode::SUCCESS

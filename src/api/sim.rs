@@ -10,10 +10,11 @@ use ulid::Ulid;
 
 use super::lifecycle::{sim, sim_error};
 use crate::app::App;
-use crate::engine::sim::sim_media;
+use crate::engine::sim::{sim_media, SimEngine};
+use crate::messaging::acks::{self, AckOutcome};
 use crate::engine::{InboundBody, MediaKind, ReceiptStatus};
 use crate::http::response::{self, Resp};
-use crate::http::{ApiError, Req};
+use crate::http::{ApiError, ErrorCode, Req};
 use crate::store::messages;
 
 #[derive(Deserialize)]
@@ -67,7 +68,14 @@ pub async fn incoming(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         (Some("unsupported"), None) => InboundBody::Unsupported,
         (Some(_), None) => return Err(ApiError::invalid("type", "type must be a message type")),
     };
-    let wa = sim.incoming(id, &b.from, b.lid.as_deref(), b.group.as_deref(), body).map_err(sim_error)?;
+    let wa = SimEngine::new_wa_id();
+    let key = acks::message_key(&wa);
+    let stored = app.messaging.acks.expect(id, key.clone());
+    if let Err(e) = sim.incoming(id, wa.clone(), &b.from, b.lid.as_deref(), b.group.as_deref(), body) {
+        app.messaging.acks.forget(id, &key);
+        return Err(sim_error(e));
+    }
+    settled(&app, id, &key, stored).await?;
     Ok(response::json(202, &json!({"id": wa})))
 }
 
@@ -87,8 +95,34 @@ pub async fn receipt(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         "read" => ReceiptStatus::Read,
         _ => return Err(ApiError::invalid("status", "status must be delivered or read")),
     };
-    sim.receipt(id, &b.wa_message_id, status).map_err(sim_error)?;
+    let key = acks::receipt_key(&b.wa_message_id, status);
+    let stored = app.messaging.acks.expect(id, key.clone());
+    if let Err(e) = sim.receipt(id, &b.wa_message_id, status) {
+        app.messaging.acks.forget(id, &key);
+        return Err(sim_error(e));
+    }
+    settled(&app, id, &key, stored).await?;
     Ok(response::json(202, &json!({})))
+}
+
+/// How long a sim hook waits for its event to be committed or held.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the event is committed, or held for redelivery while writes
+/// are refused (CONTRACT §11 continued): only then does the hook answer
+/// 202. An event dropped on the way (the connection ended meanwhile) or
+/// not settled in time is 503: the phone would send it again.
+async fn settled(app: &App, id: Ulid, key: &str, stored: tokio::sync::oneshot::Receiver<AckOutcome>) -> Result<(), ApiError> {
+    match tokio::time::timeout(SETTLE_TIMEOUT, stored).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(ApiError::new(ErrorCode::Unavailable, "the event could not be stored; send it again")
+            .header("retry-after", "1")),
+        Err(_) => {
+            app.messaging.acks.forget(id, key);
+            Err(ApiError::new(ErrorCode::Unavailable, "the event was not stored in time; send it again")
+                .header("retry-after", "1"))
+        }
+    }
 }
 
 #[derive(Deserialize)]

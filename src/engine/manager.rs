@@ -29,9 +29,10 @@
 
 mod connect;
 mod events;
+mod stalled;
 mod suspension;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -173,6 +174,9 @@ pub struct Manager {
     connecting: tokio::sync::Semaphore,
     /// Where message events go (the messaging layer), once it is set.
     message_sink: std::sync::OnceLock<mpsc::UnboundedSender<(Ulid, EngineEvent)>>,
+    /// Sessions whose lifecycle writes were refused (disk full): started
+    /// again once writes work (see `stalled`).
+    stalled: Mutex<HashSet<Ulid>>,
     pub counters: EngineCounters,
 }
 
@@ -198,9 +202,11 @@ impl Manager {
             seq: AtomicU64::new(0),
             connecting: tokio::sync::Semaphore::new(config_connects),
             message_sink: std::sync::OnceLock::new(),
+            stalled: Mutex::new(HashSet::new()),
             counters: EngineCounters::default(),
         });
         tokio::spawn(Manager::event_loop(Arc::downgrade(&m), rx));
+        tokio::spawn(Manager::watch_writes(Arc::downgrade(&m)));
         m
     }
 

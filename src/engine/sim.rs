@@ -107,6 +107,11 @@ impl SimEngine {
         Ok(sim)
     }
 
+    /// A fresh WhatsApp id for an inbound message.
+    pub fn new_wa_id() -> String {
+        format!("SIM{}", crate::new_id())
+    }
+
     /// Everything the network received from session `id`, in order.
     pub fn outbox(&self, id: Ulid) -> Vec<serde_json::Value> {
         self.sessions.lock().ok().and_then(|m| m.get(&id).map(|l| l.outbox.clone())).unwrap_or_default()
@@ -233,14 +238,23 @@ impl SimEngine {
     /// A message arrives: from `from` (digits), addressed by its `@lid`
     /// when `lid` is given (WhatsApp's LID mode, the phone JID as the
     /// alternate address), in group `group` if given.
-    pub fn incoming(&self, id: Ulid, from: &str, lid: Option<&str>, group: Option<&str>, body: InboundBody) -> Result<String, EngineError> {
+    /// The message gets WhatsApp id `wa_id` (see [`SimEngine::new_wa_id`]),
+    /// chosen by the caller so that it can wait for it to be stored.
+    pub fn incoming(
+        &self,
+        id: Ulid,
+        wa_id: String,
+        from: &str,
+        lid: Option<&str>,
+        group: Option<&str>,
+        body: InboundBody,
+    ) -> Result<String, EngineError> {
         let sink = self.with(id, |l| {
             if !l.linked {
                 return Err(EngineError::State("the session is not linked".into()));
             }
             l.sink.clone().ok_or_else(|| EngineError::State("not running".into()))
         })?;
-        let wa_id = format!("SIM{}", crate::new_id());
         let pn = format!("{from}@s.whatsapp.net");
         let lid = lid.map(|l| if l.ends_with("@lid") { l.to_string() } else { format!("{l}@lid") });
         let (sender, sender_alt) = match &lid {

@@ -146,9 +146,10 @@ impl From<StoreError> for ApiError {
             }
             e @ StoreError::Failed(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()).header("retry-after", "5"),
             // The write that met the I/O error itself (the store latches it
-            // and the gateway restarts): not acknowledged, try again.
-            StoreError::Db(e @ (redb::Error::Io(_) | redb::Error::PreviousIo)) => {
-                let mut out = ApiError::new(ErrorCode::Unavailable, "the data file could not be written; the gateway is restarting")
+            // and reopens the file), or a read caught by that reopen: not
+            // acknowledged, try again.
+            StoreError::Db(e @ (redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed)) => {
+                let mut out = ApiError::new(ErrorCode::Unavailable, "the data file could not be written; writes resume once it can")
                     .header("retry-after", "5");
                 out.cause = Some(e.to_string());
                 out

@@ -3,9 +3,10 @@
 //! outbound statuses forward, refusals that fail a message and pause the
 //! queue, and LID↔phone mappings. Events that arrive together are committed
 //! in one transaction. With `autoRead`, what arrived is marked read right
-//! after it is stored.
+//! after it is stored. While writes are refused (a full disk), events are
+//! held in order and stored when writes work (see [`run`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
 
 use redb::WriteTransaction;
@@ -23,11 +24,70 @@ use crate::store::{messages, now_ms, sessions, StoreResult};
 /// Messages to mark read once committed: (session, chat, sender) → ids.
 type ToRead = BTreeMap<(Ulid, String, Option<String>), Vec<String>>;
 
-/// Receives the manager's message events until the manager is gone.
+/// Events held while writes are refused, past which the sessions that
+/// deliver more are disconnected (see [`run`]).
+pub const HELD_MAX: usize = 10_000;
+
+/// How often held events are retried while writes are refused, besides
+/// each time the store says writes are back.
+const RETRY_HELD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Receives the manager's message events until the manager is gone, and
+/// commits them in order, in batches.
+///
+/// While writes are refused (disk below `--min-free-disk`, or the file
+/// reopening after an I/O error), a batch that could not be committed is
+/// *held* in memory, in order, with everything that arrives after it, and
+/// retried when the store says writes are back (and every second): nothing
+/// received is dropped, and per-session order holds. The buffer is bounded
+/// by [`HELD_MAX`] events: past it, each session that delivers another
+/// event is disconnected (and started again once writes work), so that
+/// WhatsApp keeps and redelivers the rest instead of this process holding
+/// more; what was already received stays held. Whoever waits for an event
+/// ([`Messaging::expect`], e.g. `sim/incoming`) is answered once it is
+/// committed or held.
 pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, EngineEvent)>) {
-    while let Some(first) = rx.recv().await {
+    let mut back = match me.upgrade() {
+        Some(m) => m.store.subscribe_writes_back(),
+        None => return,
+    };
+    let mut held: VecDeque<(Ulid, EngineEvent)> = VecDeque::new();
+    // The last held batch was committed: take the next one at once.
+    let mut draining = false;
+    loop {
+        let batch = if held.is_empty() {
+            let Some(first) = rx.recv().await else { return };
+            crate::drain(first, &mut rx, 512)
+        } else if draining {
+            // What arrived meanwhile goes behind what is held.
+            if let Ok(first) = rx.try_recv() {
+                let Some(m) = me.upgrade() else { return };
+                let more = crate::drain(first, &mut rx, 512);
+                hold(&m, &mut held, more).await;
+            }
+            let n = held.len().min(512);
+            held.drain(..n).collect()
+        } else {
+            tokio::select! {
+                got = rx.recv() => {
+                    let Some(first) = got else { return };
+                    let Some(m) = me.upgrade() else { return };
+                    let more = crate::drain(first, &mut rx, 512);
+                    hold(&m, &mut held, more).await;
+                    continue;
+                }
+                _ = back.changed() => {}
+                _ = tokio::time::sleep(RETRY_HELD) => {}
+            }
+            let Some(m) = me.upgrade() else { return };
+            if !m.store.writable() {
+                continue;
+            }
+            let n = held.len().min(512);
+            held.drain(..n).collect()
+        };
         let Some(m) = me.upgrade() else { return };
-        let batch = crate::drain(first, &mut rx, 512);
+        let keep = batch.clone();
         let wakes: Vec<Ulid> = batch
             .iter()
             .filter(|(_, e)| matches!(e, EngineEvent::SendRefused { .. } | EngineEvent::TemporaryBan { .. }))
@@ -37,12 +97,45 @@ pub async fn run(me: Weak<Messaging>, mut rx: mpsc::UnboundedReceiver<(Ulid, Eng
         let arrived = batch.iter().filter(|(_, e)| matches!(e, EngineEvent::Message(_))).count();
         match m.committer.run(move |txn| apply(txn, batch, pause)).await {
             Ok(to_read) => {
+                draining = !held.is_empty();
                 m.counters.received.inc_by(arrived as u64);
+                m.acks.fire(&keep, true);
                 mark_read(&m, to_read)
             }
-            Err(e) => tracing::warn!(error = %e, "could not store message events"),
+            Err(e) if e.is_refusal() => {
+                draining = false;
+                if held.is_empty() {
+                    tracing::warn!(error = %e, events = keep.len(), "writes are refused: holding message events until they work");
+                }
+                // Back in front, in order, ahead of anything newer.
+                for ev in keep.iter().rev() {
+                    held.push_front(ev.clone());
+                }
+                m.acks.fire(&keep, false);
+            }
+            Err(e) => {
+                draining = !held.is_empty();
+                m.acks.drop_all(&keep);
+                tracing::warn!(error = %e, "could not store message events")
+            }
         }
         wakes.into_iter().for_each(|s| m.wake(s));
+    }
+}
+
+/// Holds `more` behind what is held already; past [`HELD_MAX`], pauses
+/// each session that delivered one (its connection is closed and started
+/// again once writes work, so WhatsApp redelivers the rest).
+async fn hold(m: &Arc<Messaging>, held: &mut VecDeque<(Ulid, EngineEvent)>, more: Vec<(Ulid, EngineEvent)>) {
+    let over = held.len() + more.len() > HELD_MAX;
+    let sessions: std::collections::BTreeSet<Ulid> = more.iter().map(|(s, _)| *s).collect();
+    m.acks.fire(&more, false);
+    held.extend(more);
+    if over {
+        for s in sessions {
+            tracing::warn!(session = %s, held = held.len(), "too many message events held while writes are refused: disconnecting the session until they work");
+            m.manager.pause_for_writes(s).await;
+        }
     }
 }
 

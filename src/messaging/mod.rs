@@ -6,7 +6,10 @@
 //! - [`pacing`] — the pacing and typing rules, pure functions of a clock.
 //! - [`worker`] — one task per session with work: waits for the queue head,
 //!   the pace and the connection, types, sends, records the outcome.
-//! - [`inbound`] — the engine's message events, committed in order.
+//! - [`inbound`] — the engine's message events, committed in order (held in
+//!   memory, bounded, while writes are refused; stored when they work).
+//! - [`acks`] — answers for whoever waits until an event is stored or held
+//!   (`sim/incoming`, `sim/receipt`).
 //! - [`media_fetch`] — media by URL or base64, fetched at queue time.
 //! - [`addr`] — which addresses an outbound request may reach.
 //! - [`host`] — the one normalizer of a URL's host (WHATWG IPv4 spellings).
@@ -16,6 +19,7 @@
 //! each other: each has its own worker, and a worker waits only on its own
 //! queue's pace.
 
+pub mod acks;
 pub mod inbound;
 pub mod addr;
 pub mod host;
@@ -97,6 +101,8 @@ pub struct Messaging {
     /// Each session's worker: its wake-up, and whether it waits for the link.
     workers: Mutex<HashMap<Ulid, Arc<WorkerHandle>>>,
     pub counters: MessagingCounters,
+    /// Who waits until an engine event is committed or held.
+    pub acks: acks::Acks,
     /// Each session's send times of the hour before start, read once from
     /// the send log; its worker takes them when it starts (a worker then
     /// lives as long as the process, and is the only one to send for its
@@ -124,6 +130,7 @@ impl Messaging {
             config,
             workers: Mutex::new(HashMap::new()),
             counters: MessagingCounters::default(),
+            acks: acks::Acks::default(),
             histories: Mutex::new(histories),
             closing: AtomicBool::new(false),
             stop: Notify::new(),

@@ -9,19 +9,16 @@ use crate::http::response::{self, Resp};
 use crate::http::{ApiError, ErrorCode, Req};
 
 /// `GET /healthz`: the process answers, and says whether the data file can
-/// be written (`store.writable`: false while the disk is below
-/// `--min-free-disk`, when writes answer 503 and reads keep working). 503
-/// only once a write has failed with an I/O error (the gateway is then
-/// exiting so that its service manager restarts it).
+/// be written (`store.writable`): `ok`, or `degraded` (200) while writes are
+/// refused — below `--min-free-disk`, or after a write met an I/O error
+/// (`store.error` says which) until the store has reopened the file and
+/// space is back. Reads keep working meanwhile, and writes resume by
+/// themselves: the process never exits over a full disk.
 pub async fn healthz(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
     let store = &app.store;
     let writable = store.writable();
     let failure = store.failure();
-    let status = match (failure, writable) {
-        (Some(_), _) => "failing",
-        (None, true) => "ok",
-        (None, false) => "degraded",
-    };
+    let status = if writable { "ok" } else { "degraded" };
     let body = json!({
         "status": status,
         "store": {
@@ -31,7 +28,7 @@ pub async fn healthz(app: Arc<App>, _req: Req) -> Result<Resp, ApiError> {
             "error": failure,
         },
     });
-    Ok(response::json(if failure.is_some() { 503 } else { 200 }, &body))
+    Ok(response::json(200, &body))
 }
 
 /// `GET /readyz`: the store is readable and login keys are loaded.

@@ -248,8 +248,10 @@ fn sessions_operations() -> Vec<(&'static str, &'static str, Op)> {
                 (202, json_response("Accepted", schema("SimMessage"))))
             .describe("A text by default; `type` makes it media (with sim bytes), a location or a contact, \
                 `reaction` a reaction, `group` a group message, `lid` a message from a LID. 409 `conflict` \
-                unless the session is linked and running. 404 unless the gateway runs `--engine sim`.")
-            .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+                unless the session is linked and running. 404 unless the gateway runs `--engine sim`. \
+                202 only once the message is stored, or held in memory while writes are refused (then \
+                stored when they work); 503 `unavailable` if it could not be either (send it again).")
+            .params(id_param()).body("SimIncoming", true).errors(&BODY_ERRORS).errors(&[403, 404, 409, 503])),
     ]
 }
 
@@ -452,12 +454,12 @@ fn schemas() -> Value {
             "sizeBytes": {"type": "integer"}, "sessions": {"type": "integer"}, "createdAt": ts,
         })),
         "Health": object(&["status", "store"], json!({
-            "status": string_enum(&["ok", "degraded", "failing"]),
+            "status": string_enum(&["ok", "degraded"]),
             "store": object(&["writable", "freeBytes", "minFreeBytes", "error"], json!({
-                "writable": {"type": "boolean", "description": "false while the disk is below --min-free-disk (writes answer 503)"},
+                "writable": {"type": "boolean", "description": "false while writes are refused (503): below --min-free-disk, or after an I/O error until space is back"},
                 "freeBytes": {"type": ["integer", "null"]},
                 "minFreeBytes": {"type": "integer"},
-                "error": {"type": ["string", "null"], "description": "set once a write failed with an I/O error; the gateway then exits to be restarted"},
+                "error": {"type": ["string", "null"], "description": "why writes are refused since a write failed with an I/O error; cleared once they work again (the gateway reopens the file by itself)"},
             })),
         })),
         "Ready": object(&["status", "store", "jwksKeys"], json!({

@@ -59,8 +59,9 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
             op("simReceipt", "Sim engine only: the recipient receives or reads a message [sessions:control]",
                 "sessions", AUTH, sim_ack())
             .describe("409 `conflict` when the session is not running or never sent that waMessageId. The \
-                message's status then moves to `delivered` or `read` (never back).")
-            .params(id_param()).body("SimReceipt", true).errors(&BODY_ERRORS).errors(&[403, 404, 409])),
+                message's status then moves to `delivered` or `read` (never back). 202 only once the receipt \
+                is stored, or held while writes are refused (applied when they work); else 503.")
+            .params(id_param()).body("SimReceipt", true).errors(&BODY_ERRORS).errors(&[403, 404, 409, 503])),
         ("post", "/api/v1/sessions/{id}/sim/refuse",
             op("simRefuse", "Sim engine only: the server refuses the next sends [sessions:control]", "sessions",
                 AUTH, sim_ack())

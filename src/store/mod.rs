@@ -31,6 +31,7 @@ pub mod message_records;
 pub mod messages;
 pub mod orgs;
 pub mod records;
+pub mod recovery;
 pub mod sessions;
 pub mod tables;
 pub mod usage;
@@ -42,9 +43,11 @@ pub mod webhooks;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase};
+
+use recovery::Handle;
 
 use tables::META;
 
@@ -72,8 +75,9 @@ pub enum StoreError {
     Io(std::io::Error),
     /// Writes are refused: the data file's filesystem is nearly full.
     DiskFull { free: u64, min: u64 },
-    /// A write failed with an I/O error; the file must be reopened (the
-    /// gateway exits so that its service manager restarts it).
+    /// Writes are refused after a write failed with an I/O error (a full
+    /// disk, typically), until the store has reopened the file and space is
+    /// back ([`recovery`]); or the file is being reopened this moment.
     Failed(String),
 }
 
@@ -93,12 +97,25 @@ impl fmt::Display for StoreError {
                 f,
                 "writes are paused: {free} bytes free on the data file's disk, below the {min} bytes --min-free-disk keeps"
             ),
-            StoreError::Failed(m) => write!(f, "the data file can no longer be written ({m}); the gateway is restarting"),
+            StoreError::Failed(m) => write!(f, "writes are paused: the data file could not be written ({m}); they resume by themselves once it can"),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// Whether the write was refused for lack of space or after an I/O
+    /// error: it can be redone once writes work again (see [`recovery`]).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull { .. }
+                | StoreError::Failed(_)
+                | StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed)
+        )
+    }
+}
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -152,19 +169,33 @@ impl Meta {
 
 /// The open data file, for the server (the only writer).
 pub struct Store {
-    db: Database,
+    /// The open database; `None` only while [`recovery`] reopens it (reads
+    /// and writes then answer [`StoreError::Failed`], a clean 503). Behind
+    /// a lock so that the file can be reopened in-process: redb refuses
+    /// every read and write on a handle after one I/O error.
+    db: RwLock<Option<Arc<Handle>>>,
     meta: Meta,
     path: PathBuf,
+    cache_bytes: usize,
     /// Bumped after every commit. This process is the file's only writer
     /// (`SingleWriter`), so an unchanged version means unchanged data: the
     /// page cache relies on it.
     version: AtomicU64,
     /// Writes are refused below this many free bytes on the file's disk.
     min_free: AtomicU64,
-    /// Set by the first write that failed with an I/O error: redb then
-    /// refuses every write until the file is reopened.
-    failure: OnceLock<String>,
-    failed: tokio::sync::Notify,
+    /// Why writes are refused since a write failed with an I/O error (or
+    /// the file could be opened for reading only); cleared by [`recovery`]
+    /// once the file is reopened and space is back.
+    failure: Mutex<Option<String>>,
+    /// Consecutive I/O failures without a successful commit between them
+    /// (the recovery backoff grows with it).
+    failures: AtomicU64,
+    /// Fired when a write fails with an I/O error (wakes [`recovery`]).
+    failed: Arc<tokio::sync::Notify>,
+    /// Bumped each time writes work again after being refused (below the
+    /// floor or after an I/O failure): whoever held writes back (sessions
+    /// to start, inbound events to store) retries then.
+    writes_back: tokio::sync::watch::Sender<u64>,
     /// Wakes the live event streams after every commit that appended events.
     events: events::EventSignal,
     /// Ids of the suspended organizations, kept in step with every org
@@ -188,7 +219,9 @@ pub fn data_file(dir: &Path) -> PathBuf {
 
 impl Store {
     /// Opens (creating if needed) the data file for writing, and runs any
-    /// schema upgrade inside one write transaction.
+    /// schema upgrade inside one write transaction. On a full disk the file
+    /// still opens for reading (writes refused until [`recovery`] finds
+    /// space), as long as its schema is this build's.
     pub fn open(path: &Path, cache_bytes: usize) -> StoreResult<Store> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
@@ -196,36 +229,34 @@ impl Store {
             }
         }
         create_private_file(path)?;
-        let db = redb::Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
-                    "{} is already open in another process: is another wa-gateway serving this data directory?",
-                    path.display()
-                )),
-                other => other.into(),
-            })?;
-        let meta = tables::migrate(&db)?;
-        let suspended = orgs::suspended_ids(&db.begin_read()?)?;
-        let last_event = events::last_id(&db.begin_read()?)?.unwrap_or(0);
+        let (handle, meta, failure) = recovery::open_for_serving(path, cache_bytes)?;
+        let (suspended, last_event) = {
+            let txn = handle.begin_read()?;
+            (orgs::suspended_ids(&txn)?, events::last_id(&txn)?.unwrap_or(0))
+        };
         Ok(Store {
-            db,
+            db: RwLock::new(Some(Arc::new(handle))),
             meta,
             path: path.to_path_buf(),
+            cache_bytes,
             version: AtomicU64::new(0),
             min_free: AtomicU64::new(0),
-            failure: OnceLock::new(),
-            failed: tokio::sync::Notify::new(),
+            failures: AtomicU64::new(u64::from(failure.is_some())),
+            failure: Mutex::new(failure),
+            failed: Arc::new(tokio::sync::Notify::new()),
+            writes_back: tokio::sync::watch::Sender::new(0),
             events: events::EventSignal::new(last_event),
             suspended: std::sync::RwLock::new(suspended),
         })
     }
 
-    /// The redb database.
-    pub fn db(&self) -> &Database {
-        &self.db
+    /// The open database, or a clean refusal while it is being reopened.
+    fn handle(&self) -> StoreResult<Arc<Handle>> {
+        let guard = match self.db.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard.clone().ok_or_else(|| StoreError::Failed("the data file is being reopened".into()))
     }
 
     /// In-memory copy of the meta table.
@@ -240,14 +271,14 @@ impl Store {
 
     /// Starts a read transaction (a consistent snapshot).
     pub fn read(&self) -> StoreResult<ReadTransaction> {
-        Ok(self.db.begin_read()?)
+        self.handle()?.begin_read().map_err(|e| self.noting_failure(e))
     }
 
     /// Starts a durable write transaction, unless the disk is nearly full
     /// (refused before redb could meet ENOSPC) or an earlier write failed.
     pub fn write(&self) -> StoreResult<redb::WriteTransaction> {
-        if let Some(why) = self.failure.get() {
-            return Err(StoreError::Failed(why.clone()));
+        if let Some(why) = self.failure() {
+            return Err(StoreError::Failed(why));
         }
         let min = self.min_free.load(Ordering::Relaxed);
         if min > 0 {
@@ -257,7 +288,12 @@ impl Store {
                 }
             }
         }
-        let mut txn = self.db.begin_write().map_err(|e| self.noting_failure(e.into()))?;
+        self.begin_write()
+    }
+
+    /// A durable write transaction on the open handle, with no floor check.
+    fn begin_write(&self) -> StoreResult<redb::WriteTransaction> {
+        let mut txn = self.handle()?.begin_write().map_err(|e| self.noting_failure(e))?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(txn)
@@ -269,6 +305,7 @@ impl Store {
         let committed = txn.commit();
         self.events.after_commit(committed.is_ok());
         committed.map_err(|e| self.noting_failure(e.into()))?;
+        self.failures.store(0, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -295,9 +332,10 @@ impl Store {
         if issuer_mode(&self.read()?)?.as_deref() == Some(mode) {
             return Ok(());
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(why) = self.failure() {
+            return Err(StoreError::Failed(why));
+        }
+        let txn = self.begin_write()?;
         txn.open_table(META)?.insert(tables::META_ISSUER_MODE, mode.as_bytes())?;
         self.commit(txn)
     }
@@ -321,28 +359,47 @@ impl Store {
     /// Whether a write would be accepted now.
     pub fn writable(&self) -> bool {
         let min = self.min_free_disk();
-        self.failure.get().is_none() && (min == 0 || self.free_bytes().is_none_or(|f| f >= min))
+        self.failure().is_none() && (min == 0 || self.free_bytes().is_none_or(|f| f >= min))
     }
 
-    /// Why writes failed for good, if they did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.get().map(String::as_str)
+    /// Why writes are refused since an I/O error, if they are.
+    pub fn failure(&self) -> Option<String> {
+        match self.failure.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
-    /// Resolves once a write has failed with an I/O error.
+    /// A receiver whose value is bumped each time writes work again after
+    /// being refused (see [`recovery::watch`]).
+    pub fn subscribe_writes_back(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writes_back.subscribe()
+    }
+
+    /// Resolves once a write has failed with an I/O error (or at once if
+    /// writes are refused for one now).
     pub async fn failed(&self) {
         let notified = self.failed.notified();
-        if self.failure.get().is_some() {
+        if self.failure().is_some() {
             return;
         }
         notified.await
     }
 
-    /// Latches an I/O failure (redb refuses every write after one) and
-    /// wakes whoever waits in [`Store::failed`].
+    /// Latches an I/O failure (redb refuses every read and write on the
+    /// handle after one) and wakes [`recovery`], which reopens the file.
     fn noting_failure(&self, e: StoreError) -> StoreError {
         let io = matches!(&e, StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo));
-        if io && self.failure.set(e.to_string()).is_ok() {
+        if io {
+            let mut guard = match self.failure.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if guard.is_none() {
+                *guard = Some(e.to_string());
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(guard);
             self.failed.notify_waiters();
         }
         e
@@ -355,7 +412,15 @@ impl Store {
 
     /// Closes the file cleanly, reporting any error.
     pub fn close(self) -> StoreResult<()> {
-        Ok(self.db.close()?)
+        let handle = match self.db.into_inner() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        match handle.map(Arc::try_unwrap) {
+            Some(Ok(h)) => h.close(),
+            Some(Err(_)) => Err(StoreError::Conflict("the data file is still in use".into())),
+            None => Ok(()),
+        }
     }
 }
 

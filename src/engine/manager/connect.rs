@@ -132,18 +132,21 @@ impl Manager {
             // The generation ends here (nothing of it runs any more), and
             // `failed` is written only if no operation came in between.
             let Some((ended, _)) = self.end_generation(id, generation) else { return };
-            let _ = self
+            if let Err(e) = self
                 .persist_if(id, ended, move |s| {
                     s.status = SessionStatus::Failed;
                     s.last_error = Some(err);
                     true
                 })
-                .await;
+                .await
+            {
+                self.stall_if_refused(id, &e);
+            }
             return;
         }
         // A session already `starting` stays so: retrying costs no write (the
         // API shows no lastError while starting; each attempt's error is logged).
-        let _ = self
+        if let Err(e) = self
             .persist_if(id, generation, move |s| {
                 if s.status == SessionStatus::Starting {
                     return false;
@@ -152,7 +155,10 @@ impl Manager {
                 s.last_error = Some(err);
                 true
             })
-            .await;
+            .await
+        {
+            self.stall_if_refused(id, &e);
+        }
         let delay = self.backoff(attempts);
         tracing::info!(session = %id, attempts, delay_ms = delay.as_millis() as u64, error = %error, "reconnecting");
         let me = self.clone();

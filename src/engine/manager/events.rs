@@ -61,7 +61,12 @@ impl Manager {
                     match self.apply_one(id, generation, &event).await {
                         Ok(true) => self.publish(id, event),
                         Ok(false) => {}
-                        Err(e) => tracing::warn!(session = %id, event = event.kind(), error = %e, "could not apply engine event"),
+                        Err(e) => {
+                            if let super::ManagerError::Store(e) = &e {
+                                self.stall_if_refused(id, e);
+                            }
+                            tracing::warn!(session = %id, event = event.kind(), error = %e, "could not apply engine event")
+                        }
                     }
                 }
             }
@@ -88,10 +93,16 @@ impl Manager {
         let mut written = Vec::new();
         if !pending.is_empty() {
             let changes = std::mem::take(pending);
+            let ids: Vec<Ulid> = changes.iter().map(|(id, _)| *id).collect();
             let store = self.store.clone();
             match tokio::task::spawn_blocking(move || store.update_sessions_if(changes)).await {
                 Ok(Ok(w)) => written = w,
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not persist engine events"),
+                Ok(Err(e)) => {
+                    // Refused (disk full): these sessions are started
+                    // afresh once writes work, which records them again.
+                    ids.iter().for_each(|id| self.stall_if_refused(*id, &e));
+                    tracing::warn!(error = %e, "could not persist engine events")
+                }
                 Err(e) => tracing::warn!(error = %e, "store task failed"),
             }
         }

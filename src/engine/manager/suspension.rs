@@ -48,7 +48,12 @@ impl Manager {
             match self.resume_one(*id).await {
                 Ok(true) => started += 1,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(session = %id, error = %e, "could not resume session"),
+                Err(e) => {
+                    if let ManagerError::Store(e) = &e {
+                        self.stall_if_refused(*id, e);
+                    }
+                    tracing::warn!(session = %id, error = %e, "could not resume session")
+                }
             }
         }
         started
