@@ -77,6 +77,8 @@ pub struct App {
     pub messaging: Arc<Messaging>,
     /// Webhook delivery.
     pub delivery: Arc<crate::delivery::Delivery>,
+    /// The bytes of media read, fetched or decoded at once (`--media-fetch-budget`).
+    pub media_budget: crate::messaging::media_budget::MediaBudget,
 }
 
 impl App {
@@ -87,6 +89,14 @@ impl App {
         // the engine brings them back (see `Gateway::start`).
         store.mark_resuming().map_err(StartError::Store)?;
         store.set_min_free_disk(config.min_free_disk);
+        // Media staged by requests a crash cut short: no request is in
+        // flight yet, so every staged blob is an orphan. (Below the disk
+        // floor this waits for the janitor's sweep.)
+        match crate::store::media::sweep_staged(&store, i64::MAX) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "removed media staged by unfinished requests"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep staged media"),
+        }
         // The file remembers who issues its tokens, so that `wa-gateway
         // token` can refuse to mint for a gateway that would not accept them.
         store
@@ -123,6 +133,7 @@ impl App {
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
         let delivery = crate::delivery::Delivery::start(store.clone(), config.delivery.clone(), config.messaging.allow_private_urls);
         let metrics = Metrics::new(&engine.counters, &messaging.counters, &delivery.counters);
+        let media_budget = crate::messaging::media_budget::MediaBudget::new(config.messaging.media_fetch_budget);
         Ok(App {
             store,
             auth,
@@ -137,6 +148,7 @@ impl App {
             committer,
             messaging,
             delivery,
+            media_budget,
         })
     }
 
@@ -180,6 +192,25 @@ impl App {
         ApiError::new(ErrorCode::RateLimited, "too many requests: slow down")
             .detail("retryAfterSeconds", secs)
             .header("retry-after", secs.to_string())
+    }
+
+    /// Charges `bytes` to the media budget, waiting at most `wait`; past
+    /// it, 429 `rate_limited` with `Retry-After` and `details.limit:
+    /// "media_budget"`.
+    pub async fn charge_media(
+        &self,
+        bytes: u64,
+        wait: std::time::Duration,
+    ) -> Result<crate::messaging::media_budget::Charge, ApiError> {
+        self.media_budget.charge(bytes, wait).await.map_err(|e| {
+            self.metrics.rate_limited("media_budget");
+            let secs = e.retry_after_secs.max(1);
+            ApiError::new(ErrorCode::RateLimited, "too much media is being received at once: retry shortly")
+                .detail("limit", "media_budget")
+                .detail("budgetBytes", self.media_budget.total())
+                .detail("retryAfterSeconds", secs)
+                .header("retry-after", secs.to_string())
+        })
     }
 
     /// Authenticates and clears the caller for `perm` in its organization.

@@ -11,12 +11,12 @@
 
 use std::sync::Arc;
 
-use ring::digest::{digest, SHA256};
+use ring::digest::{Context, SHA256};
 use serde_json::{json, Value};
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
-use super::message_input::{self, Outgoing};
+use super::message_input::{self, Outgoing, SendBody};
 pub use super::message_view::{message_value, message_view, MessageView};
 use crate::app::App;
 use crate::auth::Permission;
@@ -28,7 +28,7 @@ use crate::store::message_records::{
 };
 use crate::store::records::Session;
 use crate::store::tables::MESSAGES;
-use crate::store::{idempotency, messages, now_ms, StoreError, StoreResult};
+use crate::store::{idempotency, media, messages, now_ms, StoreError, StoreResult};
 
 /// How long an idempotent answer is replayed.
 pub const IDEMPOTENCY_TTL_MS: i64 = idempotency::TTL_MS;
@@ -85,13 +85,14 @@ fn idempotency_key(req: &Req) -> Result<Option<String>, ApiError> {
     Ok(v.to_str().ok().map(str::to_string))
 }
 
-/// SHA-256 of what makes two requests "the same" for an idempotency key.
+/// SHA-256 of what makes two requests "the same" for an idempotency key
+/// (path, NUL, body), hashed in place: a 21 MiB body is not copied.
 fn request_hash(req: &Req) -> [u8; 32] {
-    let mut h = Vec::with_capacity(req.body.len() + 64);
-    h.extend_from_slice(req.path.as_bytes());
-    h.push(0);
-    h.extend_from_slice(&req.body);
-    digest(&SHA256, &h).as_ref().try_into().unwrap_or([0; 32])
+    let mut h = Context::new(&SHA256);
+    h.update(req.path.as_bytes());
+    h.update(&[0]);
+    h.update(&req.body);
+    h.finish().as_ref().try_into().unwrap_or([0; 32])
 }
 
 /// The remembered answer as a response: replayed, or 409 for another request.
@@ -126,31 +127,99 @@ enum Outcome {
     Refused(ApiError),
 }
 
-fn fetch_policy(app: &App) -> FetchPolicy {
-    FetchPolicy { allow_private: app.config.messaging.allow_private_urls, ..FetchPolicy::default() }
+/// How long an item of a batch waits for room in the media budget: longer
+/// than a single send (the batch has already fetched and staged the items
+/// before it), still bounded.
+const BATCH_ITEM_BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn fetch_policy(app: &App, wait: std::time::Duration) -> FetchPolicy {
+    FetchPolicy {
+        allow_private: app.config.messaging.allow_private_urls,
+        budget: Some((app.media_budget.clone(), wait)),
+        ..FetchPolicy::default()
+    }
+}
+
+/// The blobs a request has staged; exists so that a request that ends any
+/// other way than committed (refused, failed, panicked) discards them: the
+/// drop hands the discard to the writer.
+struct Staged {
+    app: Arc<App>,
+    blobs: Vec<u128>,
+}
+
+impl Staged {
+    /// Stages `item`'s media (if any) in its own commit, drops the bytes and
+    /// the budget charged for them, and remembers the blob.
+    async fn stage(&mut self, org: &str, item: &mut Outgoing) -> Result<(), ApiError> {
+        let Some((bytes, _, _)) = item.media.as_mut() else { return Ok(()) };
+        let bytes = std::mem::take(bytes);
+        let (org, size) = (org.to_string(), bytes.len() as u64);
+        let blob = self.app.committer.run(move |txn| media::stage(txn, &org, &bytes, now_ms())).await?;
+        self.blobs.push(blob);
+        item.staged = Some((blob, size));
+        item.charge = None;
+        Ok(())
+    }
+
+    /// The request committed: the blobs are attached, not to be discarded.
+    fn keep(mut self) {
+        self.blobs.clear();
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.blobs.is_empty() {
+            return;
+        }
+        let (app, blobs) = (self.app.clone(), std::mem::take(&mut self.blobs));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                // Left staged on failure: the janitor's sweep removes it.
+                if let Err(e) = app.committer.run(move |txn| media::discard(txn, &blobs)).await {
+                    tracing::warn!(error = %e, "could not discard staged media");
+                }
+            });
+        }
+    }
 }
 
 /// `POST /api/v1/sessions/{id}/messages` → 202 Message.
-pub async fn send(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+pub async fn send(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
-    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+    let hash = request_hash(&req);
+    if let Some(r) = early_replay(&app, &org, &key, hash).await? {
         return Ok(r);
     }
-    let body: Value = req.json()?;
-    let item = message_input::parse(body, now_ms(), &fetch_policy(&app)).await?;
-    queue(&app, &req, org, id, vec![item], key, false).await
+    let policy = fetch_policy(&app, app.config.messaging.media_budget_wait);
+    let mut item = {
+        let body: SendBody<'_> = req.json()?;
+        message_input::parse_body(body, now_ms(), &policy).await?
+    };
+    // The body (base64 and all) is not needed any more: free it before the
+    // decoded bytes are staged, so the two copies never coexist with a third.
+    req.body = bytes::Bytes::new();
+    let mut staged = Staged { app: app.clone(), blobs: Vec::new() };
+    staged.stage(&org, &mut item).await?;
+    drop(req.media_charge.take());
+    queue(&app, hash, org, id, vec![item], key, false, staged).await
 }
 
 /// `POST /api/v1/sessions/{id}/messages/batch` `{"messages": [...]}` → 202
-/// `{"data": [...]}`, all or nothing.
-pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+/// `{"data": [...]}`, all or nothing. Item by item: each item's media is
+/// fetched (or decoded) and staged in its own commit before the next, so a
+/// batch holds one item's media at a time; the final commit attaches them.
+pub async fn batch(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
-    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+    let hash = request_hash(&req);
+    if let Some(r) = early_replay(&app, &org, &key, hash).await? {
         return Ok(r);
     }
     let mut body: Value = req.json()?;
+    req.body = bytes::Bytes::new();
     let items = match body.as_object_mut().map(|o| (o.remove("messages"), o.keys().next().cloned())) {
         Some((_, Some(extra))) => return Err(ApiError::invalid(&extra, format!("unknown field `{extra}`"))),
         Some((Some(Value::Array(items)), None)) => items,
@@ -159,26 +228,32 @@ pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(ApiError::invalid("messages", format!("a batch holds 1 to {MAX_BATCH} messages")).detail("count", items.len()));
     }
-    let (now, policy) = (now_ms(), fetch_policy(&app));
+    let (now, policy) = (now_ms(), fetch_policy(&app, BATCH_ITEM_BUDGET_WAIT));
+    let mut staged = Staged { app: app.clone(), blobs: Vec::new() };
     let mut parsed = Vec::with_capacity(items.len());
     for (i, v) in items.into_iter().enumerate() {
-        parsed.push(message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?);
+        let mut item = message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?;
+        staged.stage(&org, &mut item).await.map_err(|e| e.detail("index", i))?;
+        parsed.push(item);
     }
-    queue(&app, &req, org, id, parsed, key, true).await
+    drop(req.media_charge.take());
+    queue(&app, hash, org, id, parsed, key, true, staged).await
 }
 
 /// Commits `items` to session `id`'s queue in one job (with the
 /// idempotency check), then wakes its worker.
+#[allow(clippy::too_many_arguments)]
 async fn queue(
     app: &Arc<App>,
-    req: &Req,
+    hash: [u8; 32],
     org: String,
     id: Ulid,
     items: Vec<Outgoing>,
     key: Option<String>,
     is_batch: bool,
+    staged: Staged,
 ) -> Result<Resp, ApiError> {
-    let hash = request_hash(req);
+    let blobs = staged.blobs.clone();
     let max = app.config.messaging.max_queued;
     let plain = items.iter().all(|i| i.send_at.is_none());
     let outcome = app
@@ -207,6 +282,10 @@ async fn queue(
                         .header("retry-after", secs.max(1).to_string()),
                 ));
             }
+            if !media::all_staged(txn, blobs.iter().copied())? {
+                // Swept as an orphan: the request took longer than any should.
+                return Ok(Outcome::Refused(ApiError::new(ErrorCode::Unavailable, "the request's media was not kept: send it again")));
+            }
             let mut built = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
                 match build(txn, key_id, &session, item, now)? {
@@ -214,8 +293,8 @@ async fn queue(
                     Err(e) => return Ok(Outcome::Refused(if is_batch { e.detail("index", i) } else { e })),
                 }
             }
-            for (mid, m, media) in &built {
-                messages::insert(txn, *mid, m, media.as_deref(), "message.status")?;
+            for (mid, m, blob) in &built {
+                messages::insert(txn, *mid, m, *blob, "message.status")?;
                 if built.len() > 1 {
                     // A batch's WhatsApp ids share its session's index page
                     // now, rather than each dirtying it again at its claim.
@@ -231,6 +310,7 @@ async fn queue(
         .await?;
     match outcome {
         Outcome::Created(body) => {
+            staged.keep();
             if plain {
                 app.messaging.queued_plain(id);
             } else {
@@ -244,7 +324,8 @@ async fn queue(
     }
 }
 
-type Built = (u128, Message, Option<Vec<u8>>);
+/// A message built in the queueing commit: its id, record and staged blob.
+type Built = (u128, Message, Option<u128>);
 
 /// A message record for a checked request: targets resolved to this
 /// session's messages, both forms of the chat when known.
@@ -279,10 +360,11 @@ fn build(txn: &redb::WriteTransaction, session: u128, s: &Session, item: Outgoin
     } else {
         (None, None)
     };
+    let blob = item.staged.map(|(b, _)| b);
     let media = item.media.as_ref().map(|(bytes, mimetype, name)| MediaInfo {
         mimetype: mimetype.clone(),
         file_name: name.clone(),
-        size_bytes: bytes.len() as u64,
+        size_bytes: item.staged.map_or(bytes.len() as u64, |(_, size)| size),
         media_ref: None,
     });
     let m = Message {
@@ -315,7 +397,7 @@ fn build(txn: &redb::WriteTransaction, session: u128, s: &Session, item: Outgoin
         edited_at: None,
         revoke_requested: false,
     };
-    Ok(Ok((u128::from(crate::new_id()), m, item.media.map(|(b, _, _)| b))))
+    Ok(Ok((u128::from(crate::new_id()), m, blob)))
 }
 
 /// Reads message `{msgId}` of session `id` (404 for any other's).

@@ -30,7 +30,7 @@ use super::events;
 use super::message_records::{Message, MessageStatus};
 use super::records::Record;
 use super::tables::{
-    LID_MAP, MEDIA, MESSAGES, QUEUE_HEADS, SEND_LOG, SEND_PAUSES, SEND_QUEUE, SESSION_MESSAGES, WA_IDS,
+    LID_MAP, MESSAGES, QUEUE_HEADS, SEND_LOG, SEND_PAUSES, SEND_QUEUE, SESSION_MESSAGES, WA_IDS,
 };
 use super::{StoreError, StoreResult};
 
@@ -157,19 +157,23 @@ pub fn mark_read_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreR
     Ok(())
 }
 
-/// Stores a new message: outbound ones enter the queue (with their media
-/// bytes; their WhatsApp id is indexed when claimed), inbound ones get their
-/// WhatsApp id indexed; both get an event of `kind`.
-pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<&[u8]>, kind: &str) -> StoreResult<()> {
+/// Stores a new message: outbound ones enter the queue (with their staged
+/// media blob attached, see [`super::media`]; their WhatsApp id is indexed
+/// when claimed), inbound ones get their WhatsApp id indexed; both get an
+/// event of `kind`. A blob that is no longer staged is an error (validate
+/// with [`super::media::all_staged`] first).
+pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<u128>, kind: &str) -> StoreResult<()> {
+    if let Some(blob) = media {
+        if !super::media::attach(txn, id, blob)? {
+            return Err(super::media::gone());
+        }
+    }
     txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
     txn.open_table(SESSION_MESSAGES)?.insert((m.session_id, id), u8::from(in_order(m)))?;
     if queued(m) {
         enter(txn, id, m)?;
     } else {
         index_wa_id(txn, id, m)?;
-    }
-    if let Some(bytes) = media {
-        txn.open_table(MEDIA)?.insert(id, bytes)?;
     }
     events::message_event(txn, kind, id, m)?;
     Ok(())
@@ -247,7 +251,7 @@ pub fn rewrite(
     }
     if was_queued && !m.status.is_pending() && m.media.is_some() && m.direction == super::message_records::Direction::Out {
         // The media has left (or never will): it is not kept.
-        txn.open_table(MEDIA)?.remove(id)?;
+        super::media::remove(txn, &[id])?;
     }
     events::message_event(txn, kind, id, &m)?;
     Ok(Some(m))
@@ -334,12 +338,7 @@ fn lane_from(
 
 /// An outbound message's media bytes, while kept.
 pub fn media(txn: &ReadTransaction, id: u128) -> StoreResult<Option<Vec<u8>>> {
-    media_of(&txn.open_table(MEDIA)?, id)
-}
-
-/// [`media`] in the media table opened by either kind of transaction.
-pub fn media_of(table: &impl ReadableTable<u128, &'static [u8]>, id: u128) -> StoreResult<Option<Vec<u8>>> {
-    Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    super::media::read(txn, id)
 }
 
 /// Fails everything in a session's queue with `code` (logout).
@@ -385,17 +384,18 @@ pub fn drop_session(txn: &WriteTransaction, session: u128) -> StoreResult<()> {
     let mut messages = txn.open_table(MESSAGES)?;
     let mut index = txn.open_table(SESSION_MESSAGES)?;
     let mut wa = txn.open_table(WA_IDS)?;
-    let mut media = txn.open_table(MEDIA)?;
     let mut queue = txn.open_table(SEND_QUEUE)?;
-    for id in ids {
+    for id in &ids {
+        let id = *id;
         if let Some(m) = get(&messages, id)? {
             wa.remove((session, m.wa_message_id.as_str()))?;
             queue.remove((session, due(&m), id))?;
         }
         messages.remove(id)?;
         index.remove((session, id))?;
-        media.remove(id)?;
     }
+    drop((messages, index, wa, queue));
+    super::media::remove(txn, &ids)?;
     txn.open_table(QUEUE_HEADS)?.remove(session)?;
     txn.open_table(SEND_PAUSES)?.remove(session)?;
     let mut lids = txn.open_table(LID_MAP)?;
@@ -522,14 +522,14 @@ impl super::Store {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut index = txn.open_table(SESSION_MESSAGES)?;
             let mut wa = txn.open_table(WA_IDS)?;
-            let mut media = txn.open_table(MEDIA)?;
             for (id, m) in &doomed {
                 messages.remove(*id)?;
                 index.remove((m.session_id, *id))?;
                 wa.remove((m.session_id, m.wa_message_id.as_str()))?;
-                media.remove(*id)?;
             }
         }
+        let ids: Vec<u128> = doomed.iter().map(|(id, _)| *id).collect();
+        super::media::remove(&txn, &ids)?;
         self.commit(txn)?;
         Ok((read, doomed.len()))
     }

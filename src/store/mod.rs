@@ -27,6 +27,7 @@ pub mod committer;
 pub mod deliveries;
 pub mod events;
 pub mod idempotency;
+pub mod media;
 pub mod message_records;
 pub mod messages;
 pub mod orgs;
@@ -48,7 +49,7 @@ use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, Readabl
 use tables::META;
 
 /// The schema version this build writes; older files are upgraded at open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Default redb page cache: small enough for a 100 MiB resident budget.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
