@@ -282,7 +282,7 @@ async fn queue(
                         .header("retry-after", secs.max(1).to_string()),
                 ));
             }
-            if !media::all_staged(txn, blobs.iter().copied())? {
+            if !blobs.is_empty() && !media::all_staged(txn, blobs.iter().copied())? {
                 // Swept as an orphan: the request took longer than any should.
                 return Ok(Outcome::Refused(ApiError::new(ErrorCode::Unavailable, "the request's media was not kept: send it again")));
             }

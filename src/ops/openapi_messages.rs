@@ -322,7 +322,9 @@ pub(super) fn schemas() -> Map<String, Value> {
 pub(super) fn responses() -> Map<String, Value> {
     let e = |d: &str| json_response(d, schema("Error"));
     let mut queue_full = e("The session's send queue is full (rate_limited; details.queued, \
-        details.retryAfterSeconds), or too many requests from this principal");
+        details.retryAfterSeconds), or too much media is being received at once across all requests \
+        (`--media-fetch-budget`; details.limit = \"media_budget\", details.budgetBytes), or too many \
+        requests from this principal");
     queue_full["headers"] = json!({"Retry-After": {
         "description": "Seconds until a request will be accepted", "schema": {"type": "integer", "minimum": 1},
     }});
