@@ -110,15 +110,16 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// Concurrent charges of random sizes, held for random virtual
-        /// times: the bytes held never exceed the budget, and every waiter
-        /// is served (the wait is long enough for all to pass in turn).
+        /// Concurrent charges of random sizes, each held for a random number
+        /// of scheduler turns: the bytes held never exceed the budget, and
+        /// every waiter is served (the wait is long enough for all to pass
+        /// in turn).
         #[test]
         fn held_never_exceeds_the_budget_and_waiters_are_served(
             budget_kib in 1u64..4096,
             jobs in proptest::collection::vec((1u64..8 << 20, 1u64..50), 1..40),
         ) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
             rt.block_on(async move {
                 let b = MediaBudget::new(budget_kib * 1024);
                 let held = Arc::new(AtomicU64::new(0));
@@ -132,7 +133,9 @@ mod tests {
                         let now = held.fetch_add(c.bytes(), Ordering::SeqCst) + c.bytes();
                         peak.fetch_max(now, Ordering::SeqCst);
                         assert!(now <= b.total(), "held {now} > budget {}", b.total());
-                        tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+                        for _ in 0..hold_ms {
+                            tokio::task::yield_now().await;
+                        }
                         held.fetch_sub(c.bytes(), Ordering::SeqCst);
                     }));
                 }
@@ -147,15 +150,15 @@ mod tests {
 
     /// A full budget makes a charge wait, then give up after its wait; it
     /// is served as soon as room returns.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_full_budget_waits_then_refuses() {
         let b = MediaBudget::new(1 << 20);
         let first = b.charge(10 << 20, Duration::from_secs(1)).await.expect("one charge bigger than the budget passes alone");
         assert_eq!(first.bytes(), 1 << 20);
-        assert_eq!(b.charge(1, Duration::from_secs(2)).await.err(), Some(Exhausted { retry_after_secs: 1 }));
+        assert_eq!(b.charge(1, Duration::from_millis(50)).await.err(), Some(Exhausted { retry_after_secs: 1 }));
         let b2 = b.clone();
         let waiter = tokio::spawn(async move { b2.charge(512 << 10, Duration::from_secs(5)).await.map(|c| c.bytes()) });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         drop(first);
         assert_eq!(waiter.await.expect("join"), Ok(512 << 10));
         assert_eq!(MediaBudget::new(0).charge(u64::MAX, Duration::ZERO).await.map(|c| c.bytes()), Ok(0), "0 = unlimited");
