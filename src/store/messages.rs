@@ -740,7 +740,7 @@ mod tests {
             store.commit(txn).expect("commit");
         }
         let store = Store::open(&path, 1 << 20).expect("reopen");
-        assert_eq!(store.meta().schema_version, 3);
+        assert_eq!(store.meta().schema_version, crate::store::SCHEMA_VERSION);
         let txn = store.read().expect("read");
         let names: Vec<String> = txn.list_tables().expect("tables").map(|t| t.name().to_string()).collect();
         assert!(!names.iter().any(|n| n == V2_SESSION_MESSAGES.name() || n == V2_QUEUE_COUNTS.name() || n == "send_times"), "{names:?}");
