@@ -203,6 +203,27 @@ mod tests {
         assert_eq!(s.read().expect("r").open_table(MEDIA).expect("t").len().expect("len"), 0);
     }
 
+    /// `check` accepts staged and attached blobs and names each broken
+    /// link: a blob neither staged nor attached, a reference to a missing
+    /// blob or to a message that does not exist.
+    #[test]
+    fn check_names_orphan_blobs_and_dangling_references() {
+        let (_d, s) = store();
+        write(&s, |t| stage(t, "org", b"pending", 1));
+        let report = crate::store::check::check(&s.read().expect("r")).expect("check");
+        assert!(report.ok(), "a staged blob is legal: {report}");
+        write(&s, |t| {
+            t.open_table(MEDIA)?.insert(11u128, &b"orphan"[..])?;
+            t.open_table(MEDIA_REFS)?.insert(12u128, 13u128)?;
+            Ok(())
+        });
+        let report = crate::store::check::check(&s.read().expect("r")).expect("check");
+        let text = report.to_string();
+        assert!(text.contains("neither staged nor attached"), "{text}");
+        assert!(text.contains("which is missing"), "{text}");
+        assert!(text.contains("which does not exist"), "{text}");
+    }
+
     #[test]
     fn the_upgrade_references_schema_3_rows_once() {
         let (_d, s) = store();
