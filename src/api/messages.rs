@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
+use super::media_staging::{fetch_policy, Staged, BATCH_ITEM_BUDGET_WAIT};
 use super::message_input::{self, Outgoing, SendBody};
 pub use super::message_view::{message_value, message_view, MessageView};
 use crate::app::App;
 use crate::auth::Permission;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, ErrorCode, Req};
-use crate::messaging::media_fetch::FetchPolicy;
 use crate::store::message_records::{
     Direction, Idempotent, MediaInfo, Message, MessageStatus, MessageType, Reaction,
 };
@@ -127,64 +127,6 @@ enum Outcome {
     Refused(ApiError),
 }
 
-/// How long an item of a batch waits for room in the media budget: longer
-/// than a single send (the batch has already fetched and staged the items
-/// before it), still bounded.
-const BATCH_ITEM_BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn fetch_policy(app: &App, wait: std::time::Duration) -> FetchPolicy {
-    FetchPolicy {
-        allow_private: app.config.messaging.allow_private_urls,
-        budget: Some((app.media_budget.clone(), wait)),
-        ..FetchPolicy::default()
-    }
-}
-
-/// The blobs a request has staged; exists so that a request that ends any
-/// other way than committed (refused, failed, panicked) discards them: the
-/// drop hands the discard to the writer.
-struct Staged {
-    app: Arc<App>,
-    blobs: Vec<u128>,
-}
-
-impl Staged {
-    /// Stages `item`'s media (if any) in its own commit, drops the bytes and
-    /// the budget charged for them, and remembers the blob.
-    async fn stage(&mut self, org: &str, item: &mut Outgoing) -> Result<(), ApiError> {
-        let Some((bytes, _, _)) = item.media.as_mut() else { return Ok(()) };
-        let bytes = std::mem::take(bytes);
-        let (org, size) = (org.to_string(), bytes.len() as u64);
-        let blob = self.app.committer.run(move |txn| media::stage(txn, &org, &bytes, now_ms())).await?;
-        self.blobs.push(blob);
-        item.staged = Some((blob, size));
-        item.charge = None;
-        Ok(())
-    }
-
-    /// The request committed: the blobs are attached, not to be discarded.
-    fn keep(mut self) {
-        self.blobs.clear();
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if self.blobs.is_empty() {
-            return;
-        }
-        let (app, blobs) = (self.app.clone(), std::mem::take(&mut self.blobs));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                // Left staged on failure: the janitor's sweep removes it.
-                if let Err(e) = app.committer.run(move |txn| media::discard(txn, &blobs)).await {
-                    tracing::warn!(error = %e, "could not discard staged media");
-                }
-            });
-        }
-    }
-}
-
 /// `POST /api/v1/sessions/{id}/messages` → 202 Message.
 pub async fn send(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
@@ -201,7 +143,7 @@ pub async fn send(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     // The body (base64 and all) is not needed any more: free it before the
     // decoded bytes are staged, so the two copies never coexist with a third.
     req.body = bytes::Bytes::new();
-    let mut staged = Staged { app: app.clone(), blobs: Vec::new() };
+    let mut staged = Staged::new(&app);
     staged.stage(&org, &mut item).await?;
     drop(req.media_charge.take());
     queue(&app, hash, org, id, vec![item], key, false, staged).await
@@ -229,7 +171,7 @@ pub async fn batch(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
         return Err(ApiError::invalid("messages", format!("a batch holds 1 to {MAX_BATCH} messages")).detail("count", items.len()));
     }
     let (now, policy) = (now_ms(), fetch_policy(&app, BATCH_ITEM_BUDGET_WAIT));
-    let mut staged = Staged { app: app.clone(), blobs: Vec::new() };
+    let mut staged = Staged::new(&app);
     let mut parsed = Vec::with_capacity(items.len());
     for (i, v) in items.into_iter().enumerate() {
         let mut item = message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?;
