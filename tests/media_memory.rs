@@ -211,10 +211,32 @@ async fn a_batch_with_a_bad_item_150_queues_nothing_and_leaves_no_staged_media()
     }
     let report = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
     assert!(report.ok(), "{report}");
-    // A good batch after it is queued whole, its media readable.
+    // A good batch to a stopped session (its queue waits) is queued whole;
+    // `GET …/media` reads each item's staged blob; a cancel frees it.
+    let stopped = common::create_session(h, &t, "stopped").await["id"].as_str().expect("id").to_string();
     let items: Vec<Value> = (0..3).map(|_| json!({"to": "6281234567890", "media": {"url": format!("{url}/media")}})).collect();
-    let r = h.post(&format!("/api/v1/sessions/{id}/messages/batch"), Some(&t), json!({"messages": items})).await;
+    let r = h.post(&format!("/api/v1/sessions/{stopped}/messages/batch"), Some(&t), json!({"messages": items})).await;
     assert_eq!(r.status, 202, "{:?}", r.json);
+    let mid = r.json["data"][1]["id"].as_str().expect("id").to_string();
+    let got = h.get(&format!("/api/v1/sessions/{stopped}/messages/{mid}/media"), Some(&t)).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), MIB);
+    assert_eq!(got.body[..8], [0, 7, 14, 21, 28, 35, 42, 49]);
     let report = wa_gateway::store::check::check(&store.read().expect("read")).expect("check");
+    assert!(report.ok(), "{report}");
+    let r = h.delete(&format!("/api/v1/sessions/{stopped}/messages/{mid}"), Some(&t)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let got = h.get(&format!("/api/v1/sessions/{stopped}/messages/{mid}/media"), Some(&t)).await;
+    assert_eq!(got.status, 404, "a canceled message keeps no media");
+    // Deleting the session frees the rest.
+    let r = h.delete(&format!("/api/v1/sessions/{stopped}"), Some(&t)).await;
+    assert!(r.status.is_success(), "{:?}", r.json);
+    let txn = store.read().expect("read");
+    let blobs = {
+        use redb::ReadableTableMetadata;
+        txn.open_table(wa_gateway::store::tables::MEDIA).expect("media").len().expect("len")
+    };
+    assert_eq!(blobs, 0, "a deleted session keeps no media");
+    let report = wa_gateway::store::check::check(&txn).expect("check");
     assert!(report.ok(), "{report}");
 }
