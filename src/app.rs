@@ -77,6 +77,8 @@ pub struct App {
     pub messaging: Arc<Messaging>,
     /// Webhook delivery.
     pub delivery: Arc<crate::delivery::Delivery>,
+    /// The bytes of media read, fetched or decoded at once (`--media-fetch-budget`).
+    pub media_budget: crate::messaging::media_budget::MediaBudget,
 }
 
 impl App {
@@ -96,6 +98,14 @@ impl App {
         // Keeps the store serving through a full disk: reopens the file after
         // an I/O error, and says when writes work again.
         tokio::spawn(crate::store::recovery::watch(Arc::downgrade(&store)));
+        // Media staged by requests a crash cut short: no request is in
+        // flight yet, so every staged blob is an orphan. (Below the disk
+        // floor this waits for the janitor's sweep.)
+        match crate::store::media::sweep_staged(&store, i64::MAX) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "removed media staged by unfinished requests"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep staged media"),
+        }
         // The file remembers who issues its tokens, so that `wa-gateway
         // token` can refuse to mint for a gateway that would not accept them.
         // Written again at the next start if the disk is full now.
@@ -135,6 +145,7 @@ impl App {
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
         let delivery = crate::delivery::Delivery::start(store.clone(), config.delivery.clone(), config.messaging.allow_private_urls);
         let metrics = Metrics::new(&engine.counters, &messaging.counters, &delivery.counters);
+        let media_budget = crate::messaging::media_budget::MediaBudget::new(config.messaging.media_fetch_budget);
         Ok(App {
             store,
             auth,
@@ -149,6 +160,7 @@ impl App {
             committer,
             messaging,
             delivery,
+            media_budget,
         })
     }
 
@@ -192,6 +204,25 @@ impl App {
         ApiError::new(ErrorCode::RateLimited, "too many requests: slow down")
             .detail("retryAfterSeconds", secs)
             .header("retry-after", secs.to_string())
+    }
+
+    /// Charges `bytes` to the media budget, waiting at most `wait`; past
+    /// it, 429 `rate_limited` with `Retry-After` and `details.limit:
+    /// "media_budget"`.
+    pub async fn charge_media(
+        &self,
+        bytes: u64,
+        wait: std::time::Duration,
+    ) -> Result<crate::messaging::media_budget::Charge, ApiError> {
+        self.media_budget.charge(bytes, wait).await.map_err(|e| {
+            self.metrics.rate_limited("media_budget");
+            let secs = e.retry_after_secs.max(1);
+            ApiError::new(ErrorCode::RateLimited, "too much media is being received at once: retry shortly")
+                .detail("limit", "media_budget")
+                .detail("budgetBytes", self.media_budget.total())
+                .detail("retryAfterSeconds", secs)
+                .header("retry-after", secs.to_string())
+        })
     }
 
     /// Authenticates and clears the caller for `perm` in its organization.

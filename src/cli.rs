@@ -138,6 +138,9 @@ pub struct ServeArgs {
     /// How long events are kept.
     #[arg(long, env = "WAG_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
+    /// Bytes of media being read, fetched or decoded at once across all requests; past it a send waits, then 429 (0 = unlimited).
+    #[arg(long, env = "WAG_MEDIA_FETCH_BUDGET", default_value = "256MiB", value_parser = parse_bytes)]
+    pub media_fetch_budget: u64,
     /// Let media URLs (and later webhooks) reach private, loopback and link-local addresses.
     #[arg(long, env = "WAG_ALLOW_PRIVATE_URLS")]
     pub allow_private_urls: bool,
@@ -310,6 +313,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    crate::messaging::media_budget::return_big_buffers();
     init_logs(args.log_format);
     let mut config = ServeConfig::new(&args.data);
     config.gateway_id = args.gateway_id;
@@ -341,6 +345,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         message_retention: args.message_retention,
         event_retention: args.event_retention,
         allow_private_urls: args.allow_private_urls,
+        media_fetch_budget: args.media_fetch_budget,
+        ..crate::messaging::MessagingConfig::default()
     };
     config.delivery = crate::delivery::DeliveryConfig {
         retry_schedule: args.webhook_retry_schedule.0,

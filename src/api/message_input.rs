@@ -16,14 +16,17 @@ pub const MAX_TEXT_CHARS: usize = 65_536;
 /// The furthest ahead `sendAt` may be: 30 days.
 pub const MAX_SCHEDULE_MS: i64 = 30 * 86_400_000;
 
+/// One send request as the caller wrote it; `media.data` borrows from the
+/// request body when it can (no copy of a 21 MiB base64 string).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SendBody {
+pub struct SendBody<'a> {
     to: String,
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
-    media: Option<MediaBody>,
+    #[serde(borrow)]
+    media: Option<MediaBody<'a>>,
     location: Option<LocationBody>,
     contact: Option<ContactBody>,
     reaction: Option<ReactionBody>,
@@ -34,9 +37,10 @@ struct SendBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MediaBody {
+struct MediaBody<'a> {
     url: Option<String>,
-    data: Option<String>,
+    #[serde(borrow)]
+    data: Option<std::borrow::Cow<'a, str>>,
     mimetype: Option<String>,
     file_name: Option<String>,
 }
@@ -70,8 +74,13 @@ pub struct Outgoing {
     pub chat_id: String,
     pub kind: MessageType,
     pub text: Option<String>,
-    /// (bytes, mimetype, file name).
-    pub media: Option<(Vec<u8>, String, Option<String>)>,
+    /// (bytes, mimetype, file name); the bytes are emptied once staged.
+    pub media: Option<(bytes::Bytes, String, Option<String>)>,
+    /// The staged blob holding the media, and its size (see
+    /// [`crate::store::media`]).
+    pub staged: Option<(u128, u64)>,
+    /// The media budget charged for a fetched URL's bytes, held until staged.
+    pub charge: Option<std::sync::Arc<crate::messaging::media_budget::Charge>>,
     pub location: Option<Location>,
     pub contact: Option<Contact>,
     /// (our id of the target, emoji).
@@ -119,6 +128,11 @@ fn media_error(e: MediaError, field: &str) -> ApiError {
         MediaError::TooLarge { max } => ApiError::new(ErrorCode::PayloadTooLarge, format!("{field}: media exceeds {} MiB", max >> 20))
             .detail("field", field)
             .detail("maxBytes", max as u64),
+        MediaError::Busy => ApiError::new(ErrorCode::RateLimited, format!("{field}: too much media is being fetched at once: retry shortly"))
+            .detail("field", field)
+            .detail("limit", "media_budget")
+            .detail("retryAfterSeconds", 1)
+            .header("retry-after", "1"),
         other => invalid(field, format!("{field}: {other}")),
     }
 }
@@ -126,7 +140,12 @@ fn media_error(e: MediaError, field: &str) -> ApiError {
 /// Parses and checks one send request; fetches its media. `now` is the
 /// clock `sendAt` is checked against.
 pub async fn parse(v: Value, now: i64, policy: &FetchPolicy) -> Result<Outgoing, ApiError> {
-    let body: SendBody = crate::http::request::from_value(v)?;
+    let body: SendBody<'static> = crate::http::request::from_value(v)?;
+    parse_body(body, now, policy).await
+}
+
+/// [`parse`] of a body already deserialized (borrowing from the request).
+pub async fn parse_body(body: SendBody<'_>, now: i64, policy: &FetchPolicy) -> Result<Outgoing, ApiError> {
     let chat_id = normalize_jid(body.to.trim(), "to")?;
     let given: Vec<&str> = [
         body.media.as_ref().map(|_| "media"),
@@ -168,6 +187,8 @@ pub async fn parse(v: Value, now: i64, policy: &FetchPolicy) -> Result<Outgoing,
         location: None,
         contact: None,
         reaction: None,
+        staged: None,
+        charge: None,
         reply_to: body.reply_to,
         mentions: Vec::new(),
         send_at: None,
@@ -192,16 +213,17 @@ pub async fn parse(v: Value, now: i64, policy: &FetchPolicy) -> Result<Outgoing,
         out.kind = MessageType::Reaction;
         out.reaction = Some((r.message_id, r.emoji));
     } else if let Some(m) = body.media {
-        let (bytes, mime_from, name_from) = match (m.url, m.data) {
+        let (bytes, mime_from, name_from): (bytes::Bytes, _, _) = match (m.url, m.data) {
             (Some(_), Some(_)) => return Err(invalid("media", "give media.url or media.data, not both")),
             (None, None) => return Err(invalid("media", "media needs url or data")),
             (Some(url), None) => {
                 let f = media_fetch::fetch(&url, policy).await.map_err(|e| media_error(e, "media.url"))?;
-                (f.data.to_vec(), f.mimetype, f.file_name)
+                out.charge = f.charge;
+                (f.data, f.mimetype, f.file_name)
             }
             (None, Some(data)) => {
                 let (bytes, mime) = media_fetch::decode_base64(&data, MAX_MEDIA_BYTES).map_err(|e| media_error(e, "media.data"))?;
-                (bytes, mime, None)
+                (bytes.into(), mime, None)
             }
         };
         if bytes.is_empty() {

@@ -11,25 +11,25 @@
 
 use std::sync::Arc;
 
-use ring::digest::{digest, SHA256};
+use ring::digest::{Context, SHA256};
 use serde_json::{json, Value};
 use ulid::Ulid;
 
 use super::cursor::{CursorScope, ListKind};
-use super::message_input::{self, Outgoing};
+use super::media_staging::{fetch_policy, Staged, BATCH_ITEM_BUDGET_WAIT};
+use super::message_input::{self, Outgoing, SendBody};
 use super::send_limits;
 pub use super::message_view::{message_value, message_view, MessageView};
 use crate::app::App;
 use crate::auth::Permission;
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, ErrorCode, Req};
-use crate::messaging::media_fetch::FetchPolicy;
 use crate::store::message_records::{
     Direction, Idempotent, MediaInfo, Message, MessageStatus, MessageType, Reaction,
 };
 use crate::store::records::Session;
 use crate::store::tables::MESSAGES;
-use crate::store::{idempotency, messages, now_ms, StoreError, StoreResult};
+use crate::store::{idempotency, media, messages, now_ms, StoreError, StoreResult};
 
 /// How long an idempotent answer is replayed.
 pub const IDEMPOTENCY_TTL_MS: i64 = idempotency::TTL_MS;
@@ -86,13 +86,14 @@ fn idempotency_key(req: &Req) -> Result<Option<String>, ApiError> {
     Ok(v.to_str().ok().map(str::to_string))
 }
 
-/// SHA-256 of what makes two requests "the same" for an idempotency key.
+/// SHA-256 of what makes two requests "the same" for an idempotency key
+/// (path, NUL, body), hashed in place: a 21 MiB body is not copied.
 fn request_hash(req: &Req) -> [u8; 32] {
-    let mut h = Vec::with_capacity(req.body.len() + 64);
-    h.extend_from_slice(req.path.as_bytes());
-    h.push(0);
-    h.extend_from_slice(&req.body);
-    digest(&SHA256, &h).as_ref().try_into().unwrap_or([0; 32])
+    let mut h = Context::new(&SHA256);
+    h.update(req.path.as_bytes());
+    h.update(&[0]);
+    h.update(&req.body);
+    h.finish().as_ref().try_into().unwrap_or([0; 32])
 }
 
 /// The remembered answer as a response: replayed, or 409 for another request.
@@ -127,31 +128,41 @@ enum Outcome {
     Refused(ApiError),
 }
 
-fn fetch_policy(app: &App) -> FetchPolicy {
-    FetchPolicy { allow_private: app.config.messaging.allow_private_urls, ..FetchPolicy::default() }
-}
-
 /// `POST /api/v1/sessions/{id}/messages` → 202 Message.
-pub async fn send(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+pub async fn send(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
-    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+    let hash = request_hash(&req);
+    if let Some(r) = early_replay(&app, &org, &key, hash).await? {
         return Ok(r);
     }
-    let body: Value = req.json()?;
-    let item = message_input::parse(body, now_ms(), &fetch_policy(&app)).await?;
-    queue(&app, &req, org, id, vec![item], key, false).await
+    let policy = fetch_policy(&app, app.config.messaging.media_budget_wait);
+    let mut item = {
+        let body: SendBody<'_> = req.json()?;
+        message_input::parse_body(body, now_ms(), &policy).await?
+    };
+    // The body (base64 and all) is not needed any more: free it before the
+    // decoded bytes are staged, so the two copies never coexist with a third.
+    req.body = bytes::Bytes::new();
+    let mut staged = Staged::new(&app);
+    staged.stage(&org, &mut item).await?;
+    drop(req.media_charge.take());
+    queue(&app, hash, org, id, vec![item], key, false, staged).await
 }
 
 /// `POST /api/v1/sessions/{id}/messages/batch` `{"messages": [...]}` → 202
-/// `{"data": [...]}`, all or nothing.
-pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
+/// `{"data": [...]}`, all or nothing. Item by item: each item's media is
+/// fetched (or decoded) and staged in its own commit before the next, so a
+/// batch holds one item's media at a time; the final commit attaches them.
+pub async fn batch(app: Arc<App>, mut req: Req) -> Result<Resp, ApiError> {
     let (org, id, _) = session_of(&app, &req, Permission::MessagesSend).await?;
     let key = idempotency_key(&req)?;
-    if let Some(r) = early_replay(&app, &org, &key, request_hash(&req)).await? {
+    let hash = request_hash(&req);
+    if let Some(r) = early_replay(&app, &org, &key, hash).await? {
         return Ok(r);
     }
     let mut body: Value = req.json()?;
+    req.body = bytes::Bytes::new();
     let items = match body.as_object_mut().map(|o| (o.remove("messages"), o.keys().next().cloned())) {
         Some((_, Some(extra))) => return Err(ApiError::invalid(&extra, format!("unknown field `{extra}`"))),
         Some((Some(Value::Array(items)), None)) => items,
@@ -160,26 +171,32 @@ pub async fn batch(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(ApiError::invalid("messages", format!("a batch holds 1 to {MAX_BATCH} messages")).detail("count", items.len()));
     }
-    let (now, policy) = (now_ms(), fetch_policy(&app));
+    let (now, policy) = (now_ms(), fetch_policy(&app, BATCH_ITEM_BUDGET_WAIT));
+    let mut staged = Staged::new(&app);
     let mut parsed = Vec::with_capacity(items.len());
     for (i, v) in items.into_iter().enumerate() {
-        parsed.push(message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?);
+        let mut item = message_input::parse(v, now, &policy).await.map_err(|e| e.detail("index", i))?;
+        staged.stage(&org, &mut item).await.map_err(|e| e.detail("index", i))?;
+        parsed.push(item);
     }
-    queue(&app, &req, org, id, parsed, key, true).await
+    drop(req.media_charge.take());
+    queue(&app, hash, org, id, parsed, key, true, staged).await
 }
 
 /// Commits `items` to session `id`'s queue in one job (with the
 /// idempotency check), then wakes its worker.
+#[allow(clippy::too_many_arguments)]
 async fn queue(
     app: &Arc<App>,
-    req: &Req,
+    hash: [u8; 32],
     org: String,
     id: Ulid,
     items: Vec<Outgoing>,
     key: Option<String>,
     is_batch: bool,
+    staged: Staged,
 ) -> Result<Resp, ApiError> {
-    let hash = request_hash(req);
+    let blobs = staged.blobs.clone();
     let max = app.config.messaging.max_queued;
     let ttl_ms = app.config.messaging.message_ttl.as_millis() as i64;
     let default_quota = app.config.org_storage_quota;
@@ -208,6 +225,10 @@ async fn queue(
             if let Some(e) = send_limits::quota_refusal(txn, &org, bytes, default_quota)? {
                 return Ok(Outcome::Refused(e));
             }
+            if !blobs.is_empty() && !media::all_staged(txn, blobs.iter().copied())? {
+                // Swept as an orphan: the request took longer than any should.
+                return Ok(Outcome::Refused(ApiError::new(ErrorCode::Unavailable, "the request's media was not kept: send it again")));
+            }
             let mut built = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
                 match build(txn, key_id, &session, item, now)? {
@@ -216,7 +237,7 @@ async fn queue(
                 }
             }
             // One counter update for the organization's stored bytes, however many messages.
-            messages::insert_all(txn, built.iter().map(|(mid, m, media)| (*mid, m, media.as_deref())), "message.status")?;
+            messages::insert_all(txn, built.iter().map(|(mid, m, blob)| (*mid, m, *blob)), "message.status")?;
             if built.len() > 1 {
                 for (mid, m, _) in &built {
                     // A batch's WhatsApp ids share its session's index page
@@ -233,6 +254,7 @@ async fn queue(
         .await?;
     match outcome {
         Outcome::Created(body) => {
+            staged.keep();
             if plain {
                 app.messaging.queued_plain(id);
             } else {
@@ -246,7 +268,8 @@ async fn queue(
     }
 }
 
-type Built = (u128, Message, Option<Vec<u8>>);
+/// A message built in the queueing commit: its id, record and staged blob.
+type Built = (u128, Message, Option<u128>);
 
 /// A message record for a checked request: targets resolved to this
 /// session's messages, both forms of the chat when known.
@@ -281,10 +304,11 @@ fn build(txn: &redb::WriteTransaction, session: u128, s: &Session, item: Outgoin
     } else {
         (None, None)
     };
+    let blob = item.staged.map(|(b, _)| b);
     let media = item.media.as_ref().map(|(bytes, mimetype, name)| MediaInfo {
         mimetype: mimetype.clone(),
         file_name: name.clone(),
-        size_bytes: bytes.len() as u64,
+        size_bytes: item.staged.map_or(bytes.len() as u64, |(_, size)| size),
         media_ref: None,
     });
     let m = Message {
@@ -317,7 +341,7 @@ fn build(txn: &redb::WriteTransaction, session: u128, s: &Session, item: Outgoin
         edited_at: None,
         revoke_requested: false,
     };
-    Ok(Ok((u128::from(crate::new_id()), m, item.media.map(|(b, _, _)| b))))
+    Ok(Ok((u128::from(crate::new_id()), m, blob)))
 }
 
 /// Reads message `{msgId}` of session `id` (404 for any other's).

@@ -10,6 +10,7 @@ pub mod events_stream;
 pub mod lifecycle;
 pub mod media_answer;
 pub mod me;
+pub mod media_staging;
 pub mod message_input;
 pub mod message_view;
 pub mod messages;

@@ -24,7 +24,9 @@ pub fn request_bytes(items: &[Outgoing]) -> (u64, bool) {
     for i in items {
         bytes += i.text.as_ref().map_or(0, |t| t.len() as u64);
         if let Some((b, _, _)) = &i.media {
-            bytes += b.len() as u64;
+            // Staged media has left the request (its bytes emptied): its
+            // size is kept with the blob id.
+            bytes += i.staged.map_or(b.len() as u64, |(_, size)| size);
             media = true;
         }
     }

@@ -196,6 +196,16 @@ async fn respond(
     };
 
     let (parts, body) = req.into_parts();
+    // A body that carries media counts against the media budget from its
+    // first byte: the charge is taken before reading it (CONTRACT §11 cont.).
+    let media_charge = if principal.is_some() && body_left && route.max_body > MAX_BODY {
+        match app.charge_media(media_charge_for(declared_from(&parts.headers), route.max_body, route.pattern.ends_with("/batch")), app.config.messaging.media_budget_wait).await {
+            Ok(c) => Some(c),
+            Err(e) => return refuse(conn, e, request_id, label, true),
+        }
+    } else {
+        None
+    };
     let body = if principal.is_some() && body_left {
         conn.set_phase(Phase::Body);
         let read = tokio::time::timeout(app.config.timeouts.body, read_body(body, declared_from(&parts.headers), route.max_body)).await;
@@ -225,6 +235,7 @@ async fn respond(
         log_org: log_org.clone(),
         principal,
         conn: Some(conn.clone()),
+        media_charge,
     };
     let result = match tokio::spawn((route.handler)(app.clone(), req)).await {
         Ok(r) => r,
@@ -246,6 +257,21 @@ async fn respond(
         resp.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     Ok((resp, label))
+}
+
+/// What a media-carrying body costs at its peak, charged before it is read:
+/// the body itself plus what base64 in it decodes to (3/4 of it), which is
+/// held beside the body until the body is dropped. A body of unknown length
+/// (chunked) is charged as the route's largest.
+/// A batch's items are parsed into a JSON tree first (their strings are
+/// copied once), and each item's media is decoded and staged in turn.
+pub fn media_charge_for(declared: Option<u64>, max_body: usize, batch: bool) -> u64 {
+    let body = declared.unwrap_or(max_body as u64).min(max_body as u64);
+    if batch {
+        2 * body + (body / 2 * 3).min(2 * crate::messaging::media_fetch::MAX_MEDIA_BYTES as u64)
+    } else {
+        body + body / 4 * 3
+    }
 }
 
 fn declared_from(headers: &hyper::HeaderMap) -> Option<u64> {
@@ -284,7 +310,10 @@ async fn read_body(mut body: Incoming, declared: Option<u64>, max: usize) -> Res
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
+    // A declared length (under the limit, and for media already charged) is
+    // allocated once: growing by doubling would hold up to twice the body.
+    let first = if max > MAX_BODY { max as u64 } else { 64 * 1024 };
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(first) as usize);
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return Err(ApiError::new(ErrorCode::InvalidRequest, "could not read request body"));

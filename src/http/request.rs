@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use hyper::header::CONTENT_TYPE;
 use hyper::{HeaderMap, Method};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use ulid::Ulid;
 
 use super::error::{ApiError, ErrorCode};
@@ -34,12 +34,18 @@ pub struct Req {
     /// directly): a streamed answer needs it to end on shutdown and to cut a
     /// reader that stopped reading.
     pub conn: Option<Arc<super::conn::ConnState>>,
+    /// The media budget charged for this request's body before it was read
+    /// (routes that carry media); the handler holds it until the media is
+    /// staged.
+    pub media_charge: Option<crate::messaging::media_budget::Charge>,
 }
 
 impl Req {
     /// Parses the JSON body strictly: `application/json` only, unknown fields
     /// and wrong types refused with the offending field named. An empty body is `{}`.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    /// `T` may borrow from the body (a large base64 string is then not
+    /// copied).
+    pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
         if !self.body.is_empty() {
             let ct = self.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -104,7 +110,7 @@ fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiErr
 }
 
 /// Deserializes a JSON value (an item of a batch) as strictly as a body.
-pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+pub fn from_value<T: Deserialize<'static>>(v: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(v).map_err(field_error)
 }
 

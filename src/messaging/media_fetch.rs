@@ -58,6 +58,9 @@ pub struct FetchPolicy {
     pub total_timeout: Duration,
     /// Largest body accepted, in bytes.
     pub max_bytes: usize,
+    /// The media budget a fetch charges before reading the response body,
+    /// and how long it waits for room (`None`: not charged).
+    pub budget: Option<(super::media_budget::MediaBudget, Duration)>,
 }
 
 impl Default for FetchPolicy {
@@ -67,6 +70,7 @@ impl Default for FetchPolicy {
             connect_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(60),
             max_bytes: MAX_MEDIA_BYTES,
+            budget: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub enum MediaError {
     Fetch(String),
     /// `data` is not valid base64 (400).
     BadBase64,
+    /// The media budget stayed full for the whole wait (429).
+    Busy,
 }
 
 impl fmt::Display for MediaError {
@@ -107,6 +113,7 @@ impl fmt::Display for MediaError {
             ),
             MediaError::Fetch(why) => write!(f, "fetching media failed: {why}"),
             MediaError::BadBase64 => f.write_str("media data is not valid base64"),
+            MediaError::Busy => f.write_str("too much media is being fetched at once"),
         }
     }
 }
@@ -124,6 +131,10 @@ pub struct Fetched {
     /// The last path segment, percent-decoded (of the final URL after
     /// redirects, else of the original one); `None` when the path ends in `/`.
     pub file_name: Option<String>,
+    /// The media budget charged for these bytes (twice their size: they and
+    /// the data file's copy of them when staged); the caller holds it until
+    /// the bytes are staged and dropped.
+    pub charge: Option<Arc<super::media_budget::Charge>>,
 }
 
 /// A checked http(s) URL, split into what the fetch needs; exists so the
@@ -215,6 +226,16 @@ async fn fetch_inner(first: Target, policy: &FetchPolicy) -> Result<Fetched, Med
             .unwrap_or(0)
             .min(policy.max_bytes);
 
+        // Charged before one byte of the body is read: the declared length
+        // (or the cap when none is declared), twice — the bytes, and the
+        // data file's copy of them while they are staged.
+        let charge = match &policy.budget {
+            Some((budget, wait)) => {
+                let expect = if capacity > 0 { capacity } else { policy.max_bytes } as u64;
+                Some(Arc::new(budget.charge(expect * 2, *wait).await.map_err(|_| MediaError::Busy)?))
+            }
+            None => None,
+        };
         let mut body = response.into_body();
         let mut data: Vec<u8> = Vec::with_capacity(capacity);
         while let Some(frame) = body.frame().await {
@@ -235,6 +256,7 @@ async fn fetch_inner(first: Target, policy: &FetchPolicy) -> Result<Fetched, Med
             data: Bytes::from(data),
             mimetype,
             file_name,
+            charge,
         });
     }
 }

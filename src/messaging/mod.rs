@@ -23,6 +23,7 @@ pub mod acks;
 pub mod inbound;
 pub mod addr;
 pub mod host;
+pub mod media_budget;
 pub mod media_fetch;
 pub mod pacing;
 pub mod worker;
@@ -53,7 +54,15 @@ pub struct MessagingConfig {
     pub event_retention: Duration,
     /// Media URLs may name private addresses.
     pub allow_private_urls: bool,
+    /// Bytes of media read, fetched or decoded at once across all
+    /// requests (`--media-fetch-budget`; 0 = unlimited).
+    pub media_fetch_budget: u64,
+    /// How long a request waits for room in the media budget before 429.
+    pub media_budget_wait: Duration,
 }
+
+/// Default `--media-fetch-budget`: 256 MiB.
+pub const DEFAULT_MEDIA_FETCH_BUDGET: u64 = 256 * 1024 * 1024;
 
 impl Default for MessagingConfig {
     fn default() -> Self {
@@ -64,6 +73,8 @@ impl Default for MessagingConfig {
             message_retention: Duration::from_secs(30 * 86_400),
             event_retention: Duration::from_secs(7 * 86_400),
             allow_private_urls: false,
+            media_fetch_budget: DEFAULT_MEDIA_FETCH_BUDGET,
+            media_budget_wait: Duration::from_secs(5),
         }
     }
 }
@@ -280,6 +291,8 @@ pub fn prune(store: &Store, events: Duration, messages: Duration) -> crate::stor
     }
     // Webhook delivery state lives as long as the events it delivered.
     while store.prune_deliveries(now - events.as_millis() as i64, 1_000)? == 1_000 {}
+    // Media staged by a request that never finished (its blobs are orphans).
+    crate::store::media::sweep_staged(store, now - crate::store::media::STAGED_MAX_AGE_MS)?;
     let cutoff = now - crate::store::idempotency::TTL_MS;
     while store.prune_idempotency(cutoff, 1_000)? == 1_000 {}
     Ok((e, m))

@@ -22,7 +22,7 @@ use super::Messaging;
 use crate::engine::{ChatPresence, MessageKey, OutContent, OutMessage, SendError};
 use crate::store::message_records::{Message, MessageError, MessageStatus, MessageType};
 use crate::store::records::{Session, SessionStatus};
-use crate::store::tables::{MEDIA, MESSAGES};
+use crate::store::tables::{MEDIA, MEDIA_REFS, MESSAGES};
 use crate::store::{events, messages, now_ms, sessions, StoreError, StoreResult};
 use redb::ReadableTable;
 
@@ -130,7 +130,7 @@ async fn read_head(m: &Messaging, key: u128) -> StoreResult<Option<Head>> {
         let paused_until = messages::pause(&txn, key)?;
         let head = messages::head(&txn, key)?;
         let extra = match &head {
-            Some((_, id, msg)) if needs_extra(msg) => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, *id, msg)?,
+            Some((_, id, msg)) if needs_extra(msg) => extra_of(&txn.open_table(MESSAGES)?, (&txn.open_table(MEDIA_REFS)?, &txn.open_table(MEDIA)?), *id, msg)?,
             Some(_) => (None, None),
             None => (None, None),
         };
@@ -150,7 +150,7 @@ fn needs_extra(msg: &Message) -> bool {
 /// (or reacts to), and its media bytes. From either kind of transaction.
 fn extra_of(
     messages_t: &impl ReadableTable<u128, &'static [u8]>,
-    media_t: &impl ReadableTable<u128, &'static [u8]>,
+    (refs_t, media_t): (&impl ReadableTable<u128, u128>, &impl ReadableTable<u128, &'static [u8]>),
     id: u128,
     msg: &Message,
 ) -> StoreResult<Extra> {
@@ -162,7 +162,7 @@ fn extra_of(
         Some(r) => messages::get(messages_t, u128::from(r))?,
         None => None,
     };
-    let media = if msg.kind.is_media() { messages::media_of(media_t, id)? } else { None };
+    let media = if msg.kind.is_media() { crate::store::media::read_in(refs_t, media_t, id)? } else { None };
     Ok((quoted, media))
 }
 
@@ -301,7 +301,7 @@ fn chain_in(txn: &redb::WriteTransaction, key: u128, chain: Chain, now: i64) -> 
         return Ok(None);
     }
     let extra = match needs_extra(&msg) {
-        true => extra_of(&txn.open_table(MESSAGES)?, &txn.open_table(MEDIA)?, id, &msg)?,
+        true => extra_of(&txn.open_table(MESSAGES)?, (&txn.open_table(MEDIA_REFS)?, &txn.open_table(MEDIA)?), id, &msg)?,
         false => (None, None),
     };
     let at = now.max(chain.allowed);

@@ -336,7 +336,9 @@ pub(super) fn responses() -> Map<String, Value> {
         details.sessionStatus, details.retryAfterSeconds: for a session that is not working, the queue drains only \
         once it is started, and Retry-After is the time until its oldest queued message expires), or media that \
         would take the organization past its storage quota (rate_limited; details.quota: maxStoredBytes, \
-        storedBytes, requestBytes; nothing is stored), or too many requests from this principal");
+        storedBytes, requestBytes; nothing is stored), or too much media is being received at once across all requests \
+        (`--media-fetch-budget`; details.limit = \"media_budget\", details.budgetBytes), or too many \
+        requests from this principal");
     queue_full["headers"] = json!({"Retry-After": {
         "description": "Seconds until a request will be accepted", "schema": {"type": "integer", "minimum": 1},
     }});

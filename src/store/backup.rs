@@ -151,6 +151,8 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, WA_IDS)?;
     copy(src, &txn, MEDIA)?;
     copy(src, &txn, ORG_USAGE)?;
+    copy(src, &txn, super::tables::MEDIA_REFS)?;
+    copy(src, &txn, super::tables::MEDIA_STAGED)?;
     copy(src, &txn, SEND_LOG)?;
     copy(src, &txn, SEND_PAUSES)?;
     copy(src, &txn, LID_MAP)?;

@@ -31,7 +31,7 @@ use super::usage;
 use super::message_records::{Message, MessageStatus};
 use super::records::Record;
 use super::tables::{
-    LID_MAP, MEDIA, MESSAGES, QUEUE_HEADS, SEND_LOG, SEND_PAUSES, SEND_QUEUE, SESSION_MESSAGES, WA_IDS,
+    LID_MAP, MESSAGES, QUEUE_HEADS, SEND_LOG, SEND_PAUSES, SEND_QUEUE, SESSION_MESSAGES, WA_IDS,
 };
 use super::{StoreError, StoreResult};
 
@@ -158,11 +158,13 @@ pub fn mark_read_head(txn: &WriteTransaction, session: u128, id: u128) -> StoreR
     Ok(())
 }
 
-/// Stores a new message: outbound ones enter the queue (with their media
-/// bytes; their WhatsApp id is indexed when claimed), inbound ones get their
-/// WhatsApp id indexed; both get an event of `kind`. Its organization's
-/// stored bytes grow by its text and media ([`usage`]).
-pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<&[u8]>, kind: &str) -> StoreResult<()> {
+/// Stores a new message: outbound ones enter the queue (with their staged
+/// media blob attached, see [`super::media`]; their WhatsApp id is indexed
+/// when claimed), inbound ones get their WhatsApp id indexed; both get an
+/// event of `kind`. Its organization's stored bytes grow by its text and
+/// media ([`usage`]). A blob that is no longer staged is an error (validate
+/// with [`super::media::all_staged`] first).
+pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<u128>, kind: &str) -> StoreResult<()> {
     insert_all(txn, [(id, m, media)], kind)
 }
 
@@ -170,22 +172,24 @@ pub fn insert(txn: &WriteTransaction, id: u128, m: &Message, media: Option<&[u8]
 /// counter update per organization.
 pub fn insert_all<'a>(
     txn: &WriteTransaction,
-    rows: impl IntoIterator<Item = (u128, &'a Message, Option<&'a [u8]>)>,
+    rows: impl IntoIterator<Item = (u128, &'a Message, Option<u128>)>,
     kind: &str,
 ) -> StoreResult<()> {
     let mut deltas = usage::Deltas::default();
     for (id, m, media) in rows {
+        let mut bytes = usage::message_bytes(m);
+        if let Some(blob) = media {
+            match super::media::attach(txn, id, blob)? {
+                Some(size) => bytes += size,
+                None => return Err(super::media::gone()),
+            }
+        }
         txn.open_table(MESSAGES)?.insert(id, m.encode().as_slice())?;
         txn.open_table(SESSION_MESSAGES)?.insert((m.session_id, id), u8::from(in_order(m)))?;
         if queued(m) {
             enter(txn, id, m)?;
         } else {
             index_wa_id(txn, id, m)?;
-        }
-        let mut bytes = usage::message_bytes(m);
-        if let Some(b) = media {
-            txn.open_table(MEDIA)?.insert(id, b)?;
-            bytes += b.len() as u64;
         }
         deltas.note(&m.organization_id, bytes as i64);
         events::message_event(txn, kind, id, m)?;
@@ -267,9 +271,7 @@ pub fn rewrite(
     }
     if was_queued && !m.status.is_pending() && m.media.is_some() && m.direction == super::message_records::Direction::Out {
         // The media has left (or never will): it is not kept.
-        if let Some(gone) = txn.open_table(MEDIA)?.remove(id)? {
-            delta -= gone.value().len() as i64;
-        }
+        delta -= super::media::remove(txn, &[id])?.iter().map(|(_, n)| *n as i64).sum::<i64>();
     }
     usage::add(txn, &m.organization_id, delta)?;
     events::message_event(txn, kind, id, &m)?;
@@ -357,12 +359,7 @@ fn lane_from(
 
 /// An outbound message's media bytes, while kept.
 pub fn media(txn: &ReadTransaction, id: u128) -> StoreResult<Option<Vec<u8>>> {
-    media_of(&txn.open_table(MEDIA)?, id)
-}
-
-/// [`media`] in the media table opened by either kind of transaction.
-pub fn media_of(table: &impl ReadableTable<u128, &'static [u8]>, id: u128) -> StoreResult<Option<Vec<u8>>> {
-    Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    super::media::read(txn, id)
 }
 
 /// Fails everything in a session's queue with `code` (logout).
@@ -408,10 +405,11 @@ pub fn drop_session(txn: &WriteTransaction, session: u128) -> StoreResult<()> {
     let mut messages = txn.open_table(MESSAGES)?;
     let mut index = txn.open_table(SESSION_MESSAGES)?;
     let mut wa = txn.open_table(WA_IDS)?;
-    let mut media = txn.open_table(MEDIA)?;
     let mut queue = txn.open_table(SEND_QUEUE)?;
     let mut deltas = usage::Deltas::default();
-    for id in ids {
+    let mut org: Option<String> = None;
+    for id in &ids {
+        let id = *id;
         let m = get(&messages, id)?;
         if let Some(m) = &m {
             wa.remove((session, m.wa_message_id.as_str()))?;
@@ -419,12 +417,16 @@ pub fn drop_session(txn: &WriteTransaction, session: u128) -> StoreResult<()> {
         }
         messages.remove(id)?;
         index.remove((session, id))?;
-        let kept = media.remove(id)?.map_or(0, |v| v.value().len() as u64);
         if let Some(m) = &m {
-            deltas.note(&m.organization_id, -((usage::message_bytes(m) + kept) as i64));
+            deltas.note(&m.organization_id, -(usage::message_bytes(m) as i64));
+            org = Some(m.organization_id.clone());
         }
     }
-    drop((messages, index, wa, media, queue));
+    drop((messages, index, wa, queue));
+    let freed: i64 = super::media::remove(txn, &ids)?.iter().map(|(_, n)| *n as i64).sum();
+    if let Some(org) = &org {
+        deltas.note(org, -freed);
+    }
     deltas.apply(txn)?;
     txn.open_table(QUEUE_HEADS)?.remove(session)?;
     txn.open_table(SEND_PAUSES)?.remove(session)?;
@@ -552,16 +554,21 @@ impl super::Store {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut index = txn.open_table(SESSION_MESSAGES)?;
             let mut wa = txn.open_table(WA_IDS)?;
-            let mut media = txn.open_table(MEDIA)?;
             let mut deltas = usage::Deltas::default();
             for (id, m) in &doomed {
                 messages.remove(*id)?;
                 index.remove((m.session_id, *id))?;
                 wa.remove((m.session_id, m.wa_message_id.as_str()))?;
-                let kept = media.remove(*id)?.map_or(0, |v| v.value().len() as u64);
-                deltas.note(&m.organization_id, -((usage::message_bytes(m) + kept) as i64));
+                deltas.note(&m.organization_id, -(usage::message_bytes(m) as i64));
             }
-            drop((messages, index, wa, media));
+            drop((messages, index, wa));
+            let ids: Vec<u128> = doomed.iter().map(|(id, _)| *id).collect();
+            let org_of: std::collections::HashMap<u128, &str> = doomed.iter().map(|(id, m)| (*id, m.organization_id.as_str())).collect();
+            for (id, freed) in super::media::remove(&txn, &ids)? {
+                if let Some(org) = org_of.get(&id) {
+                    deltas.note(org, -(freed as i64));
+                }
+            }
             deltas.apply(&txn)?;
         }
         self.commit(txn)?;

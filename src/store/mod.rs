@@ -27,6 +27,7 @@ pub mod committer;
 pub mod deliveries;
 pub mod events;
 pub mod idempotency;
+pub mod media;
 pub mod message_records;
 pub mod messages;
 pub mod orgs;

@@ -53,8 +53,15 @@ pub const V2_QUEUE_COUNTS: TableDefinition<u128, u64> = TableDefinition::new("se
 /// edits and revokes name messages by WhatsApp's id. An outbound message is
 /// indexed when claimed for sending (nothing names it before it leaves).
 pub const WA_IDS: TableDefinition<(u128, &str), u128> = TableDefinition::new("wa_message_ids");
-/// Message ULID → media bytes of an outbound message, until it has left.
+/// Blob ULID → media bytes of an outbound message, staged or attached
+/// (schema 3's rows are keyed by their message's ULID). See
+/// [`crate::store::media`].
 pub const MEDIA: TableDefinition<u128, &[u8]> = TableDefinition::new("message_media");
+/// Message ULID → the blob in [`MEDIA`] holding its media, until it has left.
+pub const MEDIA_REFS: TableDefinition<u128, u128> = TableDefinition::new("message_media_refs");
+/// Blob ULID → (organization id, bytes, staged at ms): a blob staged by a
+/// send in flight and not yet attached to a message.
+pub const MEDIA_STAGED: TableDefinition<u128, (&str, u64, i64)> = TableDefinition::new("media_staged");
 /// (send time ms, message ULID) → session ULID: every session's sends of
 /// the last hour, so pacing survives a restart. Keyed by time, not by
 /// session: a commit's sends append to one edge of the tree instead of
@@ -170,6 +177,8 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(WA_IDS)?;
     txn.open_table(MEDIA)?;
     txn.open_table(ORG_USAGE)?;
+    txn.open_table(MEDIA_REFS)?;
+    txn.open_table(MEDIA_STAGED)?;
     txn.open_table(SEND_LOG)?;
     txn.open_table(SEND_PAUSES)?;
     txn.open_table(LID_MAP)?;
@@ -190,6 +199,9 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     }
     if from < 3 {
         upgrade_queue_lanes(&txn)?;
+    }
+    if from < 4 {
+        super::media::upgrade_to_4_media(&txn)?;
     }
     upgrade_send_log(&txn)?;
     if from < 4 {

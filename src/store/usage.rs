@@ -23,7 +23,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::message_records::Message;
 use super::records::Record;
-use super::tables::{MEDIA, MESSAGES, ORG_USAGE};
+use super::tables::{MEDIA, MEDIA_REFS, MESSAGES, ORG_USAGE};
 use super::StoreResult;
 
 /// The bytes a stored message counts for itself (its media is counted
@@ -96,6 +96,7 @@ pub fn stored(txn: &ReadTransaction, org: &str) -> StoreResult<u64> {
 /// passed over (`check` reports them on their own).
 pub fn tally(
     messages: &impl ReadableTable<u128, &'static [u8]>,
+    refs: &impl ReadableTable<u128, u128>,
     media: &impl ReadableTable<u128, &'static [u8]>,
 ) -> StoreResult<(HashMap<String, u64>, Vec<u128>)> {
     let mut out: HashMap<String, u64> = HashMap::new();
@@ -106,11 +107,12 @@ pub fn tally(
         }
     }
     let mut orphans = Vec::new();
-    for row in media.iter()? {
-        let (k, v) = row?;
+    for row in refs.iter()? {
+        let (k, blob) = row?;
         let id = k.value();
+        let size = media.get(blob.value())?.map_or(0, |v| v.value().len() as u64);
         match messages.get(id)?.map(|m| Message::decode(m.value())) {
-            Some(Ok(m)) => *out.entry(m.organization_id).or_default() += v.value().len() as u64,
+            Some(Ok(m)) => *out.entry(m.organization_id).or_default() += size,
             Some(Err(_)) => {}
             None => orphans.push(id),
         }
@@ -123,8 +125,8 @@ pub fn tally(
 /// messages and the kept media.
 pub fn recount(txn: &WriteTransaction) -> StoreResult<()> {
     let (counts, _) = {
-        let (messages, media) = (txn.open_table(MESSAGES)?, txn.open_table(MEDIA)?);
-        tally(&messages, &media)?
+        let (messages, refs, media) = (txn.open_table(MESSAGES)?, txn.open_table(MEDIA_REFS)?, txn.open_table(MEDIA)?);
+        tally(&messages, &refs, &media)?
     };
     let mut t = txn.open_table(ORG_USAGE)?;
     t.retain(|_, _| false)?;

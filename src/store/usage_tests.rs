@@ -41,9 +41,9 @@ fn out(org: &str, session: u128, text: Option<&str>, media: Option<usize>) -> Me
 }
 
 fn insert(store: &Store, id: u128, m: &Message, media: Option<usize>) {
-    let bytes = media.map(|n| vec![7u8; n]);
     let txn = store.write().expect("write");
-    messages::insert(&txn, id, m, bytes.as_deref(), "message.status").expect("insert");
+    let blob = media.map(|n| crate::store::media::stage(&txn, &m.organization_id, &vec![7u8; n], 0).expect("stage"));
+    messages::insert(&txn, id, m, blob, "message.status").expect("insert");
     store.commit(txn).expect("commit");
 }
 
@@ -118,7 +118,8 @@ fn a_batch_is_counted_once() {
     let rows: Vec<(u128, Message, Vec<u8>)> =
         (0..5).map(|i| (u128::from(crate::new_id()), out("o", 1, Some("1234"), Some(10 + i)), vec![1u8; 10 + i])).collect();
     let txn = store.write().expect("write");
-    messages::insert_all(&txn, rows.iter().map(|(id, m, b)| (*id, m, Some(b.as_slice()))), "message.status").expect("insert");
+    let blobs: Vec<u128> = rows.iter().map(|(_, m, b)| crate::store::media::stage(&txn, &m.organization_id, b, 0).expect("stage")).collect();
+    messages::insert_all(&txn, rows.iter().zip(&blobs).map(|((id, m, _), blob)| (*id, m, Some(*blob))), "message.status").expect("insert");
     store.commit(txn).expect("commit");
     assert_eq!(counter(&store, "o"), 5 * 4 + (10 + 11 + 12 + 13 + 14));
     assert_eq!(usage_problems(&store), Vec::<String>::new());
@@ -132,7 +133,8 @@ fn check_finds_a_wrong_counter() {
     insert(&store, u128::from(crate::new_id()), &out("o", 1, Some("abc"), Some(7)), Some(7));
     let txn = store.write().expect("write");
     add(&txn, "o", 1).expect("skew");
-    txn.open_table(MEDIA).expect("media").insert(42u128, [1u8, 2].as_slice()).expect("orphan");
+    txn.open_table(MEDIA).expect("media").insert(43u128, [1u8, 2].as_slice()).expect("orphan");
+    txn.open_table(crate::store::tables::MEDIA_REFS).expect("refs").insert(42u128, 43u128).expect("orphan ref");
     store.commit(txn).expect("commit");
     let problems = usage_problems(&store);
     assert!(problems.iter().any(|p| p.contains("organization o stores 11 bytes") && p.contains("add up to 10")), "{problems:?}");

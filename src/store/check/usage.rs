@@ -10,7 +10,7 @@ use redb::{ReadTransaction, TableHandle};
 use ulid::Ulid;
 
 use super::{each, open_optional, CheckReport};
-use crate::store::tables::{MEDIA, MESSAGES, ORG_USAGE};
+use crate::store::tables::{MEDIA, MEDIA_REFS, MESSAGES, ORG_USAGE};
 use crate::store::usage;
 
 /// Checks the stored-bytes counters into `r`.
@@ -22,7 +22,9 @@ pub(super) fn check_usage(txn: &ReadTransaction, r: &mut CheckReport) {
         return;
     };
     let (Some(messages), Some(media)) = (open_optional(txn, MESSAGES, r), open_optional(txn, MEDIA, r)) else { return };
-    let Some((want, orphans)) = r.read("stored bytes", usage::tally(&messages, &media)) else { return };
+    // A file from before schema 4 keeps media under the message's own id.
+    let Some(refs) = open_optional(txn, MEDIA_REFS, r) else { return };
+    let Some((want, orphans)) = r.read("stored bytes", usage::tally(&messages, &refs, &media)) else { return };
     for id in orphans {
         r.problem(format!("message_media holds bytes of message {}, which does not exist", Ulid::from(id)));
     }
