@@ -54,6 +54,12 @@
 //!   needs chromium and runs `BENCH_CONSOLE_SECS`, default 600 s): the
 //!   console's JS heap and renderer RSS during a live event tail at 100
 //!   events/s in headless chromium.
+//! - **R. Media memory** (`bench_parts/media_memory.rs`, only with `--only r`:
+//!   it stages a few GB of media on the data disk): `wa-gateway serve
+//!   --engine sim` (`BENCH_GATEWAY_BIN`, or `target/release/wa-gateway`) taking
+//!   a 200×16 MiB URL batch (R1), 50 concurrent 16 MiB base64 sends (R2), and
+//!   both at once (R3), each on a fresh process: peak RSS (VmHWM) against the
+//!   media budget + 100 MiB, VmRSS 3 s after, 202/429 counts, wall time.
 //!
 //! A summary table with the targets comes last.
 
@@ -87,6 +93,9 @@ mod webdriver;
 
 #[path = "bench_parts/console.rs"]
 mod console;
+
+#[path = "bench_parts/media_memory.rs"]
+mod media_memory;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -148,7 +157,8 @@ struct Args {
     #[arg(long, default_value_t = 60.0)]
     wa_idle: f64,
     /// Which parts to run (letters a-h, m, w, x; and u, the console in
-    /// chromium, never by default), e.g. `--only a` for throughput only.
+    /// chromium, and r, media memory, never by default), e.g. `--only a` for
+    /// throughput only.
     #[arg(long, default_value = "abcdefghmwx")]
     only: String,
 }
@@ -909,6 +919,11 @@ async fn run(args: Args) {
     // ---- U. The web console in headless chromium ---------------------------
     if want('u') {
         console::run(&mut summary).await;
+    }
+
+    // ---- R. Media memory: large batches and base64 sends -------------------
+    if want('r') {
+        media_memory::run(&mut summary).await;
     }
 
     // ---- X. Webhook delivery -----------------------------------------------
