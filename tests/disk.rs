@@ -213,6 +213,34 @@ async fn linked_session(api: &Api, token: &str, label: &str, phone: &str) -> Str
     id
 }
 
+/// A sim gateway on a fresh 256 MiB tmpfs with a 64 MiB `--min-free-disk`
+/// floor and one linked session: the setup of the tests that push the disk
+/// under the floor while messages arrive.
+struct FloorServer {
+    mount: Tmpfs,
+    root: PathBuf,
+    server: Server,
+    api: Api,
+    token: String,
+    id: String,
+}
+
+impl FloorServer {
+    /// `None` where [`Tmpfs::mount`] hands the test to a namespace re-run.
+    /// The caller keeps `mount` alive (its drop unmounts).
+    async fn start(test: &str, label: &str, phone: &str) -> Option<FloorServer> {
+        let mount = Tmpfs::mount(256, test)?;
+        let root = mount.path();
+        let data = root.join("data");
+        let server = Server::start(&data, &["--engine", "sim", "--min-free-disk", &(64u64 << 20).to_string()]);
+        let api = server.api();
+        let token = owner_token(&data);
+        let id = linked_session(&api, &token, label, phone).await;
+        Some(FloorServer { mount, root, server, api, token, id })
+    }
+}
+
+
 /// Every message of session `id` in `direction`.
 async fn messages(api: &Api, token: &str, id: &str, direction: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -309,14 +337,7 @@ async fn started_below_the_floor_it_serves_reads_and_its_sessions_and_queues_res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inbound_messages_and_a_receipt_under_the_floor_are_all_stored_when_space_returns() {
-    let Some(mount) = Tmpfs::mount(256, "inbound_messages_and_a_receipt_under_the_floor_are_all_stored_when_space_returns") else { return };
-    let root = mount.path();
-    let data = root.join("data");
-    let floor: u64 = 64 << 20;
-    let mut server = Server::start(&data, &["--engine", "sim", "--min-free-disk", &floor.to_string()]);
-    let api = server.api();
-    let token = owner_token(&data);
-    let id = linked_session(&api, &token, "in", "6281100000100").await;
+    let Some(FloorServer { mount: _mount, root, mut server, api, token, id }) = FloorServer::start("inbound_messages_and_a_receipt_under_the_floor_are_all_stored_when_space_returns", "in", "6281100000100").await else { return };
     let (st, sent) = api.post(&format!("/api/v1/sessions/{id}/messages"), Some(&token), json!({"to": "6281234567890", "text": "out"})).await;
     assert_eq!(st, 202, "{sent}");
     let msg = sent["id"].as_str().expect("id").to_string();
@@ -490,14 +511,7 @@ async fn sim_incoming_acknowledged_is_stored_across_kill_9() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_held_bound_the_session_is_disconnected_and_nothing_acknowledged_is_dropped() {
-    let Some(mount) = Tmpfs::mount(256, "past_the_held_bound_the_session_is_disconnected_and_nothing_acknowledged_is_dropped") else { return };
-    let root = mount.path();
-    let data = root.join("data");
-    let floor: u64 = 64 << 20;
-    let mut server = Server::start(&data, &["--engine", "sim", "--min-free-disk", &floor.to_string()]);
-    let api = server.api();
-    let token = owner_token(&data);
-    let id = linked_session(&api, &token, "bound", "6281100000400").await;
+    let Some(FloorServer { mount: _mount, root, mut server, api, token, id }) = FloorServer::start("past_the_held_bound_the_session_is_disconnected_and_nothing_acknowledged_is_dropped", "bound", "6281100000400").await else { return };
     let fill = root.join("filler.bin");
     filler(&fill, free(&root) - (32 << 20)).expect("filler");
     // The buffer holds 10,000 events; one more pushes it past the bound.
