@@ -70,7 +70,7 @@ pub async fn incoming(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     };
     let wa = SimEngine::new_wa_id();
     let key = acks::message_key(&wa);
-    let stored = app.messaging.acks.expect(id, key.clone());
+    let stored = app.messaging.acks.wait_for(id, key.clone());
     if let Err(e) = sim.incoming(id, wa.clone(), &b.from, b.lid.as_deref(), b.group.as_deref(), body) {
         app.messaging.acks.forget(id, &key);
         return Err(sim_error(e));
@@ -96,7 +96,7 @@ pub async fn receipt(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
         _ => return Err(ApiError::invalid("status", "status must be delivered or read")),
     };
     let key = acks::receipt_key(&b.wa_message_id, status);
-    let stored = app.messaging.acks.expect(id, key.clone());
+    let stored = app.messaging.acks.wait_for(id, key.clone());
     if let Err(e) = sim.receipt(id, &b.wa_message_id, status) {
         app.messaging.acks.forget(id, &key);
         return Err(sim_error(e));

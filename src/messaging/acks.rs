@@ -63,7 +63,7 @@ impl Acks {
     }
 
     /// Registers a wait for event `key` of `session` (before it is emitted).
-    pub fn expect(&self, session: Ulid, key: String) -> oneshot::Receiver<AckOutcome> {
+    pub fn wait_for(&self, session: Ulid, key: String) -> oneshot::Receiver<AckOutcome> {
         let (tx, rx) = oneshot::channel();
         self.map().insert((session, key), tx);
         rx
