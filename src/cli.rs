@@ -138,6 +138,15 @@ pub struct ServeArgs {
     /// How long events are kept.
     #[arg(long, env = "WAG_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
+    /// Number checks and group participant adds per session in any rolling hour (the lookup budget); past it, 429.
+    #[arg(long, env = "WAG_LOOKUPS_PER_HOUR", default_value_t = crate::directory::DEFAULT_LOOKUPS_PER_HOUR)]
+    pub lookups_per_hour: u32,
+    /// How long a number check's answer ("not on WhatsApp" included) is reused without asking WhatsApp.
+    #[arg(long, env = "WAG_CONTACT_CHECK_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub contact_check_ttl: Duration,
+    /// How long presence.update events are kept.
+    #[arg(long, env = "WAG_PRESENCE_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub presence_retention: Duration,
     /// Bytes of media being read, fetched or decoded at once across all requests; past it a send waits, then 429 (0 = unlimited).
     #[arg(long, env = "WAG_MEDIA_FETCH_BUDGET", default_value = "256MiB", value_parser = parse_bytes)]
     pub media_fetch_budget: u64,
@@ -347,6 +356,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         allow_private_urls: args.allow_private_urls,
         media_fetch_budget: args.media_fetch_budget,
         ..crate::messaging::MessagingConfig::default()
+    };
+    config.directory = crate::directory::DirectoryConfig {
+        lookups_per_hour: args.lookups_per_hour,
+        contact_check_ttl: args.contact_check_ttl,
+        presence_retention: args.presence_retention,
     };
     config.delivery = crate::delivery::DeliveryConfig {
         retry_schedule: args.webhook_retry_schedule.0,

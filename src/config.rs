@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub whatsapp: WaOptions,
     /// Send queues, retention, media fetching.
     pub messaging: crate::messaging::MessagingConfig,
+    /// Contacts, presence and groups (CONTRACT §12, §13).
+    pub directory: crate::directory::DirectoryConfig,
     /// Webhook delivery: retry schedule, timeout, in-flight caps.
     pub delivery: crate::delivery::DeliveryConfig,
     /// Sim engine: where to append what the simulated network received.
@@ -103,6 +105,7 @@ impl ServeConfig {
             retry: ManagerConfig::default(),
             whatsapp: WaOptions::default(),
             messaging: crate::messaging::MessagingConfig::default(),
+            directory: crate::directory::DirectoryConfig::default(),
             delivery: crate::delivery::DeliveryConfig::default(),
             sim_log: None,
             sse_heartbeat: Duration::from_secs(15),

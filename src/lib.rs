@@ -26,6 +26,8 @@
 //!   [`store::wa_state`] table), and the in-process [`engine::sim`].
 //! - [`messaging`] — per-session durable send queues (pacing, typing,
 //!   pauses), inbound messages, receipts, media fetching, retention.
+//! - [`directory`] — contacts, presence, profile and groups (CONTRACT §12,
+//!   §13): the engine's directory events stored with their events.
 //! - [`delivery`] — webhooks: the dispatcher over the durable outbox
 //!   (ordered per session, retried, signed), one HTTP attempt at a time.
 //! - [`console`] — the web console (`/console`) and API reference (`/docs`):
@@ -43,6 +45,7 @@ pub mod engine;
 pub mod store;
 pub mod messaging;
 pub mod delivery;
+pub mod directory;
 pub mod console;
 
 use std::sync::Mutex;

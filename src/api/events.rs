@@ -23,7 +23,7 @@ use crate::store::events;
 use crate::store::message_records::{Event, EventData};
 
 /// Every event type the log holds.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 14] = [
     "session.status",
     "session.sending_paused",
     "message.received",
@@ -31,6 +31,13 @@ pub const EVENT_TYPES: [&str; 7] = [
     "message.reaction",
     "message.edited",
     "message.revoked",
+    "contact.updated",
+    "presence.update",
+    "group.joined",
+    "group.left",
+    "group.updated",
+    "group.participants",
+    "group.join_request",
 ];
 
 /// An event as the API (and later webhooks and the stream) shows it.
@@ -40,6 +47,7 @@ pub fn event_value(id: u128, e: &Event) -> Value {
         EventData::Message(mid, m) => message_value(*mid, m),
         EventData::SendingPaused { until, reason } => json!({"until": until, "reason": reason}),
         EventData::WebhookTest(w) => json!({"webhookId": Ulid::from(*w).to_string()}),
+        EventData::Directory(text) => serde_json::from_str(text).unwrap_or(Value::Null),
     };
     json!({
         "id": format!("evt_{}", Ulid::from(id)),

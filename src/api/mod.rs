@@ -4,9 +4,12 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod contacts;
 pub mod cursor;
+pub mod directory;
 pub mod events;
 pub mod events_stream;
+pub mod groups;
 pub mod lifecycle;
 pub mod media_answer;
 pub mod me;
@@ -15,10 +18,13 @@ pub mod message_input;
 pub mod message_view;
 pub mod messages;
 pub mod orgs;
+pub mod profile;
 pub mod send_limits;
 pub mod page_cache;
 pub mod sessions;
 pub mod sim;
+pub mod sim_directory;
+pub mod sim_groups;
 pub mod webhooks;
 
 use serde::Serialize;

@@ -400,8 +400,9 @@ pub async fn replay(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
 
 /// Whether a caller with `perms` may have an event of `kind` replayed to
 /// its webhook (CONTRACT §11 continued): `message.*` needs `messages:read`,
-/// `session.*` `sessions:read`; a `webhook.test` always goes; any other
-/// type needs both.
+/// `session.*` `sessions:read`, the directory's (`contact.*`,
+/// `presence.*`, `group.*`) `contacts:read`; a `webhook.test` always goes;
+/// any other type needs both messages:read and sessions:read.
 fn replay_may_read(perms: crate::auth::Permissions, kind: &str) -> bool {
     if kind == crate::store::webhook_records::WEBHOOK_TEST {
         true
@@ -409,6 +410,8 @@ fn replay_may_read(perms: crate::auth::Permissions, kind: &str) -> bool {
         perms.contains(Permission::MessagesRead)
     } else if kind.starts_with("session.") {
         perms.contains(Permission::SessionsRead)
+    } else if kind.starts_with("contact.") || kind.starts_with("presence.") || kind.starts_with("group.") {
+        perms.contains(Permission::ContactsRead)
     } else {
         perms.contains(Permission::MessagesRead) && perms.contains(Permission::SessionsRead)
     }

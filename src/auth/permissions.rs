@@ -12,11 +12,18 @@ pub enum Permission {
     MessagesRead,
     WebhooksWrite,
     ApiKeysWrite,
+    /// The directory (CONTRACT §12): contacts, number checks, pictures,
+    /// group reads, presence subscriptions.
+    ContactsRead,
+    /// Create and change groups (§13).
+    GroupsWrite,
+    /// Archive, pin, mute, mark unread, delete chats, star, block, history.
+    ChatsWrite,
 }
 
 impl Permission {
     /// Every permission, in wire order.
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 10] = [
         Permission::SessionsRead,
         Permission::SessionsWrite,
         Permission::SessionsControl,
@@ -24,6 +31,9 @@ impl Permission {
         Permission::MessagesRead,
         Permission::WebhooksWrite,
         Permission::ApiKeysWrite,
+        Permission::ContactsRead,
+        Permission::GroupsWrite,
+        Permission::ChatsWrite,
     ];
 
     /// The wire name (`sessions:read`, ...).
@@ -36,6 +46,9 @@ impl Permission {
             Permission::MessagesRead => "messages:read",
             Permission::WebhooksWrite => "webhooks:write",
             Permission::ApiKeysWrite => "api_keys:write",
+            Permission::ContactsRead => "contacts:read",
+            Permission::GroupsWrite => "groups:write",
+            Permission::ChatsWrite => "chats:write",
         }
     }
 
@@ -127,13 +140,16 @@ impl Role {
         }
     }
 
-    /// `member` reads sessions and sends/reads messages; `admin` and `owner` hold everything.
+    /// `member` reads sessions and the directory and sends/reads messages;
+    /// `admin` and `owner` hold everything.
     pub fn permissions(self) -> Permissions {
         match self {
             Role::Owner | Role::Admin => Permissions::all(),
-            Role::Member => [Permission::SessionsRead, Permission::MessagesSend, Permission::MessagesRead]
-                .into_iter()
-                .collect(),
+            Role::Member => {
+                [Permission::SessionsRead, Permission::MessagesSend, Permission::MessagesRead, Permission::ContactsRead]
+                    .into_iter()
+                    .collect()
+            }
         }
     }
 }

@@ -18,7 +18,12 @@
 //! - out: [`EngineEvent`]s. Lifecycle events are the manager's; message
 //!   events ([`EngineEvent::is_messaging`]) are forwarded to the messaging
 //!   layer, which stores them. Engines never touch the gateway's tables.
+//! - the directory (contacts, presence, profile, groups): the calls and
+//!   values of [`directory`], and its events ([`EngineEvent::Contact`],
+//!   [`EngineEvent::Presence`], [`EngineEvent::Group`]), which travel with
+//!   the message events so that one session's changes commit in order.
 
+pub mod directory;
 pub mod manager;
 pub mod sim;
 pub mod wa_client;
@@ -30,6 +35,11 @@ use std::pin::Pin;
 
 use tokio::sync::mpsc;
 use ulid::Ulid;
+
+pub use directory::{
+    ContactUpdate, GroupChanges, GroupInfo, GroupNotice, JoinOutcome, JoinRequest, NumberCheck, ParticipantAction,
+    ParticipantOutcome, PresenceUpdate,
+};
 
 /// A boxed future, so engines can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -60,6 +70,12 @@ pub enum EngineEvent {
     TemporaryBan { code: String, retry_after_ms: Option<i64> },
     /// The session learned which phone number a `@lid` stands for.
     LidMapping { lid: String, pn: String },
+    /// Something about a contact changed (names, picture, blocked).
+    Contact(Box<ContactUpdate>),
+    /// A subscribed contact's presence.
+    Presence(Box<PresenceUpdate>),
+    /// A group notification.
+    Group(Box<GroupNotice>),
 }
 
 impl EngineEvent {
@@ -76,6 +92,9 @@ impl EngineEvent {
             EngineEvent::SendRefused { .. } => "send_refused",
             EngineEvent::TemporaryBan { .. } => "temporary_ban",
             EngineEvent::LidMapping { .. } => "lid_mapping",
+            EngineEvent::Contact(_) => "contact",
+            EngineEvent::Presence(_) => "presence",
+            EngineEvent::Group(_) => "group",
         }
     }
 
@@ -89,6 +108,9 @@ impl EngineEvent {
                 | EngineEvent::SendRefused { .. }
                 | EngineEvent::TemporaryBan { .. }
                 | EngineEvent::LidMapping { .. }
+                | EngineEvent::Contact(_)
+                | EngineEvent::Presence(_)
+                | EngineEvent::Group(_)
         )
     }
 }
@@ -270,6 +292,14 @@ pub enum EngineError {
     State(String),
     /// The request was bad (e.g. a phone number).
     Invalid(String),
+    /// What the operation names does not exist on WhatsApp (an unknown
+    /// group, an invite code that is void).
+    NotFound(String),
+    /// WhatsApp refused the operation (not an admin, not allowed): its
+    /// code (`"401"`, `"403"`, ...) and text.
+    Refused { code: String, message: String },
+    /// This engine does not do that.
+    Unsupported(&'static str),
     /// Anything else.
     Other(String),
 }
@@ -280,6 +310,9 @@ impl fmt::Display for EngineError {
             EngineError::Connect(m) => write!(f, "connect: {m}"),
             EngineError::State(m) => write!(f, "{m}"),
             EngineError::Invalid(m) => write!(f, "{m}"),
+            EngineError::NotFound(m) => write!(f, "{m}"),
+            EngineError::Refused { code, message } => write!(f, "WhatsApp refused ({code}): {message}"),
+            EngineError::Unsupported(what) => write!(f, "the engine does not support {what}"),
             EngineError::Other(m) => write!(f, "{m}"),
         }
     }
@@ -336,6 +369,119 @@ pub trait Connection: Send + Sync {
     fn revoke(&self, chat: &str, wa_id: &str) -> BoxFuture<'_, Result<(), SendError>>;
     /// Downloads an inbound message's media by the engine's `media_ref`.
     fn download(&self, media_ref: &[u8]) -> BoxFuture<'_, Result<Vec<u8>, EngineError>>;
+
+    // The directory (CONTRACT §12, §13; values in [`directory`]). Every call
+    // is one network operation, made only for a `working` session, after the
+    // API layer authorized and budgeted it. The defaults say "unsupported".
+
+    /// Asks the network which of `phones` (digits) are on WhatsApp; one
+    /// answer per number, in the order given.
+    fn check_numbers(&self, _phones: &[String]) -> BoxFuture<'_, Result<Vec<NumberCheck>, EngineError>> {
+        unsupported("number checks")
+    }
+    /// A contact's about (status) text; `None` when hidden or unset.
+    fn contact_about(&self, _jid: &str) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        unsupported("about texts")
+    }
+    /// The JPEG of a contact's or a group's picture (`full` size, else the
+    /// preview); `None` when there is none or privacy hides it.
+    fn picture(&self, _jid: &str, _full: bool) -> BoxFuture<'_, Result<Option<Vec<u8>>, EngineError>> {
+        unsupported("pictures")
+    }
+    /// Blocks or unblocks a contact.
+    fn set_blocked(&self, _jid: &str, _blocked: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("blocking")
+    }
+    /// Shows the number as available (online) or unavailable.
+    fn set_presence(&self, _available: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("presence")
+    }
+    /// Subscribes to a contact's presence: updates come as
+    /// [`EngineEvent::Presence`].
+    fn subscribe_presence(&self, _jid: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("presence subscriptions")
+    }
+    /// Sets the number's display (push) name.
+    fn set_push_name(&self, _name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("profile names")
+    }
+    /// Sets the number's about text.
+    fn set_about(&self, _about: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("about texts")
+    }
+    /// Sets (`Some(jpeg)`) or removes (`None`) the picture of the number
+    /// (`group` None) or of a group.
+    fn set_picture(&self, _group: Option<&str>, _jpeg: Option<Vec<u8>>) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("pictures")
+    }
+    /// Creates a group with `participants` (JIDs); the number is its
+    /// superadmin. Returns the group and how each participant fared.
+    fn group_create(
+        &self,
+        _subject: &str,
+        _participants: &[String],
+        _description: Option<&str>,
+    ) -> BoxFuture<'_, Result<(GroupInfo, Vec<ParticipantOutcome>), EngineError>> {
+        unsupported("groups")
+    }
+    /// A group's metadata, asked of WhatsApp.
+    fn group_info(&self, _group: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        unsupported("groups")
+    }
+    /// Every group the number is in, asked of WhatsApp.
+    fn groups_joined(&self) -> BoxFuture<'_, Result<Vec<GroupInfo>, EngineError>> {
+        unsupported("groups")
+    }
+    /// Adds, removes, promotes or demotes `participants` (JIDs); with
+    /// `invite`, people whose privacy refuses the add get the group's
+    /// invite as a message.
+    fn group_participants(
+        &self,
+        _group: &str,
+        _action: ParticipantAction,
+        _participants: &[String],
+        _invite: bool,
+    ) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        unsupported("groups")
+    }
+    /// Changes a group's subject, description or settings.
+    fn group_update(&self, _group: &str, _changes: &GroupChanges) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("groups")
+    }
+    /// Leaves a group.
+    fn group_leave(&self, _group: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        unsupported("groups")
+    }
+    /// The group's invite code; `revoke` voids the old one and returns a new one.
+    fn group_invite(&self, _group: &str, _revoke: bool) -> BoxFuture<'_, Result<String, EngineError>> {
+        unsupported("group invites")
+    }
+    /// Joins a group by invite code.
+    fn group_join(&self, _code: &str) -> BoxFuture<'_, Result<JoinOutcome, EngineError>> {
+        unsupported("group invites")
+    }
+    /// The group an invite code leads to, without joining.
+    fn group_invite_preview(&self, _code: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        unsupported("group invites")
+    }
+    /// People waiting for approval to join a group.
+    fn group_requests(&self, _group: &str) -> BoxFuture<'_, Result<Vec<JoinRequest>, EngineError>> {
+        unsupported("membership requests")
+    }
+    /// Approves or rejects people waiting to join.
+    fn group_requests_action(
+        &self,
+        _group: &str,
+        _approve: bool,
+        _participants: &[String],
+    ) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        unsupported("membership requests")
+    }
+}
+
+/// The default of a directory call an engine does not implement.
+fn unsupported<'a, T: Send + 'a>(what: &'static str) -> BoxFuture<'a, Result<T, EngineError>> {
+    Box::pin(async move { Err(EngineError::Unsupported(what)) })
 }
 
 /// Which engine `serve` runs.

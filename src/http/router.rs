@@ -10,7 +10,10 @@ use hyper::Method;
 use super::error::ApiError;
 use super::request::Req;
 use super::response::Resp;
-use crate::api::{admin, api_keys, events, lifecycle, me, messages, orgs, sessions, sim, webhooks};
+use crate::api::{
+    admin, api_keys, contacts, events, groups, lifecycle, me, messages, orgs, profile, sessions, sim, sim_directory,
+    sim_groups, webhooks,
+};
 use crate::app::App;
 use crate::console;
 use crate::ops::{health, metrics, openapi};
@@ -20,8 +23,8 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Resp, ApiError>> + S
 /// A handler: the app and the buffered request.
 pub type Handler = fn(Arc<App>, Req) -> HandlerFuture;
 
-/// One method on one path pattern (`{id}` and `{msgId}` each match one
-/// segment).
+/// One method on one path pattern (`{id}` and one more `{...}` —
+/// `{msgId}`, `{contact}`, `{groupId}`, `{code}` — each match one segment).
 pub struct Route {
     pub method: Method,
     pub pattern: &'static str,
@@ -46,6 +49,8 @@ macro_rules! route {
 
 /// Body limit of a message send: 16 MiB of media as base64, plus the JSON.
 pub const MAX_MESSAGE_BODY: usize = 24 * 1024 * 1024;
+/// Body limit of a picture upload (CONTRACT §12: the image ≤ 5 MiB).
+pub const MAX_PICTURE_BODY: usize = 5 * 1024 * 1024;
 /// Body limit of a batch send.
 pub const MAX_BATCH_BODY: usize = 32 * 1024 * 1024;
 
@@ -80,12 +85,40 @@ pub fn routes() -> &'static [Route] {
             route!(POST "/api/v1/sessions/{id}/sim/receipt" => sim::receipt),
             route!(POST "/api/v1/sessions/{id}/sim/refuse" => sim::refuse),
             route!(GET "/api/v1/sessions/{id}/sim/outbox" => sim::outbox),
+            route!(POST "/api/v1/sessions/{id}/sim/contacts" => sim_directory::contacts),
+            route!(POST "/api/v1/sessions/{id}/sim/presence" => sim_directory::presence),
+            route!(POST "/api/v1/sessions/{id}/sim/group-event" => sim_groups::group_event),
             route!(POST "/api/v1/sessions/{id}/messages" => messages::send, MAX_MESSAGE_BODY),
             route!(POST "/api/v1/sessions/{id}/messages/batch" => messages::batch, MAX_BATCH_BODY),
             route!(GET "/api/v1/sessions/{id}/messages" => messages::list),
             route!(GET "/api/v1/sessions/{id}/messages/{msgId}" => messages::get),
             route!(DELETE "/api/v1/sessions/{id}/messages/{msgId}" => messages::delete),
             route!(GET "/api/v1/sessions/{id}/messages/{msgId}/media" => messages::media),
+            route!(POST "/api/v1/sessions/{id}/contacts/check" => contacts::check),
+            route!(GET "/api/v1/sessions/{id}/contacts" => contacts::list),
+            route!(GET "/api/v1/sessions/{id}/contacts/{contact}" => contacts::get),
+            route!(GET "/api/v1/sessions/{id}/contacts/{contact}/picture" => contacts::picture),
+            route!(PUT "/api/v1/sessions/{id}/contacts/{contact}/block" => contacts::block),
+            route!(DELETE "/api/v1/sessions/{id}/contacts/{contact}/block" => contacts::unblock),
+            route!(PUT "/api/v1/sessions/{id}/presence" => profile::set_presence),
+            route!(POST "/api/v1/sessions/{id}/presence/subscribe" => profile::subscribe_presence),
+            route!(GET "/api/v1/sessions/{id}/profile" => profile::get),
+            route!(PATCH "/api/v1/sessions/{id}/profile" => profile::update),
+            route!(PUT "/api/v1/sessions/{id}/profile/picture" => profile::set_picture, MAX_PICTURE_BODY),
+            route!(DELETE "/api/v1/sessions/{id}/profile/picture" => profile::delete_picture),
+            route!(GET "/api/v1/sessions/{id}/groups" => groups::list),
+            route!(POST "/api/v1/sessions/{id}/groups" => groups::create),
+            route!(POST "/api/v1/sessions/{id}/groups/join" => groups::join),
+            route!(GET "/api/v1/sessions/{id}/groups/invite/{code}" => groups::invite_preview),
+            route!(GET "/api/v1/sessions/{id}/groups/{groupId}" => groups::get),
+            route!(PATCH "/api/v1/sessions/{id}/groups/{groupId}" => groups::update),
+            route!(DELETE "/api/v1/sessions/{id}/groups/{groupId}" => groups::leave),
+            route!(POST "/api/v1/sessions/{id}/groups/{groupId}/participants" => groups::participants),
+            route!(GET "/api/v1/sessions/{id}/groups/{groupId}/invite" => groups::invite),
+            route!(POST "/api/v1/sessions/{id}/groups/{groupId}/invite/revoke" => groups::revoke_invite),
+            route!(GET "/api/v1/sessions/{id}/groups/{groupId}/requests" => groups::requests),
+            route!(POST "/api/v1/sessions/{id}/groups/{groupId}/requests" => groups::answer_requests),
+            route!(PUT "/api/v1/sessions/{id}/groups/{groupId}/picture" => groups::set_picture, MAX_PICTURE_BODY),
             route!(GET "/api/v1/events" => events::list),
             route!(GET "/api/v1/admin/events" => events::admin_list),
             route!(POST "/api/v1/webhooks" => webhooks::create),
@@ -138,7 +171,8 @@ pub fn static_route() -> &'static Route {
     })
 }
 
-/// The path segments a route's pattern captured: `{id}`, `{msgId}`.
+/// The path segments a route's pattern captured: `{id}`, and the second
+/// one (`{msgId}`, `{contact}`, `{groupId}` or `{code}`).
 pub type Params = (Option<String>, Option<String>);
 
 /// The result of matching a request against the table.
@@ -158,7 +192,7 @@ fn matches(pattern: &str, path: &str) -> Option<Params> {
         match (p.next(), s.next()) {
             (None, None) => return Some((id, sub)),
             (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
-            (Some("{msgId}"), Some(seg)) if !seg.is_empty() => sub = Some(seg.to_string()),
+            (Some(p), Some(seg)) if p.starts_with('{') && !seg.is_empty() => sub = Some(seg.to_string()),
             (Some(a), Some(b)) if a == b => {}
             _ => return None,
         }

@@ -211,6 +211,9 @@ fn apply(txn: &WriteTransaction, batch: Vec<(Ulid, EngineEvent)>, pause: i64) ->
                 super::worker::pause_in(txn, key, now + retry_after_ms.unwrap_or(pause), &code, now)?;
             }
             EngineEvent::LidMapping { lid, pn } => messages::map_lid(txn, key, &lid, &pn)?,
+            e @ (EngineEvent::Contact(_) | EngineEvent::Presence(_) | EngineEvent::Group(_)) => {
+                crate::directory::apply(txn, key, &s, e, now)?
+            }
             _ => {}
         }
     }

@@ -12,6 +12,10 @@
 mod messages;
 #[path = "openapi_webhooks.rs"]
 mod webhooks;
+#[path = "openapi_contacts.rs"]
+mod contacts;
+#[path = "openapi_groups.rs"]
+mod groups;
 
 use std::sync::{Arc, OnceLock};
 
@@ -25,9 +29,9 @@ use crate::http::{ApiError, Req};
 /// Session statuses (CONTRACT §4).
 const SESSION_STATUSES: [&str; 6] = ["stopped", "starting", "scan_qr_code", "working", "failed", "logged_out"];
 /// Every permission; an api-key may carry all but `api_keys:write`.
-const PERMISSIONS: [&str; 7] = [
+const PERMISSIONS: [&str; 10] = [
     "sessions:read", "sessions:write", "sessions:control", "messages:send", "messages:read", "webhooks:write",
-    "api_keys:write",
+    "api_keys:write", "contacts:read", "groups:write", "chats:write",
 ];
 /// The error envelope's codes (CONTRACT §3).
 const ERROR_CODES: [&str; 12] = [
@@ -132,6 +136,8 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
     let mut ops = sessions_operations();
     ops.extend(messages::operations());
     ops.extend(webhooks::operations());
+    ops.extend(contacts::operations());
+    ops.extend(groups::operations());
     ops.extend(key_and_ops_operations());
     ops
 }
@@ -381,7 +387,8 @@ fn schemas() -> Value {
     admin_create.insert("start".into(), json!({"type": "boolean", "description": "Start the session right away (default true)"}));
     let org_status = string_enum(&["active", "suspended"]);
     let name = json!({"type": "string", "minLength": 1, "maxLength": 128});
-    let key_permissions = json!({"type": "array", "items": string_enum(&PERMISSIONS[..6])});
+    let key_perms: Vec<&str> = PERMISSIONS.iter().copied().filter(|p| *p != "api_keys:write").collect();
+    let key_permissions = json!({"type": "array", "items": string_enum(&key_perms)});
     json!({
         "Session": session,
         "SessionList": list_of("Session"),
@@ -428,7 +435,7 @@ fn schemas() -> Value {
         })),
         "CreateApiKey": object(&["name"], json!({
             "name": name,
-            "permissions": {"type": "array", "items": string_enum(&PERMISSIONS[..6]), "default": PERMISSIONS[..6]},
+            "permissions": {"type": "array", "items": string_enum(&key_perms), "default": key_perms},
             "expiresAt": {"type": "integer", "description": "Unix milliseconds, in the future"},
         })),
         "Me": object(&["kind", "userId", "organizationId", "role", "platformRole", "permissions"], json!({
@@ -565,7 +572,10 @@ pub fn document() -> Value {
                     api-key for a script or service (starts with `wa_`, carries a fixed set of permissions). \
                     bearerFormat JWT describes the person-login case.",
             }},
-            "schemas": merged(merged(schemas(), messages::schemas()), webhooks::schemas()),
+            "schemas": merged(
+                merged(merged(merged(schemas(), messages::schemas()), webhooks::schemas()), contacts::schemas()),
+                groups::schemas()
+            ),
             "responses": merged(error_responses(), messages::responses()),
             "parameters": merged(parameters(), messages::parameters()),
         },

@@ -17,6 +17,21 @@ use super::records::{Record, Session};
 use super::tables::{EVENTS, ORG_EVENTS};
 use super::{Store, StoreError, StoreResult};
 
+/// Appends a directory event (`contact.updated`, `presence.update`,
+/// `group.*`) of session `session` in the caller's transaction; `data` is
+/// the event's `data` JSON. Returns its id.
+pub fn directory_event(
+    txn: &WriteTransaction,
+    kind: &str,
+    org: &str,
+    session: u128,
+    timestamp: i64,
+    data: &serde_json::Value,
+) -> StoreResult<u128> {
+    let text = data.to_string();
+    append_ref(txn, kind, org, Some(session), timestamp, EventDataRef::Directory(&text))
+}
+
 /// Appends one event in the caller's transaction; returns its id.
 pub fn append(
     txn: &WriteTransaction,
@@ -31,6 +46,7 @@ pub fn append(
         EventData::Message(id, m) => EventDataRef::Message(*id, m),
         EventData::SendingPaused { until, reason } => EventDataRef::SendingPaused { until: *until, reason },
         EventData::WebhookTest(w) => EventDataRef::WebhookTest(*w),
+        EventData::Directory(j) => EventDataRef::Directory(j),
     };
     append_ref(txn, kind, org, session, timestamp, data)
 }
@@ -44,6 +60,7 @@ enum EventDataRef<'a> {
     Message(u128, &'a Message),
     SendingPaused { until: i64, reason: &'a str },
     WebhookTest(u128),
+    Directory(&'a str),
 }
 
 /// [`Event`] borrowed, inside the same V1 envelope.

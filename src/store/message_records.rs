@@ -256,6 +256,11 @@ pub enum EventData {
     /// `webhook.test`: the webhook being tested (added last: older records
     /// decode unchanged).
     WebhookTest(u128),
+    /// The directory's events (CONTRACT §12, §13: `contact.updated`,
+    /// `presence.update`, `group.*`): their `data` as JSON text, rendered
+    /// when the change was committed (added last: older records decode
+    /// unchanged).
+    Directory(String),
 }
 
 /// One event of the log (CONTRACT §10).
@@ -368,6 +373,22 @@ pub(crate) mod tests {
         let mut golden = vec![0, 22];
         golden.extend_from_slice(b"session.sending_paused");
         golden.extend([2, 1, b'o', 1, 2, 2, 6, 3, b'4', b'6', b'3']);
+        assert_eq!(e.encode(), golden);
+        assert_eq!(EventV1::decode(&golden).ok(), Some(e));
+    }
+
+    #[test]
+    fn directory_event_golden_bytes() {
+        let e = EventV1 {
+            kind: "group.left".into(),
+            timestamp: 1,
+            organization_id: "o".into(),
+            session_id: None,
+            data: EventData::Directory("{}".into()),
+        };
+        let mut golden = vec![0, 10];
+        golden.extend_from_slice(b"group.left");
+        golden.extend([2, 1, b'o', 0, 4, 2, b'{', b'}']);
         assert_eq!(e.encode(), golden);
         assert_eq!(EventV1::decode(&golden).ok(), Some(e));
     }

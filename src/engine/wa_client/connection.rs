@@ -15,6 +15,8 @@ use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::{ChatStateType, Client, IqError, Jid};
 
 use super::events::{format_pair_code, End, Shared};
+use super::{directory, groups};
+use crate::engine::{GroupChanges, GroupInfo, JoinOutcome, JoinRequest, NumberCheck, ParticipantAction, ParticipantOutcome};
 use super::inbound::{self, Inbox};
 use super::media_ref::{media_type, MediaRef};
 use super::send::{context_info, engine_error, media_message, parse_jid, plain_message, send_error, upload_error, Me};
@@ -312,6 +314,86 @@ impl Connection for WaConnection {
 
     fn send(&self, msg: OutMessage) -> BoxFuture<'_, Result<(), SendError>> {
         Box::pin(self.send_message(msg))
+    }
+
+    fn check_numbers(&self, phones: &[String]) -> BoxFuture<'_, Result<Vec<NumberCheck>, EngineError>> {
+        directory::check_numbers(self, phones)
+    }
+
+    fn contact_about(&self, jid: &str) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        directory::contact_about(self, jid)
+    }
+
+    fn picture(&self, jid: &str, full: bool) -> BoxFuture<'_, Result<Option<Vec<u8>>, EngineError>> {
+        directory::picture(self, jid, full)
+    }
+
+    fn set_blocked(&self, jid: &str, blocked: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_blocked(self, jid, blocked)
+    }
+
+    fn set_presence(&self, available: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_presence(self, available)
+    }
+
+    fn subscribe_presence(&self, jid: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::subscribe_presence(self, jid)
+    }
+
+    fn set_push_name(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_push_name(self, name)
+    }
+
+    fn set_about(&self, about: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_about(self, about)
+    }
+
+    fn set_picture(&self, group: Option<&str>, jpeg: Option<Vec<u8>>) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_picture(self, group, jpeg)
+    }
+
+    fn group_create(&self, subject: &str, participants: &[String], description: Option<&str>) -> BoxFuture<'_, Result<(GroupInfo, Vec<ParticipantOutcome>), EngineError>> {
+        groups::group_create(self, subject, participants, description)
+    }
+
+    fn group_info(&self, group: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        groups::group_info(self, group)
+    }
+
+    fn groups_joined(&self) -> BoxFuture<'_, Result<Vec<GroupInfo>, EngineError>> {
+        groups::groups_joined(self)
+    }
+
+    fn group_participants(&self, group: &str, action: ParticipantAction, participants: &[String], invite: bool) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        groups::group_participants(self, group, action, participants, invite)
+    }
+
+    fn group_update(&self, group: &str, changes: &GroupChanges) -> BoxFuture<'_, Result<(), EngineError>> {
+        groups::group_update(self, group, changes)
+    }
+
+    fn group_leave(&self, group: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        groups::group_leave(self, group)
+    }
+
+    fn group_invite(&self, group: &str, revoke: bool) -> BoxFuture<'_, Result<String, EngineError>> {
+        groups::group_invite(self, group, revoke)
+    }
+
+    fn group_join(&self, code: &str) -> BoxFuture<'_, Result<JoinOutcome, EngineError>> {
+        groups::group_join(self, code)
+    }
+
+    fn group_invite_preview(&self, code: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        groups::group_invite_preview(self, code)
+    }
+
+    fn group_requests(&self, group: &str) -> BoxFuture<'_, Result<Vec<JoinRequest>, EngineError>> {
+        groups::group_requests(self, group)
+    }
+
+    fn group_requests_action(&self, group: &str, approve: bool, participants: &[String]) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        groups::group_requests_action(self, group, approve, participants)
     }
 
     fn presence(&self, chat: &str, presence: ChatPresence) -> BoxFuture<'_, Result<(), EngineError>> {

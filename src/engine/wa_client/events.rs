@@ -113,6 +113,15 @@ impl Forwarder {
             EventKind::TemporaryBan,
             EventKind::ConnectFailure,
             EventKind::ContactNumberChanged,
+            // The directory (translated by `directory` and `groups`).
+            EventKind::GroupUpdate,
+            EventKind::Presence,
+            EventKind::ChatPresence,
+            EventKind::PictureUpdate,
+            EventKind::UserAboutUpdate,
+            EventKind::ContactUpdated,
+            EventKind::ContactUpdate,
+            EventKind::PushNameUpdate,
         ])
     }
 
@@ -199,6 +208,14 @@ impl EventHandler for Forwarder {
             Event::Messages(_) | Event::Receipt(_) | Event::ServerAck(_) | Event::ContactNumberChanged(_) => {
                 self.queue(&event)
             }
+            Event::GroupUpdate(_)
+            | Event::Presence(_)
+            | Event::ChatPresence(_)
+            | Event::PictureUpdate(_)
+            | Event::UserAboutUpdate(_)
+            | Event::ContactUpdated(_)
+            | Event::ContactUpdate(_)
+            | Event::PushNameUpdate(_) => self.queue(&event),
             _ => {}
         }
     }

@@ -81,6 +81,15 @@ pub(super) async fn run(
             if let Some(ev) = translate_other(&event) {
                 report(ev);
             }
+            // The directory's events (contacts, presence: `directory`;
+            // group notifications: `groups`), in order with the messages.
+            let client = client.upgrade();
+            for ev in super::directory::translate(client.as_deref(), &event).await {
+                report(ev);
+            }
+            for ev in super::groups::translate(client.as_deref(), &event).await {
+                report(ev);
+            }
             continue;
         };
         for m in batch.iter() {

@@ -20,7 +20,9 @@
 //! inbound media for a later download.
 
 mod connection;
+mod directory;
 mod events;
+mod groups;
 mod http;
 mod inbound;
 mod media_ref;

@@ -25,10 +25,14 @@ use ring::digest::{digest, SHA256};
 use ulid::Ulid;
 
 use super::{
-    BoxFuture, ChatPresence, Connection, Engine, EngineError, EngineEvent, EventSink, Inbound, InboundBody,
-    MediaKind, OutContent, OutMessage, ReceiptStatus, SendError, StartInfo,
+    BoxFuture, ChatPresence, Connection, Engine, EngineError, EngineEvent, EventSink, GroupChanges, GroupInfo,
+    Inbound, InboundBody, JoinOutcome, JoinRequest, MediaKind, NumberCheck, OutContent, OutMessage, ParticipantAction,
+    ParticipantOutcome, ReceiptStatus, SendError, StartInfo,
 };
 use crate::store::now_ms;
+
+mod directory;
+mod groups;
 
 /// How long a sim QR is valid.
 pub const QR_TTL_MS: i64 = 60_000;
@@ -44,6 +48,10 @@ struct Live {
     refuse: Option<(String, u32, Option<i64>)>,
     /// waMessageId → chat, for receipts.
     sent: HashMap<String, String>,
+    /// The simulated network's directory as this session sees it.
+    dir: directory::SimDirectory,
+    /// The groups this session's number is in, as the network holds them.
+    groups: groups::SimGroups,
 }
 
 /// What the simulated network keeps across sessions: the log file and the
@@ -388,6 +396,86 @@ impl Connection for SimConnection {
     fn download(&self, media_ref: &[u8]) -> BoxFuture<'_, Result<Vec<u8>, EngineError>> {
         let data = media_ref.to_vec();
         Box::pin(async move { Ok(data) })
+    }
+
+    fn check_numbers(&self, phones: &[String]) -> BoxFuture<'_, Result<Vec<NumberCheck>, EngineError>> {
+        directory::check_numbers(self, phones)
+    }
+
+    fn contact_about(&self, jid: &str) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        directory::contact_about(self, jid)
+    }
+
+    fn picture(&self, jid: &str, full: bool) -> BoxFuture<'_, Result<Option<Vec<u8>>, EngineError>> {
+        directory::picture(self, jid, full)
+    }
+
+    fn set_blocked(&self, jid: &str, blocked: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_blocked(self, jid, blocked)
+    }
+
+    fn set_presence(&self, available: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_presence(self, available)
+    }
+
+    fn subscribe_presence(&self, jid: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::subscribe_presence(self, jid)
+    }
+
+    fn set_push_name(&self, name: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_push_name(self, name)
+    }
+
+    fn set_about(&self, about: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_about(self, about)
+    }
+
+    fn set_picture(&self, group: Option<&str>, jpeg: Option<Vec<u8>>) -> BoxFuture<'_, Result<(), EngineError>> {
+        directory::set_picture(self, group, jpeg)
+    }
+
+    fn group_create(&self, subject: &str, participants: &[String], description: Option<&str>) -> BoxFuture<'_, Result<(GroupInfo, Vec<ParticipantOutcome>), EngineError>> {
+        groups::group_create(self, subject, participants, description)
+    }
+
+    fn group_info(&self, group: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        groups::group_info(self, group)
+    }
+
+    fn groups_joined(&self) -> BoxFuture<'_, Result<Vec<GroupInfo>, EngineError>> {
+        groups::groups_joined(self)
+    }
+
+    fn group_participants(&self, group: &str, action: ParticipantAction, participants: &[String], invite: bool) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        groups::group_participants(self, group, action, participants, invite)
+    }
+
+    fn group_update(&self, group: &str, changes: &GroupChanges) -> BoxFuture<'_, Result<(), EngineError>> {
+        groups::group_update(self, group, changes)
+    }
+
+    fn group_leave(&self, group: &str) -> BoxFuture<'_, Result<(), EngineError>> {
+        groups::group_leave(self, group)
+    }
+
+    fn group_invite(&self, group: &str, revoke: bool) -> BoxFuture<'_, Result<String, EngineError>> {
+        groups::group_invite(self, group, revoke)
+    }
+
+    fn group_join(&self, code: &str) -> BoxFuture<'_, Result<JoinOutcome, EngineError>> {
+        groups::group_join(self, code)
+    }
+
+    fn group_invite_preview(&self, code: &str) -> BoxFuture<'_, Result<GroupInfo, EngineError>> {
+        groups::group_invite_preview(self, code)
+    }
+
+    fn group_requests(&self, group: &str) -> BoxFuture<'_, Result<Vec<JoinRequest>, EngineError>> {
+        groups::group_requests(self, group)
+    }
+
+    fn group_requests_action(&self, group: &str, approve: bool, participants: &[String]) -> BoxFuture<'_, Result<Vec<ParticipantOutcome>, EngineError>> {
+        groups::group_requests_action(self, group, approve, participants)
     }
 
     fn pair_code(&self, phone: &str) -> BoxFuture<'_, Result<String, EngineError>> {
