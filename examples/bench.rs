@@ -42,6 +42,9 @@
 //! - **M. Messaging** (`bench_parts/messaging.rs`): durable message 202s/s
 //!   (1 and 16 clients), sim end-to-end messages/s, pacing lateness, RSS with
 //!   1M queued messages, event-log first page vs last page.
+//! - **K. The directory** (`bench_parts/directory.rs`): a group read and the
+//!   first and last contacts and groups pages, at 10,000 contacts and 1,000
+//!   groups in one sim session: p50/p99, last/first.
 //! - **X. Webhook delivery** (`bench_parts/delivery.rs`): events/s to one
 //!   loopback receiver, commit → receiver latency at 1,000 events/s, and
 //!   deliveries/s to 100 webhooks, and one organization's latency while another's
@@ -96,6 +99,9 @@ mod console;
 
 #[path = "bench_parts/media_memory.rs"]
 mod media_memory;
+
+#[path = "bench_parts/directory.rs"]
+mod directory;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -156,10 +162,10 @@ struct Args {
     /// Part W: seconds the linked sessions sit idle while CPU is measured.
     #[arg(long, default_value_t = 60.0)]
     wa_idle: f64,
-    /// Which parts to run (letters a-h, m, w, x; and u, the console in
+    /// Which parts to run (letters a-h, k, m, w, x; and u, the console in
     /// chromium, and r, media memory, never by default), e.g. `--only a` for
     /// throughput only.
-    #[arg(long, default_value = "abcdefghmwx")]
+    #[arg(long, default_value = "abcdefghkmwx")]
     only: String,
 }
 
@@ -909,6 +915,12 @@ async fn run(args: Args) {
             }
             Some(bin) => sim_sessions(&bin, &jwks_url, &tokens, &mut summary).await,
         }
+    }
+
+    // ---- K. The directory: contacts and groups from the data file ----------
+    if want('k') {
+        let fresh = tempfile::tempdir().expect("tempdir");
+        directory::run(fresh.path(), args.page_samples, &mut summary).await;
     }
 
     // ---- M. Messaging: send queue and event log ---------------------------
