@@ -361,7 +361,7 @@ async fn me_request_id_and_cors() {
     assert_eq!(r.json["userId"], "u7");
     assert_eq!(r.json["organizationId"], "org_a");
     assert_eq!(r.json["role"], "member");
-    assert_eq!(r.json["permissions"], json!(["sessions:read", "messages:send", "messages:read"]));
+    assert_eq!(r.json["permissions"], json!(["sessions:read", "messages:send", "messages:read", "contacts:read"]));
     let key = api_key(&gw, "org_a", Some(&["sessions:read"])).await;
     let r = gw.http.get("/api/v1/me", Some(&key)).await;
     assert_eq!(r.json["kind"], "api_key");
