@@ -135,7 +135,7 @@ mod tests {
     use whatsapp_rust::chrono::DateTime;
     use whatsapp_rust::types::events::{
         ChatPresenceUpdate, ContactUpdate as WaContactUpdate, ContactUpdated, PictureUpdate, PresenceUpdate as WaPresence,
-        PushNameUpdate,
+        PushNameUpdate, UserAboutUpdate,
     };
     use whatsapp_rust::types::message::MessageSource;
     use whatsapp_rust::waproto::whatsapp as wa;
@@ -275,6 +275,8 @@ mod tests {
         let on = Event::Presence(WaPresence::builder().from(jid("62811@s.whatsapp.net")).unavailable(false).build());
         let out = translate(None, &on).await;
         assert_eq!(out.len(), 1);
-        assert_eq!(translate(None, &Event::Connected(Default::default())).await, vec![]);
+        // An about text change has no field in a contact update (the about is fetched when asked).
+        let about = UserAboutUpdate::builder().jid(jid("62811@s.whatsapp.net")).status("hi".into()).timestamp(at()).build();
+        assert_eq!(translate(None, &Event::UserAboutUpdate(about)).await, vec![]);
     }
 }
