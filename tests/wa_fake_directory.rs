@@ -75,8 +75,8 @@ async fn set_about(gw: &TestGateway, sid: &str, text: &str) -> Result<(), Engine
     conn(gw, sid).set_about(text).await
 }
 
-async fn set_own_picture(gw: &TestGateway, sid: &str, jpeg: Option<&[u8]>) -> Result<(), EngineError> {
-    conn(gw, sid).set_picture(None, jpeg.map(<[u8]>::to_vec)).await
+async fn set_picture(gw: &TestGateway, sid: &str, group: Option<&str>, jpeg: Option<&[u8]>) -> Result<(), EngineError> {
+    conn(gw, sid).set_picture(group, jpeg.map(<[u8]>::to_vec)).await
 }
 
 fn assert_nothing_unexpected(fake: &FakeWa) {
@@ -188,9 +188,20 @@ async fn push_name_about_picture_and_own_presence_reach_the_fake() {
         fake.own_presences()
     );
 
-    set_own_picture(&gw, &sid, Some(JPEG)).await.expect("picture set");
-    set_own_picture(&gw, &sid, None).await.expect("picture removed");
-    assert_eq!(fake.picture_sets(), [format!("own {} bytes", JPEG.len()), "own removed".to_string()]);
+    set_picture(&gw, &sid, None, Some(JPEG)).await.expect("picture set");
+    set_picture(&gw, &sid, None, None).await.expect("picture removed");
+    let group = "120363000111@g.us";
+    set_picture(&gw, &sid, Some(group), Some(JPEG)).await.expect("group picture set");
+    set_picture(&gw, &sid, Some(group), None).await.expect("group picture removed");
+    let n = JPEG.len();
+    assert_eq!(
+        fake.picture_sets(),
+        [format!("own {n} bytes"), "own removed".into(), format!("{group} {n} bytes"), format!("{group} removed")]
+    );
+    // A person is not a group; an empty picture is not a picture: nothing is sent.
+    assert!(matches!(set_picture(&gw, &sid, Some(&pn(CONTACT)), Some(JPEG)).await, Err(EngineError::Invalid(_))));
+    assert!(matches!(set_picture(&gw, &sid, None, Some(b"")).await, Err(EngineError::Invalid(_))));
+    assert_eq!(fake.picture_sets().len(), 4);
 
     // Contacts' about texts: set, and not set.
     assert_eq!(about(&gw, &sid, &pn(CONTACT)).await, Ok(Some("Sibuk, chat saja".into())));
