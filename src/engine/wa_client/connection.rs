@@ -143,7 +143,7 @@ const EXISTS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WaConnection {
     /// Why no call can go out now, if none can.
-    fn not_ready(&self) -> Option<String> {
+    pub(super) fn not_ready(&self) -> Option<String> {
         if self.shared.stopping.load(Ordering::SeqCst) || self.shared.closed.load(Ordering::SeqCst) {
             return Some("the connection is closed".into());
         }

@@ -120,7 +120,7 @@ async fn fill_alternatives(client: &Client, m: &mut Inbound) {
 }
 
 /// The other form of a LID or phone JID, from the client's mapping cache.
-async fn cached_alternative(client: &Client, jid: &str) -> Option<String> {
+pub(super) async fn cached_alternative(client: &Client, jid: &str) -> Option<String> {
     let jid: Jid = jid.parse().ok()?;
     if !jid.is_lid() && !jid.is_pn() {
         return None;

@@ -21,6 +21,7 @@
 
 mod connection;
 mod directory;
+mod directory_events;
 mod events;
 mod groups;
 mod http;

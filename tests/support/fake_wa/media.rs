@@ -44,7 +44,7 @@ pub struct Media {
     /// `127.0.0.1:PORT` of the media host (what `media_conn` names).
     pub(super) host: String,
     /// The auth token `media_conn` hands out.
-    auth: String,
+    pub(super) auth: String,
     /// Encrypted files by direct path.
     blobs: HashMap<String, Vec<u8>>,
     next: u64,
@@ -66,7 +66,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 impl Media {
     /// Stores an encrypted file of kind `mms` (the upload path's last part);
     /// returns its direct path.
-    fn store(&mut self, mms: &str, enc: Vec<u8>) -> String {
+    pub(super) fn store(&mut self, mms: &str, enc: Vec<u8>) -> String {
         self.next += 1;
         let path = format!("/v/t62.fake-{mms}/{}_{}.enc", self.next, &b64url(&sha256(&enc))[..10]);
         self.blobs.insert(path.clone(), enc);

@@ -214,7 +214,7 @@ pub(super) fn answer(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Opti
 }
 
 /// A usync query, answered for every phone on the network.
-fn usync(st: &mut State, n: &Node) -> Node {
+pub(super) fn usync(st: &mut State, n: &Node) -> Node {
     let Some(us) = n.get_optional_child("usync") else { return result(n).build() };
     let asked: Vec<String> =
         us.get_optional_child("query").map(|q| children(q).iter().map(|c| c.tag.to_string()).collect()).unwrap_or_default();

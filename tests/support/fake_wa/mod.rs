@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+pub mod directory;
 pub mod media;
 pub mod messaging;
 pub mod pair;
@@ -109,6 +110,8 @@ struct State {
     net: messaging::Net,
     /// The media host and what it stores (see [`media`]).
     media: media::Media,
+    /// Contacts, presence, profile and blocking (see [`directory`]).
+    dir: directory::Directory,
 }
 
 pub(crate) struct Inner {
