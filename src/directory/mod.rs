@@ -13,6 +13,7 @@
 
 pub mod contacts;
 pub mod groups;
+pub mod groups_json;
 
 use std::time::Duration;
 
