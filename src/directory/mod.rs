@@ -14,6 +14,8 @@
 pub mod contacts;
 pub mod groups;
 pub mod groups_json;
+#[cfg(test)]
+mod groups_tests;
 
 use std::time::Duration;
 

@@ -28,6 +28,8 @@ pub mod deliveries;
 pub mod events;
 pub mod group_records;
 pub mod groups;
+#[cfg(test)]
+mod groups_tests;
 pub mod idempotency;
 pub mod media;
 pub mod message_records;
