@@ -433,3 +433,43 @@ async fn bad_input_is_a_4xx_envelope_and_changes_nothing() {
     let after = (h.get(&group(&id, &gid), Some(&t)).await.json, group_events(h, &t, &id).await.len(), outbox_groups(h, &t, &id).await.len());
     assert_eq!(before, after);
 }
+
+/// A second working session of `t`'s organization, linked to `phone`.
+async fn session_with_phone(h: &Http, t: &str, phone: &str) -> String {
+    let r = h.post("/api/v1/sessions", Some(t), json!({"label": "sim2", "start": true})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    common::wait_status(h, t, &id, "scan_qr_code").await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/pair"), Some(t), json!({"phoneNumber": phone})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    common::wait_status(h, t, &id, "working").await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_to_join_is_listed_and_approved_by_the_admin() {
+    let gw = gateway().await;
+    let (h, t) = (&gw.http, gw.owner("org_r"));
+    let admin = working_session(h, &t, json!({})).await;
+    let other = session_with_phone(h, &t, "6281500000005").await;
+    let gid = create(h, &t, &admin, &["6281200000001"]).await["group"]["id"].as_str().expect("id").to_string();
+    h.patch(&group(&admin, &gid), Some(&t), json!({"membershipApproval": true})).await;
+    let code = h.get(&format!("{}/invite", group(&admin, &gid)), Some(&t)).await.json["code"].as_str().expect("code").to_string();
+    let r = h.post(&format!("{}/join", groups(&other)), Some(&t), json!({"code": code})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let reqs = h.get(&format!("{}/requests", group(&admin, &gid)), Some(&t)).await;
+    assert_eq!(reqs.status, 200, "{:?}", reqs.json);
+    assert_eq!(reqs.json["data"][0]["person"]["phoneNumber"], "6281500000005");
+    let r = h.post(&format!("{}/requests", group(&admin, &gid)), Some(&t), json!({"action": "approve", "participants": ["6281500000005", "6281500000006"]})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!((r.json["data"][0]["status"].clone(), r.json["data"][1]["status"].clone()), (json!("ok"), json!("not_in_group")));
+    let g = h.get(&group(&admin, &gid), Some(&t)).await.json;
+    assert!(phones(&g).contains(&pair("6281500000005", "member")), "{g}");
+    assert_eq!(h.get(&format!("{}/requests", group(&admin, &gid)), Some(&t)).await.json["data"], json!([]));
+    let evs = group_events(h, &t, &admin).await;
+    let last = evs.last().expect("events");
+    assert_eq!((last["type"].clone(), last["data"]["action"].clone()), (json!("group.participants"), json!("add")));
+    // The joiner's preview of the same code (a group of another session).
+    let p = h.get(&format!("{}/invite/{code}", groups(&other)), Some(&t)).await;
+    assert_eq!((p.status.as_u16(), p.json["id"].clone()), (200, json!(gid)));
+}
