@@ -349,6 +349,12 @@ async fn an_inbound_group_message_names_the_group_and_the_writer() {
     let m = list.json["data"].as_array().and_then(|d| d.iter().find(|m| m["text"] == "hi all").cloned()).expect("stored");
     assert_eq!(m["chatId"], gid.as_str());
     assert_eq!(m["senderJid"], "6281200000001@s.whatsapp.net");
+    // A writer addressed by its LID (the phone as the alternate address).
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/incoming"), Some(&t), json!({"from": "6281200000002", "lid": "77001", "text": "by lid", "group": gid})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let list = h.get(&format!("/api/v1/sessions/{id}/messages"), Some(&t)).await;
+    let m = list.json["data"].as_array().and_then(|d| d.iter().find(|m| m["text"] == "by lid").cloned()).expect("stored");
+    assert_eq!((m["chatId"].clone(), m["senderLid"].clone(), m["senderJid"].clone()), (json!(gid), json!("77001@lid"), json!("6281200000002@s.whatsapp.net")));
     // And a send to the group goes out with the group as its chat.
     let r = h.post(&format!("/api/v1/sessions/{id}/messages"), Some(&t), json!({"to": gid, "text": "hello"})).await;
     assert_eq!(r.status, 202, "{:?}", r.json);
