@@ -108,6 +108,10 @@ async fn a_group_lives_created_changed_and_left_with_each_event_once_in_order() 
     // The same again changes nothing and tells nothing.
     let again = h.patch(&group(&id, &gid), Some(&t), json!({"subject": "Team 2"})).await;
     assert_eq!(again.status, 200);
+    // WhatsApp's notification of our own change, arriving later: no second event.
+    let hook = format!("/api/v1/sessions/{id}/sim/group-event");
+    let r = h.post(&hook, Some(&t), json!({"groupId": gid, "action": "subject", "subject": "Team 2", "by": ME})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
 
     // Participants: add, remove, promote, demote.
     let p = format!("{}/participants", group(&id, &gid));
@@ -221,6 +225,10 @@ async fn a_change_by_someone_else_updates_the_stored_group_once() {
     let r = h.post(&hook, Some(&t), json!({"groupId": gid, "action": "subject", "subject": "New", "by": "6281300000001"})).await;
     assert_eq!(r.status, 202, "{:?}", r.json);
     wait_for(h, &t, &group(&id, &gid), |r| r.json["subject"] == "New").await;
+    // The same change told again (as WhatsApp repeats a notification, or
+    // tells of a change already applied) is no second event.
+    let r = h.post(&hook, Some(&t), json!({"groupId": gid, "action": "subject", "subject": "New", "by": "6281300000001"})).await;
+    assert_eq!(r.status, 202);
     let r = h.post(&hook, Some(&t), json!({"groupId": gid, "action": "add", "participants": ["6281300000003"], "by": "6281300000001"})).await;
     assert_eq!(r.status, 202);
     wait_for(h, &t, &group(&id, &gid), |r| r.json["size"] == 4).await;
