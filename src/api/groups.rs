@@ -103,6 +103,7 @@ pub async fn list(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(200, &json!({"data": data, "nextCursor": next})))
 }
 
+/// The body of `POST groups`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
@@ -165,6 +166,7 @@ pub async fn get(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(200, &stored(&app, &target, &gid).await?))
 }
 
+/// The body of `PATCH groups/{groupId}` (absent: unchanged; `description: null` clears).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchBody {

@@ -20,6 +20,7 @@ use crate::store::now_ms;
 /// Where WhatsApp's invite links point.
 pub const INVITE_PREFIX: &str = "https://chat.whatsapp.com/";
 
+/// The body of `POST groups/{groupId}/participants`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ParticipantsBody {
@@ -92,6 +93,7 @@ fn check_code(code: &str, field: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The body of `POST groups/join`: exactly one of the two.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct JoinBody {
@@ -148,6 +150,7 @@ pub async fn requests(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::json(200, &json!({"data": data})))
 }
 
+/// The body of `POST groups/{groupId}/requests`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RequestsBody {

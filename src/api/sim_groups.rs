@@ -15,6 +15,7 @@ use crate::engine::{EngineError, ParticipantAction};
 use crate::http::response::{self, Resp};
 use crate::http::{ApiError, ErrorCode, Req};
 
+/// The body of `sim/group-event`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct GroupEventBody {

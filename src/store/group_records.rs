@@ -68,6 +68,7 @@ impl GroupV1 {
 /// The current group record.
 pub type Group = GroupV1;
 
+/// The group record's versions on disk.
 #[derive(Serialize, Deserialize)]
 enum GroupEnvelope {
     V1(GroupV1),
