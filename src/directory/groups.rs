@@ -6,7 +6,9 @@
 //! Each compares the notice with the stored group and writes only what
 //! differs, with its `group.*` event in the same transaction; a notice that
 //! changes nothing (the notification of a change already applied) writes
-//! nothing and emits no event.
+//! nothing and emits no event. A fresher description of a group already
+//! stored (`?refresh=true`, a missed notification) is told as what it
+//! changed: `group.updated` and `group.participants`, `by` unknown.
 
 use redb::WriteTransaction;
 use serde_json::{json, Value};
@@ -34,10 +36,11 @@ pub fn apply(txn: &WriteTransaction, key: u128, session: &Session, notice: Group
             let rec = record_of(&group, now);
             match groups::get(txn, key, &group.id)? {
                 Some(old) if old.same_state(&rec) => Ok(false),
-                Some(_) => {
-                    // Already in it: a fresher description, not a join.
+                Some(old) => {
+                    // Already in it: a fresher description (a refresh, a
+                    // missed notification), told as the changes it holds.
                     groups::put(txn, key, &group.id, &rec)?;
-                    Ok(false)
+                    reconcile(txn, key, org, &group.id, &old, &rec, now)
                 }
                 None => {
                     groups::put(txn, key, &group.id, &rec)?;
@@ -89,6 +92,54 @@ pub fn apply(txn: &WriteTransaction, key: u128, session: &Session, notice: Group
             emit("group.join_request", json!({"groupId": group_id, "requester": person_json(requester.jid.as_deref(), requester.lid.as_deref())}))
         }
     }
+}
+
+/// Tells what a fresher description of a stored group changed: its
+/// settings (`group.updated`) and its participants (`group.participants`,
+/// one event per action), `by` unknown.
+fn reconcile(txn: &WriteTransaction, key: u128, org: &str, id: &str, old: &Group, new: &Group, now: i64) -> StoreResult<bool> {
+    let mut scratch = old.clone();
+    let wanted = GroupChanges {
+        subject: Some(new.subject.clone()),
+        description: Some(new.description.clone()),
+        announce: Some(new.announce),
+        locked: Some(new.locked),
+        ephemeral_seconds: Some(new.ephemeral_seconds),
+        membership_approval: Some(new.membership_approval),
+    };
+    let diff = change_settings(&mut scratch, &wanted);
+    let mut told = false;
+    if !diff.is_empty() {
+        let data = json!({"groupId": id, "changes": changes_json(&diff), "by": null});
+        events::directory_event(txn, "group.updated", org, key, now, &data)?;
+        told = true;
+    }
+    let find = |g: &Group, p: &StoredParticipant| g.participants.iter().find(|q| q.is(p.jid.as_deref(), p.lid.as_deref())).map(|q| q.role);
+    let mut by_action: Vec<(ParticipantAction, Vec<Value>)> = Vec::new();
+    let mut push = |a: ParticipantAction, p: &StoredParticipant| {
+        let v = person_json(p.jid.as_deref(), p.lid.as_deref());
+        match by_action.iter_mut().find(|(x, _)| *x == a) {
+            Some((_, list)) => list.push(v),
+            None => by_action.push((a, vec![v])),
+        }
+    };
+    for p in &new.participants {
+        match (find(old, p), p.role) {
+            (None, _) => push(ParticipantAction::Add, p),
+            (Some(StoredRole::Member), StoredRole::Admin | StoredRole::SuperAdmin) => push(ParticipantAction::Promote, p),
+            (Some(StoredRole::Admin | StoredRole::SuperAdmin), StoredRole::Member) => push(ParticipantAction::Demote, p),
+            _ => {}
+        }
+    }
+    for p in old.participants.iter().filter(|p| find(new, p).is_none()) {
+        push(ParticipantAction::Remove, p);
+    }
+    for (action, participants) in by_action {
+        let data = json!({"groupId": id, "action": action.as_str(), "participants": participants, "by": null});
+        events::directory_event(txn, "group.participants", org, key, now, &data)?;
+        told = true;
+    }
+    Ok(told)
 }
 
 /// Applies one participant change; whether it changed the group.

@@ -107,3 +107,23 @@ fn each_change_emits_once_and_a_repeat_nothing() {
     // A notice about a group the file does not know changes nothing.
     assert_eq!(run(&s, subject()), (false, 6));
 }
+
+#[test]
+fn a_fresher_description_is_told_as_its_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = Store::open(&dir.path().join("b.redb"), 1 << 20).expect("open");
+    let mut g = info();
+    g.participants.push(GroupMember { person: PersonIds::from_address("6281200000001@s.whatsapp.net"), role: GroupRole::Member });
+    g.participants.push(GroupMember { person: PersonIds::from_address("6281200000002@s.whatsapp.net"), role: GroupRole::Member });
+    assert_eq!(run(&s, GroupNotice::Joined { group: g.clone(), by: None }), (true, 1));
+    g.subject = "Fresh".into();
+    g.participants[1].role = GroupRole::Admin;
+    g.participants.remove(2);
+    g.participants.push(GroupMember { person: PersonIds::from_address("6281200000003@s.whatsapp.net"), role: GroupRole::Member });
+    // updated (subject), participants promote, add, remove.
+    assert_eq!(run(&s, GroupNotice::Joined { group: g.clone(), by: None }), (true, 5));
+    assert_eq!(last_event(&s)["action"], "remove");
+    assert_eq!(last_event(&s)["participants"][0]["phoneNumber"], "6281200000002");
+    // The same description again tells nothing.
+    assert_eq!(run(&s, GroupNotice::Joined { group: g, by: None }), (false, 5));
+}
