@@ -222,7 +222,7 @@ async fn every_operation_is_complete() {
             .map(|p| p["name"].as_str().unwrap_or("").to_string())
             .collect();
         let expected: Vec<String> =
-            ["id", "msgId"].into_iter().filter(|p| path.contains(&format!("{{{p}}}"))).map(String::from).collect();
+            ["id", "msgId", "contact", "groupId", "code"].into_iter().filter(|p| path.contains(&format!("{{{p}}}"))).map(String::from).collect();
         assert_eq!(path_params, expected, "{method} {path}: path parameters");
     }
 }

@@ -33,6 +33,8 @@ pub enum ListKind {
     AdminEvents = 7,
     Webhooks = 8,
     WebhookDeliveries = 9,
+    /// A session's groups (CONTRACT §13).
+    Groups = 11,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,

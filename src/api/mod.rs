@@ -10,6 +10,7 @@ pub mod directory;
 pub mod events;
 pub mod events_stream;
 pub mod groups;
+pub mod groups_members;
 pub mod lifecycle;
 pub mod media_answer;
 pub mod me;

@@ -13,6 +13,9 @@
 
 pub mod contacts;
 pub mod groups;
+pub mod groups_json;
+#[cfg(test)]
+mod groups_tests;
 
 use std::time::Duration;
 

@@ -27,6 +27,7 @@ use super::records::{ApiKey, Organization, Record, Session};
 use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
+mod groups;
 mod media;
 mod messaging;
 mod run;
@@ -341,5 +342,6 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
     usage::check_usage(txn, r);
     media::check_media(txn, r);
     webhooks::check_webhooks(txn, r);
+    groups::check_groups(txn, r);
 }
 

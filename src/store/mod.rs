@@ -26,6 +26,10 @@ pub mod check;
 pub mod committer;
 pub mod deliveries;
 pub mod events;
+pub mod group_records;
+pub mod groups;
+#[cfg(test)]
+mod groups_tests;
 pub mod idempotency;
 pub mod media;
 pub mod message_records;
@@ -53,7 +57,7 @@ use recovery::Handle;
 use tables::META;
 
 /// The schema version this build writes; older files are upgraded at open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Default redb page cache: small enough for a 100 MiB resident budget.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;

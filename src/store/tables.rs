@@ -87,6 +87,10 @@ pub const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 /// (organization id, event ULID) → (): one organization's events.
 pub const ORG_EVENTS: TableDefinition<(&str, u128), ()> = TableDefinition::new("org_events");
 
+/// (session ULID, group id `…@g.us`) → `Group` envelope (CONTRACT §13):
+/// the groups a session's number is in, participants inline.
+pub const GROUPS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("groups");
+
 /// Webhook endpoints (CONTRACT §10), by ULID.
 pub const WEBHOOKS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhooks");
 /// An organization's webhooks in id order.
@@ -193,6 +197,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(DELIVERY_QUEUE)?;
     txn.open_table(DELIVERY_LOG)?;
     txn.open_table(WEBHOOK_HEALTH)?;
+    txn.open_table(GROUPS)?;
     // Upgrades, one step per version, in this transaction.
     if from < 2 {
         upgrade_delivery_log(&txn)?;
@@ -207,9 +212,20 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     if from < 4 {
         super::usage::upgrade_to_4_quota(&txn)?;
     }
+    if from < 5 {
+        upgrade_to_5_groups(&txn)?;
+    }
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
+}
+
+/// Schema 4 → 5 (groups): the `groups` table, empty (groups are learned
+/// from WhatsApp from now on). Self-contained, so that other schema-5 steps
+/// sit beside it.
+fn upgrade_to_5_groups(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    txn.open_table(GROUPS)?;
+    Ok(())
 }
 
 /// Schema 1 → 2: the delivery log moves from `delivery_attempts`, keyed by

@@ -33,6 +33,9 @@ use crate::store::now_ms;
 
 mod directory;
 mod groups;
+mod groups_hook;
+
+pub use groups_hook::SimGroupAction;
 
 /// How long a sim QR is valid.
 pub const QR_TTL_MS: i64 = 60_000;
@@ -74,6 +77,11 @@ pub fn lid_for(phone: &str) -> String {
     let d = digest(&SHA256, phone.as_bytes());
     let n = d.as_ref()[..8].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     format!("{:015}@lid", n % 1_000_000_000_000_000)
+}
+
+/// The session's own number as a person (phone JID and its `@lid`).
+fn directory_person(phone: &str) -> super::directory::PersonIds {
+    super::directory::PersonIds { jid: Some(format!("{phone}@s.whatsapp.net")), lid: Some(lid_for(phone)) }
 }
 
 /// The pairing code the sim gives a phone number for a session: `ABCD-EFGH`.
@@ -219,6 +227,7 @@ impl SimEngine {
                 return Err(EngineError::State("the session is already linked".into()));
             }
             l.linked = true;
+            l.groups.me = Some(directory_person(phone));
             l.sink.clone().ok_or_else(|| EngineError::State("not running".into()))
         })?;
         let (jid, lid) = (format!("{phone}@s.whatsapp.net"), lid_for(phone));
@@ -506,6 +515,7 @@ impl Engine for SimEngine {
                 let mut map = self.sessions.lock().map_err(|_| EngineError::Other("sim state poisoned".into()))?;
                 let live = map.entry(info.session).or_default();
                 live.linked = info.linked_jid.is_some();
+                live.groups.me = info.linked_jid.as_ref().map(|j| super::directory::PersonIds { jid: Some(j.clone()), lid: info.linked_lid.clone() });
                 live.qr_count += 1;
                 live.sink = Some(sink.clone());
                 (live.linked, live.qr_count)
