@@ -79,6 +79,8 @@ pub struct App {
     pub delivery: Arc<crate::delivery::Delivery>,
     /// The bytes of media read, fetched or decoded at once (`--media-fetch-budget`).
     pub media_budget: crate::messaging::media_budget::MediaBudget,
+    /// Contacts' about texts and pictures, kept an hour (CONTRACT §12).
+    pub directory: crate::directory::cache::DirectoryCache,
 }
 
 impl App {
@@ -161,6 +163,7 @@ impl App {
             messaging,
             delivery,
             media_budget,
+            directory: crate::directory::cache::DirectoryCache::default(),
         })
     }
 

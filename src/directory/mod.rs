@@ -9,8 +9,12 @@
 //! (`contact.updated`, `presence.update`, `group.*`).
 //!
 //! - [`contacts`] — contacts, presence updates;
+//! - [`budget`] — the lookup budget's admission rule;
+//! - [`cache`] — contacts' about texts and pictures, kept an hour in memory;
 //! - [`groups`] — groups and their participants, from notifications.
 
+pub mod budget;
+pub mod cache;
 pub mod contacts;
 pub mod groups;
 

@@ -27,6 +27,7 @@ use super::records::{ApiKey, Organization, Record, Session};
 use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, RUNNING, SESSIONS, STATUS_COUNTS};
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
+mod contacts;
 mod media;
 mod messaging;
 mod run;
@@ -339,6 +340,7 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
     }
     messaging::check_messaging(txn, r);
     usage::check_usage(txn, r);
+    contacts::check_contacts(txn, r);
     media::check_media(txn, r);
     webhooks::check_webhooks(txn, r);
 }

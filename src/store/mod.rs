@@ -24,6 +24,8 @@ pub mod api_keys;
 pub mod backup;
 pub mod check;
 pub mod committer;
+pub mod contact_records;
+pub mod contacts;
 pub mod deliveries;
 pub mod events;
 pub mod idempotency;
@@ -53,7 +55,7 @@ use recovery::Handle;
 use tables::META;
 
 /// The schema version this build writes; older files are upgraded at open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Default redb page cache: small enough for a 100 MiB resident budget.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;

@@ -501,6 +501,7 @@ impl Store {
             bump_status(&txn, session.status, -1)?;
             wipe(&txn, key)?;
             super::messages::drop_session(&txn, key)?;
+            super::contacts::drop_session(&txn, key)?;
         }
         self.commit(txn)?;
         Ok(())

@@ -116,6 +116,21 @@ pub const V1_DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = Tabl
 /// for 5 days in a row disables it). See [`crate::store::webhook_health`].
 pub const WEBHOOK_HEALTH: TableDefinition<u128, i64> = TableDefinition::new("webhook_health");
 
+/// (session ULID, jid or "", lid or "") → `Contact` v1: a session's
+/// contacts in `jid` order, then `lid` (CONTRACT §12; [`super::contacts`]).
+pub const CONTACTS: TableDefinition<(u128, &str, &str), &[u8]> = TableDefinition::new("contacts");
+/// (session ULID, phone JID or `@lid`) → the contact's key in [`CONTACTS`].
+pub const CONTACT_ADDRESSES: TableDefinition<(u128, &str), (&str, &str)> = TableDefinition::new("contact_addresses");
+/// (session ULID, phone digits) → `NumberCheck` v1: the number-check cache.
+pub const NUMBER_CHECKS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("number_checks");
+/// Session ULID → `LookupWindow` v1: the lookup budget spent in the last hour.
+pub const LOOKUP_BUDGET: TableDefinition<u128, &[u8]> = TableDefinition::new("lookup_budget");
+/// Session ULID → `Profile` v1: the session's own name and about.
+pub const PROFILES: TableDefinition<u128, &[u8]> = TableDefinition::new("profiles");
+/// Event ULID → organization id: the `presence.update` events, pruned after
+/// `--presence-retention` (sooner than the other events).
+pub const PRESENCE_EVENTS: TableDefinition<u128, &str> = TableDefinition::new("presence_events");
+
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
@@ -193,6 +208,7 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(DELIVERY_QUEUE)?;
     txn.open_table(DELIVERY_LOG)?;
     txn.open_table(WEBHOOK_HEALTH)?;
+    create_contact_tables(&txn)?;
     // Upgrades, one step per version, in this transaction.
     if from < 2 {
         upgrade_delivery_log(&txn)?;
@@ -207,9 +223,29 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     if from < 4 {
         super::usage::upgrade_to_4_quota(&txn)?;
     }
+    if from < 5 {
+        upgrade_to_5_contacts(&txn)?;
+    }
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
+}
+
+/// Schema 4 → 5 (contacts): the directory's tables are new and start
+/// empty; nothing older moves into them. Creating them is the whole step.
+fn upgrade_to_5_contacts(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    create_contact_tables(txn)
+}
+
+/// The contacts part's tables (CONTRACT §12).
+fn create_contact_tables(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    txn.open_table(CONTACTS)?;
+    txn.open_table(CONTACT_ADDRESSES)?;
+    txn.open_table(NUMBER_CHECKS)?;
+    txn.open_table(LOOKUP_BUDGET)?;
+    txn.open_table(PROFILES)?;
+    txn.open_table(PRESENCE_EVENTS)?;
+    Ok(())
 }
 
 /// Schema 1 → 2: the delivery log moves from `delivery_attempts`, keyed by
