@@ -34,6 +34,8 @@ use crate::store::now_ms;
 mod directory;
 mod groups;
 
+pub use directory::{SimContact, SIM_JPEG};
+
 /// How long a sim QR is valid.
 pub const QR_TTL_MS: i64 = 60_000;
 
