@@ -33,6 +33,8 @@ pub enum ListKind {
     AdminEvents = 7,
     Webhooks = 8,
     WebhookDeliveries = 9,
+    /// A session's contacts (CONTRACT §12).
+    Contacts = 10,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,
