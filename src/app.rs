@@ -145,6 +145,7 @@ impl App {
         let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
         let committer = Arc::new(Committer::start(store.clone()).map_err(StartError::Io)?);
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
+        crate::directory::tasks::start(&store, &committer, &engine, config.directory.presence_retention);
         let delivery = crate::delivery::Delivery::start(store.clone(), config.delivery.clone(), config.messaging.allow_private_urls);
         let metrics = Metrics::new(&engine.counters, &messaging.counters, &delivery.counters);
         let media_budget = crate::messaging::media_budget::MediaBudget::new(config.messaging.media_fetch_budget);

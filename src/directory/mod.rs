@@ -10,6 +10,7 @@
 //!
 //! - [`contacts`] — contacts, presence updates;
 //! - [`budget`] — the lookup budget's admission rule;
+//! - [`tasks`] — presence retention, the profile name from the connection;
 //! - [`cache`] — contacts' about texts and pictures, kept an hour in memory;
 //! - [`groups`] — groups and their participants, from notifications.
 
@@ -17,6 +18,7 @@ pub mod budget;
 pub mod cache;
 pub mod contacts;
 pub mod groups;
+pub mod tasks;
 
 use std::time::Duration;
 

@@ -308,3 +308,70 @@ impl Store {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("c.redb"), 1 << 20).expect("open");
+        (dir, store)
+    }
+
+    fn change(jid: Option<&str>, lid: Option<&str>) -> ContactChange {
+        ContactChange { jid: jid.map(str::to_string), lid: lid.map(str::to_string), ..ContactChange::default() }
+    }
+
+    #[test]
+    fn upsert_merges_a_lid_row_into_the_phone_row() {
+        let (_d, s) = store();
+        let txn = s.write().expect("w");
+        let (c, changed) = upsert(&txn, 1, &ContactChange { push_name: Some("P".into()), ..change(None, Some("9@lid")) }, 5).expect("lid");
+        assert!(changed && c.jid.is_none());
+        let (_, changed) = upsert(&txn, 1, &ContactChange { name: Some("N".into()), ..change(Some("62811@s.whatsapp.net"), None) }, 6).expect("pn");
+        assert!(changed);
+        // Both known as one person now: one row, both names, both addresses.
+        let (c, changed) = upsert(&txn, 1, &change(Some("62811@s.whatsapp.net"), Some("9@lid")), 7).expect("link");
+        assert!(!changed);
+        assert_eq!((c.name.as_deref(), c.push_name.as_deref(), c.phone_number.as_deref()), (Some("N"), Some("P"), Some("62811")));
+        assert_eq!(find_w(&txn, 1, "9@lid").expect("find").map(|c| key_of(&c)), Some(("62811@s.whatsapp.net".into(), "9@lid".into())));
+        // Nothing visible changed: no update.
+        let (_, changed) = upsert(&txn, 1, &ContactChange { name: Some("N".into()), ..change(None, Some("9@lid")) }, 8).expect("same");
+        assert!(!changed);
+        // A new contact with only its addresses is no update either.
+        let (_, changed) = upsert(&txn, 1, &change(Some("62822@s.whatsapp.net"), None), 9).expect("bare");
+        assert!(!changed);
+        s.commit(txn).expect("commit");
+        let r = s.read().expect("r");
+        let (rows, next) = page(&r, 1, None, 10, 100, |_| true).expect("page");
+        assert_eq!(rows.len(), 2);
+        assert!(next.is_none());
+        let (rows, next) = page(&r, 1, None, 1, 100, |_| true).expect("page");
+        assert_eq!(rows.len(), 1);
+        let (rest, _) = page(&r, 1, next, 10, 100, |_| true).expect("page 2");
+        assert_eq!(rest.len(), 1);
+        assert_ne!(key_of(&rows[0]), key_of(&rest[0]));
+        drop(r);
+        let txn = s.write().expect("w");
+        drop_session(&txn, 1).expect("drop");
+        assert!(find_w(&txn, 1, "9@lid").expect("find").is_none());
+        s.commit(txn).expect("commit");
+        let r = s.read().expect("r");
+        assert!(crate::store::check::check(&r).expect("check").ok());
+    }
+
+    #[test]
+    fn presence_events_are_pruned_by_age() {
+        let (_d, s) = store();
+        let txn = s.write().expect("w");
+        let now = crate::store::now_ms();
+        let id = crate::store::events::directory_event(&txn, "presence.update", "o", 1, now, &serde_json::json!({})).expect("event");
+        note_presence_event(&txn, id, "o").expect("note");
+        s.commit(txn).expect("commit");
+        assert_eq!(s.prune_presence(now - 60_000, 10).expect("young"), 0);
+        assert_eq!(s.prune_presence(now + 60_000, 10).expect("old"), 1);
+        let r = s.read().expect("r");
+        assert!(r.open_table(EVENTS).expect("events").get(id).expect("get").is_none());
+    }
+}
