@@ -144,7 +144,11 @@ fn preview(body: &Bytes) -> String {
 
 /// A concrete path for a pattern: `{id}` becomes a fresh ULID.
 fn concrete(pattern: &str) -> String {
-    pattern.replace("{id}", &ulid::Ulid::generate().to_string())
+    pattern
+        .replace("{id}", &ulid::Ulid::generate().to_string())
+        .replace("{contact}", "6281234567890")
+        .replace("{groupId}", "120363025246125486%40g.us")
+        .replace("{code}", "AbCdEfGh")
 }
 
 fn diff(name: &str, a: &Ops, b: &Ops) -> String {
@@ -222,7 +226,7 @@ async fn every_operation_is_complete() {
             .map(|p| p["name"].as_str().unwrap_or("").to_string())
             .collect();
         let expected: Vec<String> =
-            ["id", "msgId"].into_iter().filter(|p| path.contains(&format!("{{{p}}}"))).map(String::from).collect();
+            ["id", "msgId", "contact", "groupId", "code"].into_iter().filter(|p| path.contains(&format!("{{{p}}}"))).map(String::from).collect();
         assert_eq!(path_params, expected, "{method} {path}: path parameters");
     }
 }
