@@ -331,3 +331,49 @@ async fn deleting_a_session_drops_its_directory() {
     let report = wa_gateway::store::check::check(&r).expect("check");
     assert!(report.ok(), "{report}");
 }
+
+/// The keys of `v` are exactly the documented schema's properties (all
+/// required), recursively through `$ref`s to object schemas.
+fn assert_shape(doc: &Value, name: &str, v: &Value) {
+    let s = &doc["components"]["schemas"][name];
+    let props = s["properties"].as_object().unwrap_or_else(|| panic!("schema {name}"));
+    let got = v.as_object().unwrap_or_else(|| panic!("{name}: not an object: {v}"));
+    let mut want: Vec<&String> = props.keys().collect();
+    let mut have: Vec<&String> = got.keys().collect();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "{name}: {v}");
+    for (k, p) in props {
+        if let Some(r) = p["$ref"].as_str() {
+            assert_shape(doc, r.rsplit('/').next().unwrap_or(""), &got[k]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_match_the_documented_schemas() {
+    let doc = wa_gateway::ops::openapi::document();
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_c"));
+    let id = working_session(h, &t, json!({})).await;
+    let s = format!("/api/v1/sessions/{id}");
+    let r = h.post(&format!("{s}/sim/contacts"), Some(&t), json!({"contacts": [{"phoneNumber": "6281900000001", "name": "A"}]})).await;
+    assert_shape(&doc, "SimContactsSet", &r.json);
+    let r = check(h, &t, &id, &["6281900000002", "9991900000002"]).await;
+    assert_shape(&doc, "NumberCheckList", &r.json);
+    for item in r.json["data"].as_array().expect("data") {
+        assert_shape(&doc, "NumberCheck", item);
+    }
+    let r = h.get(&format!("{s}/contacts?limit=1"), Some(&t)).await;
+    assert_shape(&doc, "ContactList", &r.json);
+    assert_shape(&doc, "Contact", &r.json["data"][0]);
+    assert_shape(&doc, "ContactWithAbout", &h.get(&format!("{s}/contacts/6281900000001"), Some(&t)).await.json);
+    assert_shape(&doc, "Contact", &put(h, &format!("{s}/contacts/6281900000001/block"), &t, json!({})).await.json);
+    assert_shape(&doc, "OwnPresence", &put(h, &format!("{s}/presence"), &t, json!({"status": "available"})).await.json);
+    assert_shape(&doc, "PresenceSubscribed", &h.post(&format!("{s}/presence/subscribe"), Some(&t), json!({"contact": "6281900000001"})).await.json);
+    assert_shape(&doc, "SimPresenceSent", &h.post(&format!("{s}/sim/presence"), Some(&t), json!({"from": "6281900000001", "status": "paused"})).await.json);
+    assert_shape(&doc, "Profile", &h.get(&format!("{s}/profile"), Some(&t)).await.json);
+    assert_shape(&doc, "Profile", &h.patch(&format!("{s}/profile"), Some(&t), json!({"name": "Z"})).await.json);
+    let ev = events(h, &t, &id, "presence.update").await;
+    assert_shape(&doc, "Person", &ev[0]["data"]["contact"]);
+}
