@@ -224,19 +224,18 @@ pub async fn picture(app: Arc<App>, req: Req) -> Result<Resp, ApiError> {
     Ok(response::bytes(200, "image/jpeg", jpeg))
 }
 
-/// Blocks or unblocks: the network first, then the stored contact (and
-/// `contact.updated` when its blocked state changed).
+/// Blocks or unblocks a contact the session knows (404 otherwise): the
+/// network first, then the stored contact (and `contact.updated` when its
+/// blocked state changed).
 async fn set_blocked(app: Arc<App>, req: Req, blocked: bool) -> Result<Resp, ApiError> {
     let target = Target::of(&app, &req, Permission::ChatsWrite).await?;
     let address = contact_param(&req)?;
+    let known = stored_contact(&app, &target, &address).await?;
     let conn = target.connection(&app)?;
-    conn.set_blocked(&address, blocked).await.map_err(engine_error)?;
+    let wire = known.jid.clone().or(known.lid.clone()).unwrap_or(address);
+    conn.set_blocked(&wire, blocked).await.map_err(engine_error)?;
     let (key, session) = (target.key(), target.session.clone());
-    let change = if address.ends_with("@lid") {
-        ContactChange { lid: Some(address), blocked: Some(blocked), ..ContactChange::default() }
-    } else {
-        ContactChange { jid: Some(address), blocked: Some(blocked), ..ContactChange::default() }
-    };
+    let change = ContactChange { jid: known.jid, lid: known.lid, blocked: Some(blocked), ..ContactChange::default() };
     let c = app.committer.run(move |txn| record_change(txn, key, &session, &change, now_ms())).await?;
     Ok(response::json(200, &contact_json(&c)))
 }

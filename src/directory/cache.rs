@@ -20,10 +20,13 @@ enum Key {
     Picture(Ulid, String, bool),
 }
 
+/// When an answer was kept, and the answer (`None`: there is none).
+type Entry = (Instant, Option<Vec<u8>>);
+
 /// The cache of about texts and pictures, shared by the API handlers.
 #[derive(Default)]
 pub struct DirectoryCache {
-    entries: Mutex<HashMap<Key, (Instant, Option<Vec<u8>>)>>,
+    entries: Mutex<HashMap<Key, Entry>>,
 }
 
 impl DirectoryCache {

@@ -69,11 +69,13 @@ pub(super) fn operations() -> Vec<(&'static str, &'static str, Op)> {
             .params([contact_params(), vec![size]].concat()).errors(&[400, 403, 404, 409, 503])),
         ("put", "/api/v1/sessions/{id}/contacts/{contact}/block",
             op("blockContact", "Block a contact [chats:write]", "sessions", AUTH, ok("Contact", "The contact"))
-            .describe(&format!("`contact.updated` when its blocked state changed. {NEEDS_NETWORK}"))
+            .describe(&format!("A contact the session never saw is 404. `contact.updated` when its blocked state \
+                changed. {NEEDS_NETWORK}"))
             .params(contact_params()).errors(&[400, 403, 404, 409])),
         ("delete", "/api/v1/sessions/{id}/contacts/{contact}/block",
             op("unblockContact", "Unblock a contact [chats:write]", "sessions", AUTH, ok("Contact", "The contact"))
-            .describe(&format!("`contact.updated` when its blocked state changed. {NEEDS_NETWORK}"))
+            .describe(&format!("A contact the session never saw is 404. `contact.updated` when its blocked state \
+                changed. {NEEDS_NETWORK}"))
             .params(contact_params()).errors(&[400, 403, 404, 409])),
         ("put", "/api/v1/sessions/{id}/presence",
             op("setPresence", "Show the number as available or unavailable [messages:send]", "sessions", AUTH,

@@ -195,15 +195,13 @@ pub fn page(
         None => Bound::Included((session, "", "")),
     };
     let mut out = Vec::new();
-    let mut scanned = 0;
     let mut last: Option<ContactKey> = None;
-    for row in rows.range::<(u128, &str, &str)>((start, Bound::Excluded((session + 1, "", ""))))? {
+    for (scanned, row) in rows.range::<(u128, &str, &str)>((start, Bound::Excluded((session + 1, "", ""))))?.enumerate() {
         let (k, v) = row?;
         let (_, j, l) = k.value();
         if out.len() >= limit || scanned >= budget {
             return Ok((out, last));
         }
-        scanned += 1;
         last = Some((j.to_string(), l.to_string()));
         let c = Contact::decode(v.value())?;
         if keep(&c) {
