@@ -260,6 +260,14 @@ async fn presence_updates_arrive_only_for_subscribed_contacts() {
     assert_eq!((d["chatId"].clone(), d["lastSeen"].clone()), (Value::Null, Value::Null));
     assert_eq!(evs[1]["data"]["status"], "unavailable");
     assert!(evs[1]["data"]["lastSeen"].as_i64().is_some());
+    // Presence is kept --presence-retention (the janitor's round, run here
+    // with none): the presence events go, the others stay.
+    let others = common::walk(h, &format!("/api/v1/events?sessionId={id}"), &t, 200).await.len();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let pruned = wa_gateway::directory::tasks::prune_presence(&gw.app().store, std::time::Duration::ZERO).expect("prune");
+    assert_eq!(pruned, 2);
+    assert!(events(h, &t, &id, "presence.update").await.is_empty());
+    assert_eq!(common::walk(h, &format!("/api/v1/events?sessionId={id}"), &t, 200).await.len(), others - 2);
 
     // The number's own presence.
     for status in ["available", "unavailable"] {

@@ -112,3 +112,59 @@ fn check_sees_a_broken_address_index() {
     assert!(text.contains("5@lid"), "{text}");
     assert!(text.contains("which does not exist"), "contacts of a missing session are seen too: {text}");
 }
+
+mod walks {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        /// A page walk while contacts are added and removed between pages:
+        /// every contact present during the whole walk is returned exactly
+        /// once, in key order; nothing returned is out of order.
+        #[test]
+        fn walking_pages_sees_every_steady_contact_once(
+            start in proptest::collection::btree_set(0u32..400, 0..60),
+            churn in proptest::collection::vec((any::<bool>(), 0u32..400), 0..40),
+            limit in 1usize..7,
+        ) {
+            let (_d, s) = store();
+            let jid = |n: u32| format!("62810{n:06}@s.whatsapp.net");
+            let txn = s.write().expect("w");
+            for n in &start {
+                upsert(&txn, 3, &ContactChange { name: Some("x".into()), ..change(Some(&jid(*n)), None) }, 1).expect("put");
+            }
+            s.commit(txn).expect("commit");
+            let mut touched = std::collections::BTreeSet::new();
+            let mut seen: Vec<String> = Vec::new();
+            let mut after = None;
+            let mut churn = churn.into_iter();
+            loop {
+                let (rows, next) = page(&s.read().expect("r"), 3, after.clone(), limit, limit * 20, |_| true).expect("page");
+                seen.extend(rows.iter().filter_map(|c| c.jid.clone()));
+                let Some(n) = next else { break };
+                after = Some(n);
+                if let Some((add, k)) = churn.next() {
+                    touched.insert(jid(k));
+                    let txn = s.write().expect("w");
+                    if add {
+                        upsert(&txn, 3, &ContactChange { name: Some("y".into()), ..change(Some(&jid(k)), None) }, 2).expect("add");
+                    } else if let Some(c) = find_w(&txn, 3, &jid(k)).expect("find") {
+                        remove(&txn, 3, &c).expect("rm");
+                    }
+                    s.commit(txn).expect("commit");
+                }
+            }
+            let mut sorted = seen.clone();
+            sorted.sort();
+            sorted.dedup();
+            prop_assert_eq!(&sorted, &seen, "in key order, no repeats");
+            for n in &start {
+                if !touched.contains(&jid(*n)) {
+                    prop_assert!(seen.contains(&jid(*n)), "steady contact {} skipped", n);
+                }
+            }
+        }
+    }
+}
