@@ -79,6 +79,8 @@ pub struct App {
     pub delivery: Arc<crate::delivery::Delivery>,
     /// The bytes of media read, fetched or decoded at once (`--media-fetch-budget`).
     pub media_budget: crate::messaging::media_budget::MediaBudget,
+    /// Contacts' about texts and pictures, kept an hour (CONTRACT §12).
+    pub directory: crate::directory::cache::DirectoryCache,
 }
 
 impl App {
@@ -143,6 +145,7 @@ impl App {
         let limits = Limits::new(config.rate_limit, config.auth_failure_limit);
         let committer = Arc::new(Committer::start(store.clone()).map_err(StartError::Io)?);
         let messaging = Messaging::start(store.clone(), committer.clone(), engine.clone(), config.messaging.clone());
+        crate::directory::tasks::start(&store, &committer, &engine, config.directory.presence_retention);
         let delivery = crate::delivery::Delivery::start(store.clone(), config.delivery.clone(), config.messaging.allow_private_urls);
         let metrics = Metrics::new(&engine.counters, &messaging.counters, &delivery.counters);
         let media_budget = crate::messaging::media_budget::MediaBudget::new(config.messaging.media_fetch_budget);
@@ -161,6 +164,7 @@ impl App {
             messaging,
             delivery,
             media_budget,
+            directory: crate::directory::cache::DirectoryCache::default(),
         })
     }
 

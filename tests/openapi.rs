@@ -144,7 +144,11 @@ fn preview(body: &Bytes) -> String {
 
 /// A concrete path for a pattern: `{id}` becomes a fresh ULID.
 fn concrete(pattern: &str) -> String {
-    pattern.replace("{id}", &ulid::Ulid::generate().to_string())
+    pattern
+        .replace("{id}", &ulid::Ulid::generate().to_string())
+        .replace("{contact}", "6281234567890")
+        .replace("{groupId}", "120363025246125486%40g.us")
+        .replace("{code}", "AbCdEfGh")
 }
 
 fn diff(name: &str, a: &Ops, b: &Ops) -> String {

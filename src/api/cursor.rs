@@ -35,6 +35,8 @@ pub enum ListKind {
     WebhookDeliveries = 9,
     /// A session's groups (CONTRACT §13).
     Groups = 11,
+    /// A session's contacts (CONTRACT §12).
+    Contacts = 10,
 }
 
 /// Binds cursors to a list and its filters (as canonical `name=value` pairs,

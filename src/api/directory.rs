@@ -56,8 +56,38 @@ impl Target {
 /// not answered from the cache and participant adds (one unit each). An
 /// overspend is 429 `rate_limited` with `Retry-After`, and nothing is spent.
 pub async fn spend_lookups(app: &App, target: &Target, units: u32) -> Result<(), ApiError> {
-    let _ = (app, target, units);
-    Ok(())
+    use crate::directory::budget::{self, Refusal};
+    use crate::store::contact_records::LookupWindow;
+    use crate::store::contacts;
+    if units == 0 {
+        return Ok(());
+    }
+    let limit = app.config.directory.lookups_per_hour;
+    let key = target.key();
+    let outcome = app
+        .committer
+        .run(move |txn| {
+            let window = contacts::lookup_window(txn, key)?;
+            match budget::admit(&window.spent, crate::store::now_ms(), limit, units) {
+                Ok(spent) => contacts::put_lookup_window(txn, key, &LookupWindow { spent }).map(|()| Ok(())),
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })
+        .await?;
+    let wait_ms = match outcome {
+        Ok(()) => return Ok(()),
+        Err(Refusal::RetryAfter { retry_after_ms }) => retry_after_ms,
+        Err(Refusal::OverLimit) => budget::HOUR_MS,
+    };
+    let secs = budget::retry_after_secs(wait_ms);
+    Err(ApiError::new(
+        ErrorCode::RateLimited,
+        format!("the session's lookup budget ({limit} per hour) does not have {units} units free"),
+    )
+    .detail("limit", "lookups")
+    .detail("perHour", limit)
+    .detail("requested", units)
+    .header("retry-after", secs.to_string()))
 }
 
 /// How an engine's failure reads over HTTP: an unknown group or void code

@@ -112,7 +112,7 @@ const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// are refused (CONTRACT §11 continued): only then does the hook answer
 /// 202. An event dropped on the way (the connection ended meanwhile) or
 /// not settled in time is 503: the phone would send it again.
-async fn settled(app: &App, id: Ulid, key: &str, stored: tokio::sync::oneshot::Receiver<AckOutcome>) -> Result<(), ApiError> {
+pub(super) async fn settled(app: &App, id: Ulid, key: &str, stored: tokio::sync::oneshot::Receiver<AckOutcome>) -> Result<(), ApiError> {
     match tokio::time::timeout(SETTLE_TIMEOUT, stored).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(_)) => Err(ApiError::new(ErrorCode::Unavailable, "the event could not be stored; send it again")

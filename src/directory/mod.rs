@@ -9,13 +9,19 @@
 //! (`contact.updated`, `presence.update`, `group.*`).
 //!
 //! - [`contacts`] — contacts, presence updates;
+//! - [`budget`] — the lookup budget's admission rule;
+//! - [`tasks`] — presence retention, the profile name from the connection;
+//! - [`cache`] — contacts' about texts and pictures, kept an hour in memory;
 //! - [`groups`] — groups and their participants, from notifications.
 
+pub mod budget;
+pub mod cache;
 pub mod contacts;
 pub mod groups;
 pub mod groups_json;
 #[cfg(test)]
 mod groups_tests;
+pub mod tasks;
 
 use std::time::Duration;
 

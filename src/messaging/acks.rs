@@ -45,11 +45,23 @@ pub fn receipt_key(wa_id: &str, status: ReceiptStatus) -> String {
     format!("r:{wa_id}:{s}")
 }
 
+/// The key of a contact event (address-book sync) about `address`.
+pub fn contact_key(address: &str) -> String {
+    format!("c:{address}")
+}
+
+/// The key of a presence event of `address`.
+pub fn presence_key(address: &str) -> String {
+    format!("p:{address}")
+}
+
 /// The keys an event answers.
 fn keys(event: &EngineEvent) -> Vec<String> {
     match event {
         EngineEvent::Message(m) => vec![message_key(&m.wa_id)],
         EngineEvent::Receipt { wa_ids, status, .. } => wa_ids.iter().map(|w| receipt_key(w, *status)).collect(),
+        EngineEvent::Contact(c) => c.person.address().map(contact_key).into_iter().collect(),
+        EngineEvent::Presence(p) => p.person.address().map(presence_key).into_iter().collect(),
         _ => Vec::new(),
     }
 }

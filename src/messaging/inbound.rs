@@ -161,6 +161,10 @@ fn apply(txn: &WriteTransaction, batch: Vec<(Ulid, EngineEvent)>, pause: i64) ->
         let now = now_ms();
         match event {
             EngineEvent::Message(msg) => {
+                if !msg.from_me {
+                    let (sender, alt, push) = (msg.sender.clone(), msg.sender_alt.clone(), msg.push_name.clone());
+                    crate::directory::contacts::learn_from_message(txn, key, &s, &sender, alt.as_deref(), push.as_deref(), now)?;
+                }
                 if let Some(read) = message(txn, key, &s, *msg, now)? {
                     if s.auto_read {
                         to_read.entry((sid, read.0, read.1)).or_default().push(read.2);
@@ -210,7 +214,10 @@ fn apply(txn: &WriteTransaction, batch: Vec<(Ulid, EngineEvent)>, pause: i64) ->
             EngineEvent::TemporaryBan { code, retry_after_ms } => {
                 super::worker::pause_in(txn, key, now + retry_after_ms.unwrap_or(pause), &code, now)?;
             }
-            EngineEvent::LidMapping { lid, pn } => messages::map_lid(txn, key, &lid, &pn)?,
+            EngineEvent::LidMapping { lid, pn } => {
+                messages::map_lid(txn, key, &lid, &pn)?;
+                crate::directory::contacts::link(txn, key, &lid, &pn, now)?;
+            }
             e @ (EngineEvent::Contact(_) | EngineEvent::Presence(_) | EngineEvent::Group(_)) => {
                 crate::directory::apply(txn, key, &s, e, now)?
             }

@@ -28,6 +28,7 @@ use super::tables::{API_KEYS, API_KEY_HASHES, ORGS, ORG_API_KEYS, ORG_SESSIONS, 
 use super::{read_meta, StoreResult, SCHEMA_VERSION};
 
 mod groups;
+mod contacts;
 mod media;
 mod messaging;
 mod run;
@@ -340,6 +341,7 @@ fn check_into(txn: &ReadTransaction, r: &mut CheckReport) {
     }
     messaging::check_messaging(txn, r);
     usage::check_usage(txn, r);
+    contacts::check_contacts(txn, r);
     media::check_media(txn, r);
     webhooks::check_webhooks(txn, r);
     groups::check_groups(txn, r);

@@ -24,6 +24,8 @@ pub mod api_keys;
 pub mod backup;
 pub mod check;
 pub mod committer;
+pub mod contact_records;
+pub mod contacts;
 pub mod deliveries;
 pub mod events;
 pub mod group_records;

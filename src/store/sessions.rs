@@ -502,6 +502,7 @@ impl Store {
             wipe(&txn, key)?;
             super::messages::drop_session(&txn, key)?;
             super::groups::drop_session(&txn, key)?;
+            super::contacts::drop_session(&txn, key)?;
         }
         self.commit(txn)?;
         Ok(())

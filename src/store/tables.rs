@@ -120,6 +120,21 @@ pub const V1_DELIVERY_ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = Tabl
 /// for 5 days in a row disables it). See [`crate::store::webhook_health`].
 pub const WEBHOOK_HEALTH: TableDefinition<u128, i64> = TableDefinition::new("webhook_health");
 
+/// (session ULID, jid or "", lid or "") → `Contact` v1: a session's
+/// contacts in `jid` order, then `lid` (CONTRACT §12; [`super::contacts`]).
+pub const CONTACTS: TableDefinition<(u128, &str, &str), &[u8]> = TableDefinition::new("contacts");
+/// (session ULID, phone JID or `@lid`) → the contact's key in [`CONTACTS`].
+pub const CONTACT_ADDRESSES: TableDefinition<(u128, &str), (&str, &str)> = TableDefinition::new("contact_addresses");
+/// (session ULID, phone digits) → `NumberCheck` v1: the number-check cache.
+pub const NUMBER_CHECKS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("number_checks");
+/// Session ULID → `LookupWindow` v1: the lookup budget spent in the last hour.
+pub const LOOKUP_BUDGET: TableDefinition<u128, &[u8]> = TableDefinition::new("lookup_budget");
+/// Session ULID → `Profile` v1: the session's own name and about.
+pub const PROFILES: TableDefinition<u128, &[u8]> = TableDefinition::new("profiles");
+/// Event ULID → organization id: the `presence.update` events, pruned after
+/// `--presence-retention` (sooner than the other events).
+pub const PRESENCE_EVENTS: TableDefinition<u128, &str> = TableDefinition::new("presence_events");
+
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_DATA_FILE_ID: &str = "data_file_id";
 pub const META_CURSOR_SECRET: &str = "cursor_secret";
@@ -197,7 +212,10 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     txn.open_table(DELIVERY_QUEUE)?;
     txn.open_table(DELIVERY_LOG)?;
     txn.open_table(WEBHOOK_HEALTH)?;
-    txn.open_table(GROUPS)?;
+    // Schema 4 → 5 adds the directory's tables (CONTRACT §12, §13), empty:
+    // contacts are learned and groups told by WhatsApp from then on, and
+    // nothing older moves into them, so creating them is the whole step.
+    create_directory_tables(&txn)?;
     // Upgrades, one step per version, in this transaction.
     if from < 2 {
         upgrade_delivery_log(&txn)?;
@@ -212,19 +230,20 @@ pub fn migrate(db: &Database) -> StoreResult<Meta> {
     if from < 4 {
         super::usage::upgrade_to_4_quota(&txn)?;
     }
-    if from < 5 {
-        upgrade_to_5_groups(&txn)?;
-    }
     recount_statuses_if_missing(&txn)?;
     txn.commit()?;
     read_meta(&db.begin_read()?)
 }
 
-/// Schema 4 → 5 (groups): the `groups` table, empty (groups are learned
-/// from WhatsApp from now on). Self-contained, so that other schema-5 steps
-/// sit beside it.
-fn upgrade_to_5_groups(txn: &redb::WriteTransaction) -> StoreResult<()> {
+/// The directory's tables (CONTRACT §12, §13; schema 5).
+fn create_directory_tables(txn: &redb::WriteTransaction) -> StoreResult<()> {
     txn.open_table(GROUPS)?;
+    txn.open_table(CONTACTS)?;
+    txn.open_table(CONTACT_ADDRESSES)?;
+    txn.open_table(NUMBER_CHECKS)?;
+    txn.open_table(LOOKUP_BUDGET)?;
+    txn.open_table(PROFILES)?;
+    txn.open_table(PRESENCE_EVENTS)?;
     Ok(())
 }
 

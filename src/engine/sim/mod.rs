@@ -37,6 +37,8 @@ mod groups_hook;
 
 pub use groups_hook::SimGroupAction;
 
+pub use directory::{SimContact, SIM_JPEG};
+
 /// How long a sim QR is valid.
 pub const QR_TTL_MS: i64 = 60_000;
 
