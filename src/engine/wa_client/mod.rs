@@ -23,6 +23,8 @@ mod connection;
 mod directory;
 mod events;
 mod groups;
+mod groups_convert;
+mod groups_translate;
 mod http;
 mod inbound;
 mod media_ref;
