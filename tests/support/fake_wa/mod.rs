@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+pub mod groups;
 pub mod media;
 pub mod messaging;
 pub mod pair;
@@ -109,6 +110,8 @@ struct State {
     net: messaging::Net,
     /// The media host and what it stores (see [`media`]).
     media: media::Media,
+    /// Groups and sender keys (see [`groups`]).
+    groups: groups::Groups,
 }
 
 pub(crate) struct Inner {

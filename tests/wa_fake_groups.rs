@@ -1,0 +1,236 @@
+//! Groups through the default `whatsapp` engine, offline (CONTRACT §13,
+//! issue 21): the real whatsapp-rust client in the gateway creates and
+//! runs groups on the fake WhatsApp server (`tests/support/fake_wa/groups.rs`),
+//! sends group texts with sender keys that each fake member decrypts, and
+//! receives theirs. The groups API routes are another part's, so the group
+//! calls go to the gateway's live connection (one helper, [`conn`]); sending
+//! and reading messages use the HTTP API.
+
+mod common;
+#[path = "support/fake_wa/mod.rs"]
+mod fake_wa;
+#[path = "support/fake_wa/flow.rs"]
+mod flow;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestGateway;
+use fake_wa::groups::Role;
+use fake_wa::FakeWa;
+use flow::{gateway_on, get_until, linked, message_until};
+use serde_json::{json, Value};
+use ulid::Ulid;
+use wa_gateway::engine::directory::{GroupRole, ParticipantStatus, PersonIds};
+use wa_gateway::engine::{Connection, GroupChanges, JoinOutcome};
+
+const PHONE: &str = "6281234567890";
+const ALICE: &str = "6281111111111";
+const BOB: &str = "6282222222222";
+const CAROL: &str = "6283333333333";
+
+fn pn(p: &str) -> String {
+    format!("{p}@s.whatsapp.net")
+}
+
+/// The session's live engine connection: where the group calls go until
+/// the groups routes exist (swap for `POST /api/v1/sessions/{id}/groups`…).
+fn conn(gw: &TestGateway, sid: &str) -> Arc<dyn Connection> {
+    let id: Ulid = sid.parse().expect("a session id");
+    gw.app().engine.connection(id).expect("a live connection")
+}
+
+fn no_surprises(fake: &FakeWa) {
+    assert!(fake.unexpected().is_empty(), "stanzas the fake had no rule for: {:?}", fake.unexpected());
+}
+
+async fn send_text(gw: &TestGateway, token: &str, sid: &str, to: &str, text: &str) -> (String, String) {
+    let r = gw.http.post(&format!("/api/v1/sessions/{sid}/messages"), Some(token), json!({"to": to, "text": text})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    (r.json["id"].as_str().expect("id").to_string(), r.json["waMessageId"].as_str().expect("wa").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_created_with_two_contacts_is_described_right_and_held_by_the_fake() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_create");
+    let (sid, _) = linked(&gw, &fake, &token, PHONE).await;
+    let alice_lid = fake.contact(ALICE);
+    fake.contact(BOB);
+    let c = conn(&gw, &sid);
+
+    let asked = vec![pn(ALICE), pn(BOB), pn("6289999999999")];
+    let (group, outcomes) = c.group_create("Tim Gudang", &asked, Some("Stok harian")).await.expect("created");
+    assert!(group.id.ends_with("@g.us"), "{group:?}");
+    assert_eq!(group.subject, "Tim Gudang");
+    assert_eq!(group.description.as_deref(), Some("Stok harian"));
+    assert_eq!(group.owner.as_deref(), Some(pn(PHONE).as_str()));
+    assert!(group.created_at.is_some_and(|t| t > 1_600_000_000_000), "{group:?}");
+    let roles: Vec<(Option<String>, GroupRole)> = group.participants.iter().map(|m| (m.person.jid.clone(), m.role)).collect();
+    assert_eq!(roles, vec![(Some(pn(ALICE)), GroupRole::Member), (Some(pn(PHONE)), GroupRole::SuperAdmin), (Some(pn(BOB)), GroupRole::Member)]);
+    let statuses: Vec<ParticipantStatus> = outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, vec![ParticipantStatus::Ok, ParticipantStatus::Ok, ParticipantStatus::Failed], "{outcomes:?}");
+
+    let held = fake.group(&group.id).expect("the fake holds the group");
+    assert_eq!(held.subject, "Tim Gudang");
+    assert_eq!(held.members.get(PHONE), Some(&Role::SuperAdmin));
+    assert_eq!(held.members.len(), 3, "{held:?}");
+
+    // Reading it back, alone and in the list of the number's groups.
+    let info = c.group_info(&group.id).await.expect("info");
+    assert_eq!(info, group);
+    let all = c.groups_joined().await.expect("joined");
+    assert_eq!(all.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), vec![group.id.as_str()]);
+    // A group that does not exist is NotFound; a person where a group is meant is refused.
+    assert!(matches!(c.group_info("120363999999999999@g.us").await, Err(wa_gateway::engine::EngineError::NotFound(_))));
+    assert!(c.group_info(&pn(ALICE)).await.is_err());
+    let _ = alice_lid;
+    no_surprises(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_to_a_group_reaches_each_member_with_sender_keys_and_becomes_sent() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_send");
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
+    fake.contact(ALICE);
+    fake.contact(BOB);
+    let (group, _) = conn(&gw, &sid).group_create("Kirim", &[pn(ALICE), pn(BOB)], None).await.expect("created");
+
+    let (mid, wa) = send_text(&gw, &token, &sid, &group.id, "Halo semua").await;
+    assert!(
+        fake.until(Duration::from_secs(15), |f| !f.received(ALICE).is_empty() && !f.received(BOB).is_empty()).await,
+        "the members got nothing; unexpected: {:?}",
+        fake.unexpected()
+    );
+    for member in [ALICE, BOB] {
+        let got = fake.received(member);
+        assert_eq!(got.len(), 1, "{member}: {got:?}");
+        assert_eq!((got[0].id.as_str(), got[0].text.as_deref()), (wa.as_str(), Some("Halo semua")));
+        assert_eq!(got[0].enc, "skmsg", "the text rides the sender key");
+        assert_eq!(got[0].to, group.id);
+        assert_eq!(got[0].from, device);
+    }
+    let m = message_until(&gw, &token, &sid, &mid, Duration::from_secs(10), |m| m["status"] == "sent").await;
+    assert_eq!(m["chatId"], json!(group.id), "{m}");
+
+    // The second text needs no new distribution: the members already hold the key.
+    let (_, wa2) = send_text(&gw, &token, &sid, &group.id, "Kedua").await;
+    assert!(fake.until(Duration::from_secs(15), |f| f.received(ALICE).len() == 2 && f.received(BOB).len() == 2).await, "{:?}", fake.unexpected());
+    assert_eq!(fake.received(BOB)[1].id, wa2);
+    no_surprises(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_s_text_in_a_group_arrives_as_an_inbound_message_of_the_group() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_in");
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
+    let alice_lid = fake.contact(ALICE);
+    let group = fake.make_group(ALICE, "Dari Alice", &[PHONE.to_string(), BOB.to_string()]);
+
+    let wa = fake.deliver_group_text(ALICE, &group, &device, "Rapat jam 3").expect("delivered");
+    let path = format!("/api/v1/sessions/{sid}/messages?direction=in");
+    let found = |p: &Value| p["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(wa)).cloned());
+    let page = get_until(&gw, &token, &path, Duration::from_secs(15), |p| found(p).is_some()).await;
+    let m = found(&page).expect("found");
+    assert_eq!(m["text"], "Rapat jam 3", "{m}");
+    assert_eq!(m["chatId"], json!(group), "{m}");
+    assert_eq!(m["senderJid"], json!(pn(ALICE)), "{m}");
+    assert_eq!(m["senderLid"], json!(format!("{alice_lid}@lid")), "{m}");
+    no_surprises(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_settings_participants_invites_requests_and_leaving_reach_the_fake() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_admin");
+    let (sid, _) = linked(&gw, &fake, &token, PHONE).await;
+    for p in [ALICE, BOB, CAROL] {
+        fake.contact(p);
+    }
+    let c = conn(&gw, &sid);
+    let (group, _) = c.group_create("Lama", &[pn(ALICE)], None).await.expect("created");
+    let id = group.id.clone();
+
+    let changes = GroupChanges {
+        subject: Some("Baru".into()),
+        description: Some(Some("Keterangan".into())),
+        announce: Some(true),
+        locked: Some(true),
+        ephemeral_seconds: Some(604800),
+        membership_approval: Some(true),
+    };
+    c.group_update(&id, &changes).await.expect("updated");
+    let g = fake.group(&id).expect("held");
+    assert_eq!((g.subject.as_str(), g.description.as_deref()), ("Baru", Some("Keterangan")));
+    assert!(g.announce && g.locked && g.approval && g.ephemeral == 604800, "{g:?}");
+    let info = c.group_info(&id).await.expect("info");
+    assert!(info.announce && info.locked && info.membership_approval && info.ephemeral_seconds == 604800, "{info:?}");
+    c.group_update(&id, &GroupChanges { description: Some(None), ..Default::default() }).await.expect("cleared");
+    assert_eq!(fake.group(&id).and_then(|g| g.description), None);
+
+    // Participants: per-person outcomes.
+    fake.refuse_group_adds(CAROL);
+    let out = c.group_participants(&id, wa_gateway::engine::ParticipantAction::Add, &[pn(BOB), pn(ALICE), pn(CAROL), pn("6280000000001")], true).await.expect("add");
+    let st: Vec<(String, ParticipantStatus, Option<String>)> = out.iter().map(|o| (o.asked.clone(), o.status, o.code.clone())).collect();
+    assert_eq!(
+        st,
+        vec![
+            (pn(BOB), ParticipantStatus::Ok, None),
+            (pn(ALICE), ParticipantStatus::Ok, None),
+            (pn(CAROL), ParticipantStatus::NeedsInvite, Some("403".into())),
+            (pn("6280000000001"), ParticipantStatus::NotOnWhatsapp, Some("404".into())),
+        ]
+    );
+    assert_eq!(out[0].person, Some(PersonIds { jid: Some(pn(BOB)), lid: None }));
+    // With `invite`, the refused person got WhatsApp's group invite as a message.
+    assert!(fake.until(Duration::from_secs(15), |f| !f.received(CAROL).is_empty()).await, "{:?}", fake.unexpected());
+    let invite = fake.received(CAROL)[0].message.group_invite_message.as_option().cloned().expect("a group invite");
+    assert_eq!(invite.group_jid.as_deref(), Some(id.as_str()));
+    assert_eq!(invite.invite_code.as_deref(), Some(format!("V4{CAROL}").as_str()));
+    let out = c.group_participants(&id, wa_gateway::engine::ParticipantAction::Promote, &[pn(BOB)], false).await.expect("promote");
+    assert_eq!(out[0].status, ParticipantStatus::Ok);
+    assert_eq!(fake.group(&id).and_then(|g| g.members.get(BOB).copied()), Some(Role::Admin));
+    let out = c.group_participants(&id, wa_gateway::engine::ParticipantAction::Remove, &[pn(ALICE), pn(CAROL)], false).await.expect("remove");
+    assert_eq!(out.iter().map(|o| o.status).collect::<Vec<_>>(), vec![ParticipantStatus::Ok, ParticipantStatus::NotInGroup]);
+
+    // Invite codes: read, revoke (a new one), preview, join (approval on: a request).
+    let code = c.group_invite(&id, false).await.expect("code");
+    assert_eq!(code, fake.group(&id).expect("held").invite);
+    assert!(!code.contains('/'), "the code, not the link: {code}");
+    let fresh = c.group_invite(&id, true).await.expect("revoked");
+    assert_ne!(fresh, code);
+    assert_eq!(fresh, fake.group(&id).expect("held").invite);
+    let other = fake.make_group(CAROL, "Undangan", &[ALICE.to_string()]);
+    let other_code = fake.group(&other).expect("held").invite;
+    let preview = c.group_invite_preview(&other_code).await.expect("preview");
+    assert_eq!((preview.id.as_str(), preview.subject.as_str()), (other.as_str(), "Undangan"));
+    match c.group_join(&other_code).await.expect("joined") {
+        JoinOutcome::Joined(g) => assert_eq!(g.id, other),
+        JoinOutcome::Requested { .. } => panic!("the group does not approve members"),
+    }
+    assert!(fake.group(&other).expect("held").members.contains_key(PHONE));
+    assert!(matches!(c.group_invite_preview("NOSUCHCODE").await, Err(wa_gateway::engine::EngineError::NotFound(_))));
+
+    // Join requests: the fake's pending request, listed and approved.
+    fake.with_request(&id, CAROL);
+    let reqs = c.group_requests(&id).await.expect("requests");
+    assert_eq!(reqs.iter().map(|r| r.person.jid.clone()).collect::<Vec<_>>(), vec![Some(pn(CAROL))]);
+    let out = c.group_requests_action(&id, true, &[pn(CAROL)]).await.expect("approved");
+    assert_eq!(out[0].status, ParticipantStatus::Ok);
+    assert!(fake.group(&id).expect("held").members.contains_key(CAROL));
+
+    // Leaving.
+    c.group_leave(&other).await.expect("left");
+    assert!(!fake.group(&other).expect("held").members.contains_key(PHONE));
+    let log = fake.group_log();
+    for want in ["create g.us", "subject", "description", "announcement", "locked", "ephemeral", "membership_approval_mode", "invite", "leave g.us"] {
+        assert!(log.iter().any(|l| l.starts_with(want)), "no {want} in {log:?}");
+    }
+    no_surprises(&fake);
+}
