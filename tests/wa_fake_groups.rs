@@ -234,3 +234,94 @@ async fn subject_settings_participants_invites_requests_and_leaving_reach_the_fa
     }
     no_surprises(&fake);
 }
+
+/// The next engine event `pick` accepts (others are skipped), within `within`.
+async fn next_event<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(Ulid, u64, wa_gateway::engine::EngineEvent)>,
+    within: Duration,
+    mut pick: impl FnMut(&wa_gateway::engine::EngineEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((_, _, ev))) => {
+                if let Some(t) = pick(&ev) {
+                    return t;
+                }
+            }
+            other => panic!("no such engine event within {within:?}: {other:?}"),
+        }
+    }
+}
+
+/// Observed on the engine itself (started here with this test's own
+/// `EventSink`, as tests/wa_engine.rs does): the gateway's manager hands
+/// directory events to the messaging layer and publishes none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_notifications_from_another_admin_become_group_notices() {
+    use wa_gateway::engine::wa_client::{WaOptions, WhatsappEngine};
+    use wa_gateway::engine::{Engine, EngineEvent, EventSink, GroupNotice, ParticipantAction, StartInfo};
+
+    let fake = FakeWa::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(wa_gateway::store::Store::open(&dir.path().join("data.redb"), 1 << 20).expect("store"));
+    let options = WaOptions {
+        ws_url: Some(fake.url.clone()),
+        version: Some((2, 3000, 1_000_000_000)),
+        connect_timeout: Duration::from_secs(10),
+        ..WaOptions::default()
+    };
+    let engine = WhatsappEngine::new(store, options);
+    let session = Ulid::generate();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let info = StartInfo { session, linked_jid: None, linked_lid: None };
+    let c = engine.start(info, EventSink::new(session, 1, tx)).await.expect("started");
+    let qr = next_event(&mut rx, Duration::from_secs(10), |e| match e {
+        EngineEvent::Qr { value, .. } => Some(value.clone()),
+        _ => None,
+    })
+    .await;
+    fake.scan(PHONE, &qr).await.expect("scanned");
+    next_event(&mut rx, Duration::from_secs(15), |e| matches!(e, EngineEvent::Connected { .. }).then_some(())).await;
+    let alice_lid = fake.contact(ALICE);
+    let bob_lid = fake.contact(BOB);
+    let group = fake.make_group(ALICE, "Milik Alice", &[PHONE.to_string()]);
+    let notice = |e: &EngineEvent| match e {
+        EngineEvent::Group(n) => Some((**n).clone()),
+        _ => None,
+    };
+
+    // Alice adds Bob: people added, by Alice, with phone and LID.
+    fake.admin_add(ALICE, &group, &[BOB.to_string()]).expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    assert_eq!(
+        n,
+        GroupNotice::Participants {
+            group_id: group.clone(),
+            action: ParticipantAction::Add,
+            participants: vec![PersonIds { jid: Some(pn(BOB)), lid: Some(format!("{bob_lid}@lid")) }],
+            by: Some(pn(ALICE)),
+        }
+    );
+
+    // Alice renames it.
+    fake.admin_subject(ALICE, &group, "Nama Baru").expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    assert_eq!(n, GroupNotice::Changed { group_id: group.clone(), changes: GroupChanges { subject: Some("Nama Baru".into()), ..Default::default() }, by: Some(pn(ALICE)) });
+
+    // Alice adds the number to another group: it joined, with the group's metadata.
+    let other = fake.make_group(ALICE, "Kedua", &[]);
+    fake.admin_add(ALICE, &other, &[PHONE.to_string()]).expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    match n {
+        GroupNotice::Joined { group, by } => {
+            assert_eq!((group.id.as_str(), group.subject.as_str()), (other.as_str(), "Kedua"));
+            assert_eq!(group.participants.len(), 2, "{group:?}");
+            assert_eq!(by, Some(pn(ALICE)));
+        }
+        other => panic!("expected Joined: {other:?}"),
+    }
+    let _ = alice_lid;
+    c.stop().await;
+    no_surprises(&fake);
+}

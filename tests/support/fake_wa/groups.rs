@@ -568,7 +568,9 @@ impl FakeWa {
             for p in phones {
                 g.members.insert(p.clone(), Role::Member);
             }
-            NodeBuilder::new("add").children(phones.iter().map(|p| NodeBuilder::new("participant").attr("jid", pn(p)).build())).build()
+            let lids: Vec<String> = phones.iter().map(|p| st.phones.get(p).map(|x| x.lid.clone()).unwrap_or_default()).collect();
+            let people = phones.iter().zip(lids).map(|(p, lid)| NodeBuilder::new("participant").attr("jid", pn(p)).attr("lid", format!("{lid}@lid")).build());
+            NodeBuilder::new("add").children(people).build()
         };
         self.notify_group(by, group, action)
     }
