@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+pub mod group_messages;
 pub mod groups;
 pub mod media;
 pub mod messaging;
