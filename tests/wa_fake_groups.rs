@@ -325,3 +325,27 @@ async fn group_notifications_from_another_admin_become_group_notices() {
     c.stop().await;
     no_surprises(&fake);
 }
+
+/// The bench's big group (`FakeWa::big_group`): one text to 256 members,
+/// each with one device, reaches every one of them and becomes `sent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_to_a_group_of_256_reaches_every_member() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_big");
+    let (sid, _) = linked(&gw, &fake, &token, PHONE).await;
+    let (group, members) = fake.big_group(PHONE, "62877", 256);
+    assert_eq!(fake.group(&group).expect("held").members.len(), 257);
+
+    let t = std::time::Instant::now();
+    let (mid, wa) = send_text(&gw, &token, &sid, &group, "Pengumuman").await;
+    message_until(&gw, &token, &sid, &mid, Duration::from_secs(30), |m| m["status"] == "sent").await;
+    let took = t.elapsed();
+    assert!(
+        fake.until(Duration::from_secs(10), |f| members.iter().all(|m| f.received(m).iter().any(|r| r.id == wa))).await,
+        "not every member got it; unexpected: {:?}",
+        fake.unexpected()
+    );
+    eprintln!("a group text to 256 members: 202 → sent in {took:?}");
+    no_surprises(&fake);
+}
