@@ -161,6 +161,72 @@ mod tests {
     }
 
     #[test]
+    fn a_lid_addressed_group_names_each_person_by_phone_and_lid() {
+        let lid = |s: &str| -> Jid { s.parse().expect("jid") };
+        let member = |jid: &str, pn: Option<&str>, t: ParticipantType| GroupParticipant {
+            jid: lid(jid),
+            phone_number: pn.map(lid),
+            lid: None,
+            username: None,
+            participant_type: t,
+            details: None,
+        };
+        let meta = GroupMetadata {
+            id: lid("120363000000000009@g.us"),
+            subject: "Tim".into(),
+            creator: Some(lid("555@lid")),
+            creator_pn: Some(lid("62811@s.whatsapp.net")),
+            creation_time: Some(1_700_000_000),
+            participants: vec![
+                member("555@lid", Some("62811@s.whatsapp.net"), ParticipantType::SuperAdmin),
+                member("556@lid", None, ParticipantType::Admin),
+                member("62822@s.whatsapp.net", None, ParticipantType::Member),
+            ],
+            is_announcement: true,
+            membership_approval: true,
+            ephemeral: Some(whatsapp_rust::features::GroupEphemeralSettings { expiration: Some(86400), trigger: None }),
+            ..Default::default()
+        };
+        let g = group_info_of(&meta);
+        assert_eq!(g.id, "120363000000000009@g.us");
+        assert_eq!(g.owner.as_deref(), Some("62811@s.whatsapp.net"), "the creator by phone");
+        assert_eq!(g.created_at, Some(1_700_000_000_000));
+        assert!(g.announce && g.membership_approval && !g.locked);
+        assert_eq!(g.ephemeral_seconds, 86400);
+        let people: Vec<(PersonIds, GroupRole)> = g.participants.into_iter().map(|m| (m.person, m.role)).collect();
+        assert_eq!(
+            people,
+            vec![
+                (PersonIds { jid: Some("62811@s.whatsapp.net".into()), lid: Some("555@lid".into()) }, GroupRole::SuperAdmin),
+                (PersonIds { jid: None, lid: Some("556@lid".into()) }, GroupRole::Admin),
+                (PersonIds { jid: Some("62822@s.whatsapp.net".into()), lid: None }, GroupRole::Member),
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_are_matched_to_what_was_asked() {
+        let jid = |s: &str| -> Jid { s.parse().expect("jid") };
+        use whatsapp_rust::wacore::protocol::ProtocolNode as _;
+        let answer = |j: &str, pn: Option<&str>, error: Option<&str>| {
+            let mut b = whatsapp_rust::NodeBuilder::new("participant").attr("jid", j);
+            if let Some(p) = pn {
+                b = b.attr("phone_number", p);
+            }
+            if let Some(e) = error {
+                b = b.attr("error", e);
+            }
+            ParticipantChangeResponse::try_from_node(&b.build()).expect("a participant answer")
+        };
+        let asked = vec!["62811@s.whatsapp.net".to_string(), "62822@s.whatsapp.net".to_string(), "62833@s.whatsapp.net".to_string()];
+        let got = outcomes(ParticipantAction::Add, &asked, &[answer("555@lid", Some("62811@s.whatsapp.net"), None), answer("62822@s.whatsapp.net", None, Some("403"))]);
+        assert_eq!(got[0].status, ParticipantStatus::Ok);
+        assert_eq!(got[0].person, Some(PersonIds { jid: Some("62811@s.whatsapp.net".into()), lid: Some("555@lid".into()) }));
+        assert_eq!((got[1].status, got[1].code.as_deref()), (ParticipantStatus::NeedsInvite, Some("403")));
+        assert_eq!((got[2].status, got[2].person.clone()), (ParticipantStatus::Failed, None), "no answer for it");
+    }
+
+    #[test]
     fn errors_map_to_engine_errors() {
         let e = GroupError::Iq(IqError::ServerError { code: 404, text: "item-not-found".into(), error_type: None, backoff: None });
         assert!(matches!(group_error("x", &e), EngineError::NotFound(_)));
