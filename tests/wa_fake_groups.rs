@@ -321,7 +321,29 @@ async fn group_notifications_from_another_admin_become_group_notices() {
         }
         other => panic!("expected Joined: {other:?}"),
     }
-    let _ = alice_lid;
+
+    // A person the notification names by phone alone gets the LID the
+    // client learned (here from Alice's own message, with its sender_lid).
+    let device = format!("{PHONE}:1@s.whatsapp.net");
+    assert!(fake.until(Duration::from_secs(10), |f| f.has_keys(&device)).await, "no prekeys uploaded");
+    fake.deliver_text(ALICE, &device, "hai").expect("delivered");
+    next_event(&mut rx, Duration::from_secs(10), |e| matches!(e, EngineEvent::Message(_)).then_some(())).await;
+    fake.admin_change(BOB, &group, "promote", &[ALICE.to_string()], false).expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    assert_eq!(
+        n,
+        GroupNotice::Participants {
+            group_id: group.clone(),
+            action: ParticipantAction::Promote,
+            participants: vec![PersonIds { jid: Some(pn(ALICE)), lid: Some(format!("{alice_lid}@lid")) }],
+            by: Some(pn(BOB)),
+        }
+    );
+
+    // Bob removes the number: it left.
+    fake.admin_change(BOB, &group, "remove", &[PHONE.to_string()], false).expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    assert_eq!(n, GroupNotice::Left { group_id: group.clone(), by: Some(pn(BOB)) });
     c.stop().await;
     no_surprises(&fake);
 }

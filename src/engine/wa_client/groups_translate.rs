@@ -7,7 +7,10 @@
 use tokio::time::timeout;
 use whatsapp_rust::types::events::{Event, GroupUpdate};
 use whatsapp_rust::wacore::stanza::groups::{GroupNotificationAction as A, GroupParticipantInfo};
-use whatsapp_rust::Client;
+use whatsapp_rust::{Client, Jid};
+
+/// How long one LID↔phone lookup may take before the person goes without it.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 use super::groups::CALL_TIMEOUT;
 use super::groups_convert::{group_info_of, person_of};
@@ -28,7 +31,41 @@ pub(super) async fn translate(client: Option<&Client>, event: &Event) -> Vec<Eng
             }
         }
     }
-    notices(update, &own, group).into_iter().map(|n| EngineEvent::Group(Box::new(n))).collect()
+    let mut out = notices(update, &own, group);
+    if let Some(c) = client {
+        for n in &mut out {
+            for p in people_of(n) {
+                fill(c, p).await;
+            }
+        }
+    }
+    out.into_iter().map(|n| EngineEvent::Group(Box::new(n))).collect()
+}
+
+/// The persons a notice names.
+fn people_of(n: &mut GroupNotice) -> Vec<&mut PersonIds> {
+    match n {
+        GroupNotice::Joined { group, .. } => group.participants.iter_mut().map(|m| &mut m.person).collect(),
+        GroupNotice::Participants { participants, .. } => participants.iter_mut().collect(),
+        GroupNotice::JoinRequest { requester, .. } => vec![requester],
+        GroupNotice::Left { .. } | GroupNotice::Changed { .. } => Vec::new(),
+    }
+}
+
+/// Fills the address a person lacks (phone or LID) from the client's
+/// LID↔phone cache, when it knows it.
+async fn fill(client: &Client, p: &mut PersonIds) {
+    let known = match (&p.jid, &p.lid) {
+        (Some(_), Some(_)) | (None, None) => return,
+        (Some(j), None) | (None, Some(j)) => j.clone(),
+    };
+    let Ok(jid) = known.parse::<Jid>() else { return };
+    let Ok(Ok(Some(entry))) = timeout(LOOKUP_TIMEOUT, client.get_lid_pn_entry(&jid)).await else { return };
+    if jid.is_lid() {
+        p.jid = Some(Jid::pn(&*entry.phone_number).to_string());
+    } else {
+        p.lid = Some(Jid::lid(&*entry.lid).to_string());
+    }
 }
 
 fn is_own(p: &GroupParticipantInfo, own: &[String]) -> bool {

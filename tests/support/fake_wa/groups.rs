@@ -440,22 +440,44 @@ impl FakeWa {
     }
 
     /// The admin `by` adds `phones` to `group`: the registry changes and
-    /// every linked device of a member gets the `w:gp2` notification.
+    /// every linked device of a member gets the `w:gp2` notification (its
+    /// participants with their `lid`).
     pub fn admin_add(&self, by: &str, group: &str, phones: &[String]) -> Result<(), String> {
-        let action = {
+        self.admin_change(by, group, "add", phones, true)
+    }
+
+    /// The admin `by` does `action` (`add`, `remove`, `promote`, `demote`)
+    /// to `phones` in `group` and the members' devices are told (before a
+    /// removal, so the removed hear of it too); `with_lid`: the notification
+    /// names each participant's `lid` beside the phone JID.
+    pub fn admin_change(&self, by: &str, group: &str, action: &'static str, phones: &[String], with_lid: bool) -> Result<(), String> {
+        let node = {
             let mut st = self.state();
             for p in phones {
                 phone_entry(&mut st, p);
             }
-            let g = st.groups.groups.get_mut(group).ok_or("no such group")?;
-            for p in phones {
-                g.members.insert(p.clone(), Role::Member);
-            }
             let lids: Vec<String> = phones.iter().map(|p| st.phones.get(p).map(|x| x.lid.clone()).unwrap_or_default()).collect();
-            let people = phones.iter().zip(lids).map(|(p, lid)| NodeBuilder::new("participant").attr("jid", pn(p)).attr("lid", format!("{lid}@lid")).build());
-            NodeBuilder::new("add").children(people).build()
+            let g = st.groups.groups.get_mut(group).ok_or("no such group")?;
+            if action != "remove" {
+                for p in phones {
+                    g.members.insert(p.clone(), if action == "promote" { Role::Admin } else { Role::Member });
+                }
+            }
+            let people = phones.iter().zip(lids).map(|(p, lid)| {
+                let b = NodeBuilder::new("participant").attr("jid", pn(p));
+                if with_lid { b.attr("lid", format!("{lid}@lid")).build() } else { b.build() }
+            });
+            NodeBuilder::new(action).children(people).build()
         };
-        self.notify_group(by, group, action)
+        self.notify_group(by, group, node)?;
+        if action == "remove" {
+            if let Some(g) = self.state().groups.groups.get_mut(group) {
+                phones.iter().for_each(|p| {
+                    g.members.remove(p);
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The admin `by` changes `group`'s subject (a `w:gp2` `<subject>`).
