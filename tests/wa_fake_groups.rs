@@ -225,6 +225,18 @@ async fn subject_settings_participants_invites_requests_and_leaving_reach_the_fa
     assert_eq!(out[0].status, ParticipantStatus::Ok);
     assert!(fake.group(&id).expect("held").members.contains_key(CAROL));
 
+    // Where the number is a plain member, WhatsApp refuses admin calls (403).
+    let theirs = fake.make_group(ALICE, "Punya Alice", &[PHONE.to_string()]);
+    let refused = c.group_participants(&theirs, wa_gateway::engine::ParticipantAction::Add, &[pn(BOB)], false).await;
+    assert!(matches!(&refused, Err(wa_gateway::engine::EngineError::Refused { code, .. }) if code == "403"), "{refused:?}");
+    assert!(!fake.group(&theirs).expect("held").members.contains_key(BOB), "nothing changed");
+    // A group that approves members: joining is a request.
+    let approving = fake.make_group(ALICE, "Tertutup", &[]);
+    fake.set_approval(&approving, true);
+    let code = fake.group(&approving).expect("held").invite;
+    assert_eq!(c.group_join(&code).await.expect("asked"), JoinOutcome::Requested { group_id: approving.clone() });
+    assert_eq!(fake.group(&approving).expect("held").requests.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec![PHONE]);
+
     // Leaving.
     c.group_leave(&other).await.expect("left");
     assert!(!fake.group(&other).expect("held").members.contains_key(PHONE));
@@ -339,6 +351,16 @@ async fn group_notifications_from_another_admin_become_group_notices() {
             by: Some(pn(BOB)),
         }
     );
+
+    // Someone asks to join (the admin-side notification).
+    let ask = whatsapp_rust::NodeBuilder::new("created_membership_requests")
+        .attr("request_method", "invite_link")
+        .children([whatsapp_rust::NodeBuilder::new("requested_user").attr("jid", pn(CAROL)).build()])
+        .build();
+    fake.contact(CAROL);
+    fake.notify_group(BOB, &group, ask).expect("notified");
+    let n = next_event(&mut rx, Duration::from_secs(10), notice).await;
+    assert!(matches!(&n, GroupNotice::JoinRequest { group_id, requester } if *group_id == group && requester.jid.as_deref() == Some(pn(CAROL).as_str())), "{n:?}");
 
     // Bob removes the number: it left.
     fake.admin_change(BOB, &group, "remove", &[PHONE.to_string()], false).expect("notified");

@@ -522,4 +522,11 @@ impl FakeWa {
             g.requests.push((phone.to_string(), now()));
         }
     }
+
+    /// `group` approves new members (or not).
+    pub fn set_approval(&self, group: &str, on: bool) {
+        if let Some(g) = self.state().groups.groups.get_mut(group) {
+            g.approval = on;
+        }
+    }
 }
