@@ -60,7 +60,9 @@ async fn a_group_created_with_two_contacts_is_described_right_and_held_by_the_fa
     fake.contact(BOB);
     let c = conn(&gw, &sid);
 
-    let asked = vec![pn(ALICE), pn(BOB), pn("6289999999999")];
+    fake.contact(CAROL);
+    fake.refuse_group_adds(CAROL);
+    let asked = vec![pn(ALICE), pn(BOB), pn("6289999999999"), pn(CAROL)];
     let (group, outcomes) = c.group_create("Tim Gudang", &asked, Some("Stok harian")).await.expect("created");
     assert!(group.id.ends_with("@g.us"), "{group:?}");
     assert_eq!(group.subject, "Tim Gudang");
@@ -69,8 +71,18 @@ async fn a_group_created_with_two_contacts_is_described_right_and_held_by_the_fa
     assert!(group.created_at.is_some_and(|t| t > 1_600_000_000_000), "{group:?}");
     let roles: Vec<(Option<String>, GroupRole)> = group.participants.iter().map(|m| (m.person.jid.clone(), m.role)).collect();
     assert_eq!(roles, vec![(Some(pn(ALICE)), GroupRole::Member), (Some(pn(PHONE)), GroupRole::SuperAdmin), (Some(pn(BOB)), GroupRole::Member)]);
-    let statuses: Vec<ParticipantStatus> = outcomes.iter().map(|o| o.status).collect();
-    assert_eq!(statuses, vec![ParticipantStatus::Ok, ParticipantStatus::Ok, ParticipantStatus::Failed], "{outcomes:?}");
+    // Refused people are not members; each has WhatsApp's code.
+    let statuses: Vec<(ParticipantStatus, Option<&str>)> = outcomes.iter().map(|o| (o.status, o.code.as_deref())).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (ParticipantStatus::Ok, None),
+            (ParticipantStatus::Ok, None),
+            (ParticipantStatus::NotOnWhatsapp, Some("404")),
+            (ParticipantStatus::NeedsInvite, Some("403")),
+        ],
+        "{outcomes:?}"
+    );
 
     let held = fake.group(&group.id).expect("the fake holds the group");
     assert_eq!(held.subject, "Tim Gudang");

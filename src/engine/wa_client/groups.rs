@@ -7,13 +7,20 @@
 use std::future::Future;
 use std::time::Duration;
 
-use whatsapp_rust::features::{GroupCreateOptions, GroupDescription, GroupParticipantOptions, GroupSubject, JoinGroupResult, MembershipApprovalMode, PreviousDescription};
+use whatsapp_rust::features::{
+    GroupCreateOptions, GroupDescription, GroupError, GroupMetadata, GroupParticipantOptions, GroupSubject, JoinGroupResult, MembershipApprovalMode,
+    PreviousDescription,
+};
+use whatsapp_rust::wacore::iq::groups::{normalize_participants, GroupCreateIq, GroupInfoResponse};
+use whatsapp_rust::wacore::iq::spec::IqSpec;
+use whatsapp_rust::wacore::request::InfoQuery;
+use whatsapp_rust::wacore_binary::NodeRef;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::Jid;
 
 use super::connection::WaConnection;
-use super::groups_convert::{group_error, group_info_of, outcomes, parse_group, parse_people};
+use super::groups_convert::{group_error, group_info_of, outcomes, parse_group, parse_people, status_of};
 pub(super) use super::groups_translate::translate;
 use crate::engine::{
     BoxFuture, EngineError, GroupChanges, GroupInfo, JoinOutcome, JoinRequest, ParticipantAction, ParticipantOutcome,
@@ -34,28 +41,84 @@ async fn bounded<T>(what: &str, f: impl Future<Output = Result<T, EngineError>>)
     }
 }
 
+/// The `w:g2` create IQ, answered with the group *and* WhatsApp's code for
+/// each participant it refused (`<participant jid error>` in the `<group>`):
+/// the crate's `create_group` parses the same answer but drops the codes,
+/// so a refused person would read as a member.
+struct CreateIq(GroupCreateIq);
+
+impl IqSpec for CreateIq {
+    type Response = (GroupInfoResponse, Vec<(String, String)>);
+
+    fn build_iq(&self) -> InfoQuery<'static> {
+        self.0.build_iq()
+    }
+
+    fn parse_response(&self, response: &NodeRef<'_>) -> Result<Self::Response, whatsapp_rust::anyhow::Error> {
+        let info = self.0.parse_response(response)?;
+        let refused = response
+            .get_optional_child("group")
+            .map(|g| {
+                g.get_children_by_tag("participant")
+                    .filter_map(|p| {
+                        let mut a = p.attrs();
+                        let jid = a.optional_string("jid")?.to_string();
+                        let error = a.optional_string("error")?.to_string();
+                        Some((jid, error))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((info, refused))
+    }
+}
+
 /// [`Connection::group_create`](crate::engine::Connection::group_create).
 pub(super) fn group_create<'a>(c: &'a WaConnection, subject: &str, participants: &[String], description: Option<&str>) -> BoxFuture<'a, Result<(GroupInfo, Vec<ParticipantOutcome>), EngineError>> {
     let subject = subject.to_string();
     let asked = participants.to_vec();
     let description = description.map(str::to_string);
     Box::pin(bounded("creating a group", async move {
-        let subject = GroupSubject::new(subject).map_err(|e| EngineError::Refused { code: "400".into(), message: e.to_string() })?;
-        let jids = parse_people(&asked)?;
-        let mut options = GroupCreateOptions::new(subject.into_string())
-            .with_participants(jids.into_iter().map(GroupParticipantOptions::new).collect());
-        if let Some(d) = description {
-            options.description = Some(GroupDescription::new(d).map_err(|e| EngineError::Refused { code: "400".into(), message: e.to_string() })?);
+        let bad = |e: whatsapp_rust::anyhow::Error| EngineError::Refused { code: "400".into(), message: e.to_string() };
+        let subject = GroupSubject::new(subject).map_err(bad)?;
+        let mut people = Vec::new();
+        for jid in parse_people(&asked)? {
+            // A LID goes with its phone number when the client knows it (as the crate's create_group does).
+            let mut p = GroupParticipantOptions::new(jid.clone());
+            if jid.is_lid() {
+                if let Ok(Some(entry)) = c.client.get_lid_pn_entry(&jid).await {
+                    p = p.with_phone_number(Jid::pn(&*entry.phone_number));
+                }
+            }
+            people.push(p);
         }
-        let created = c.client.groups().create_group(options).await.map_err(|e| group_error("creating a group", &e))?;
-        let info = group_info_of(&created.metadata);
-        // The create answer lists who is in; whoever is missing was refused
-        // (the crate does not pass WhatsApp's per-participant code on).
+        let mut options = GroupCreateOptions::new(subject.into_string()).with_participants(normalize_participants(&people));
+        if let Some(d) = description {
+            options.description = Some(GroupDescription::new(d).map_err(bad)?);
+        }
+        let (answer, refused) = c
+            .client
+            .execute(CreateIq(GroupCreateIq::new(options)))
+            .await
+            .map_err(|e| group_error("creating a group", &GroupError::Iq(e)))?;
+        let refused_users: Vec<(String, String)> =
+            refused.iter().map(|(j, code)| (j.split('@').next().unwrap_or(j).to_string(), code.clone())).collect();
+        let mut meta = GroupMetadata::from(answer);
+        meta.participants.retain(|p| !refused_users.iter().any(|(u, _)| *u == p.jid.user.as_str()));
+        let info = group_info_of(&meta);
         let outcomes = asked
             .iter()
-            .map(|a| match info.participants.iter().find(|m| m.person.jid.as_deref() == Some(a) || m.person.lid.as_deref() == Some(a)) {
-                Some(m) => ParticipantOutcome { asked: a.clone(), person: Some(m.person.clone()), status: ParticipantStatus::Ok, code: None },
-                None => ParticipantOutcome { asked: a.clone(), person: None, status: ParticipantStatus::Failed, code: None },
+            .map(|a| {
+                let user = a.split('@').next().unwrap_or(a);
+                if let Some((_, code)) = refused_users.iter().find(|(u, _)| u == user) {
+                    let status = status_of(ParticipantAction::Add, Some(code));
+                    return ParticipantOutcome { asked: a.clone(), person: Some(PersonIds::from_address(a)), status, code: Some(code.clone()) };
+                }
+                match info.participants.iter().find(|m| m.person.jid.as_deref() == Some(a) || m.person.lid.as_deref() == Some(a)) {
+                    Some(m) => ParticipantOutcome { asked: a.clone(), person: Some(m.person.clone()), status: ParticipantStatus::Ok, code: None },
+                    // Not in the answer at all: refused without a code.
+                    None => ParticipantOutcome { asked: a.clone(), person: None, status: ParticipantStatus::Failed, code: None },
+                }
             })
             .collect();
         Ok((info, outcomes))

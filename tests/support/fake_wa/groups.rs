@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use whatsapp_rust::wacore_binary::builder::NodeBuilder;
-use whatsapp_rust::wacore_binary::Node;
+use whatsapp_rust::wacore_binary::{Node, NodeContent};
 
 use super::group_messages::{group_message, SenderKeys};
 use super::messaging::{attr, children, result, split_jid};
@@ -172,10 +172,17 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
             let id = format!("120363{:012}@g.us", g.next);
             let mut members = BTreeMap::new();
             members.insert(me.to_string(), Role::SuperAdmin);
+            // Who cannot be added is in the answer with WhatsApp's code
+            // (not on WhatsApp 404, privacy 403 with an invite code).
+            let mut refused = Vec::new();
             for jid in participants_of(child) {
                 let (user, _, _) = split_jid(&jid);
-                // Someone not on WhatsApp is left out of the answer.
-                if st.phones.contains_key(&user) {
+                if !st.phones.contains_key(&user) {
+                    refused.push(NodeBuilder::new("participant").attr("jid", pn(&user)).attr("error", "404").build());
+                } else if g.private.contains(&user) {
+                    let request = NodeBuilder::new("add_request").attr("code", format!("V4{user}")).attr("expiration", (now() + 7 * 86400).to_string()).build();
+                    refused.push(NodeBuilder::new("participant").attr("jid", pn(&user)).attr("error", "403").children([request]).build());
+                } else {
                     members.entry(user).or_insert(Role::Member);
                 }
             }
@@ -195,7 +202,12 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
                 invite: format!("INV{:08}", st.groups.next),
                 requests: Vec::new(),
             };
-            let node = group_node(&group);
+            let mut node = group_node(&group);
+            if let Some(NodeContent::Nodes(kids)) = &mut node.content {
+                kids.extend(refused);
+            } else if !refused.is_empty() {
+                node.content = Some(NodeContent::Nodes(refused));
+            }
             st.groups.groups.insert(id, group);
             result(n).children([node]).build()
         }
