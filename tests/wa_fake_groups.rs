@@ -184,6 +184,15 @@ async fn subject_settings_participants_invites_requests_and_leaving_reach_the_fa
     let info = c.group_info(&id).await.expect("info");
     assert!(info.announce && info.locked && info.membership_approval && info.ephemeral_seconds == 604800, "{info:?}");
     c.group_update(&id, &GroupChanges { description: Some(None), ..Default::default() }).await.expect("cleared");
+    // A field WhatsApp would not take (a 101-character subject, a 2049-character
+    // description) is refused before anything is sent: nothing changes.
+    let too_long = GroupChanges { subject: Some("Sah".into()), description: Some(Some("d".repeat(2049))), ..Default::default() };
+    let refused = c.group_update(&id, &too_long).await;
+    assert!(matches!(&refused, Err(wa_gateway::engine::EngineError::Refused { code, .. }) if code == "400"), "{refused:?}");
+    let refused = c.group_create(&"s".repeat(101), &[pn(ALICE)], None).await;
+    assert!(matches!(&refused, Err(wa_gateway::engine::EngineError::Refused { code, .. }) if code == "400"), "{refused:?}");
+    assert_eq!(fake.group(&id).expect("held").subject, "Baru");
+    assert_eq!(fake.group_log().iter().filter(|l| l.starts_with("create")).count(), 1);
     assert_eq!(fake.group(&id).and_then(|g| g.description), None);
 
     // Participants: per-person outcomes.

@@ -204,11 +204,13 @@ pub(super) fn group_update<'a>(c: &'a WaConnection, group: &str, changes: &Group
         let groups = c.client.groups();
         let what = "changing a group";
         let bad = |e: whatsapp_rust::anyhow::Error| EngineError::Refused { code: "400".into(), message: e.to_string() };
-        if let Some(subject) = changes.subject {
-            groups.set_subject(jid.clone(), GroupSubject::new(subject).map_err(bad)?).await.map_err(|e| group_error(what, &e))?;
+        // Everything is checked before anything is sent: a bad field changes nothing.
+        let subject = changes.subject.map(GroupSubject::new).transpose().map_err(bad)?;
+        let description = changes.description.map(|d| d.map(GroupDescription::new).transpose()).transpose().map_err(bad)?;
+        if let Some(subject) = subject {
+            groups.set_subject(jid.clone(), subject).await.map_err(|e| group_error(what, &e))?;
         }
-        if let Some(description) = changes.description {
-            let d = description.map(GroupDescription::new).transpose().map_err(bad)?;
+        if let Some(d) = description {
             groups.set_description(jid.clone(), d, PreviousDescription::Resolve).await.map_err(|e| group_error(what, &e))?;
         }
         if let Some(announce) = changes.announce {
