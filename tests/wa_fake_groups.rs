@@ -414,3 +414,47 @@ async fn a_text_to_a_group_of_256_reaches_every_member() {
     eprintln!("a group text to 256 members: 202 → sent in {took:?}");
     no_surprises(&fake);
 }
+
+/// WhatsApp's groups are LID-addressed now: participants come as `@lid`
+/// with their phone beside them. Both are kept, and texts go both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lid_addressed_group_names_people_by_phone_and_lid_and_carries_texts_both_ways() {
+    let fake = FakeWa::start().await;
+    let gw = gateway_on(&fake, None).await;
+    let token = gw.owner("org_grp_lid");
+    let (sid, device) = linked(&gw, &fake, &token, PHONE).await;
+    let alice_lid = fake.contact(ALICE);
+    let bob_lid = fake.contact(BOB);
+    let phone_lid = fake.phone(PHONE);
+    let group = fake.make_group_addressed(ALICE, "LID", &[PHONE.to_string(), BOB.to_string()], true);
+
+    let info = conn(&gw, &sid).group_info(&group).await.expect("info");
+    assert_eq!(info.owner.as_deref(), Some(pn(ALICE).as_str()), "the creator by phone");
+    let people: Vec<(PersonIds, GroupRole)> = info.participants.iter().map(|m| (m.person.clone(), m.role)).collect();
+    assert_eq!(
+        people,
+        vec![
+            (PersonIds { jid: Some(pn(ALICE)), lid: Some(format!("{alice_lid}@lid")) }, GroupRole::SuperAdmin),
+            (PersonIds { jid: Some(pn(PHONE)), lid: Some(format!("{phone_lid}@lid")) }, GroupRole::Member),
+            (PersonIds { jid: Some(pn(BOB)), lid: Some(format!("{bob_lid}@lid")) }, GroupRole::Member),
+        ]
+    );
+
+    let (mid, wa) = send_text(&gw, &token, &sid, &group, "Halo LID").await;
+    assert!(
+        fake.until(Duration::from_secs(15), |f| [ALICE, BOB].iter().all(|m| f.received(m).iter().any(|r| r.id == wa))).await,
+        "the members got nothing; unexpected: {:?}",
+        fake.unexpected()
+    );
+    message_until(&gw, &token, &sid, &mid, Duration::from_secs(10), |m| m["status"] == "sent").await;
+
+    let wa_in = fake.deliver_group_text(BOB, &group, &device, "Balasan").expect("delivered");
+    let path = format!("/api/v1/sessions/{sid}/messages?direction=in");
+    let found = |p: &Value| p["data"].as_array().and_then(|d| d.iter().find(|m| m["waMessageId"] == json!(wa_in)).cloned());
+    let page = get_until(&gw, &token, &path, Duration::from_secs(15), |p| found(p).is_some()).await;
+    let m = found(&page).expect("found");
+    assert_eq!((m["chatId"].clone(), m["text"].clone()), (json!(group), json!("Balasan")), "{m}");
+    assert_eq!(m["senderJid"], json!(pn(BOB)), "{m}");
+    assert_eq!(m["senderLid"], json!(format!("{bob_lid}@lid")), "{m}");
+    no_surprises(&fake);
+}

@@ -167,11 +167,17 @@ impl FakeWa {
             if let Some(k) = keys {
                 st.net.keys.insert(device_jid.to_string(), k);
             }
+            let lid_addressed = st.groups.groups.get(group).is_some_and(|g| g.lid);
+            let (participant, alt, mode) = if lid_addressed {
+                (format!("{lid}@lid"), ("participant_pn", pn(from)), "lid")
+            } else {
+                (pn(from), ("participant_lid", format!("{lid}@lid")), "pn")
+            };
             NodeBuilder::new("message")
                 .attr("from", group.to_string())
-                .attr("participant", pn(from))
-                .attr("participant_lid", format!("{lid}@lid"))
-                .attr("addressing_mode", "pn")
+                .attr("participant", participant)
+                .attr(alt.0, alt.1)
+                .attr("addressing_mode", mode)
                 .attr("id", id)
                 .attr("type", "text")
                 .attr("t", now().to_string())

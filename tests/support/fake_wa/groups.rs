@@ -55,6 +55,24 @@ pub struct Group {
     pub invite: String,
     /// Phones waiting for approval, with when they asked.
     pub requests: Vec<(String, u64)>,
+    /// LID-addressed (`addressing_mode="lid"`: participants by `@lid`, with `phone_number`).
+    pub lid: bool,
+}
+
+/// Each phone's LID user (`phone → lid`) and back (`lid → phone`).
+fn ids(st: &State) -> (HashMap<String, String>, HashMap<String, String>) {
+    let lids: HashMap<String, String> = st.phones.values().map(|p| (p.user.clone(), p.lid.clone())).collect();
+    let phones = lids.iter().map(|(p, l)| (l.clone(), p.clone())).collect();
+    (lids, phones)
+}
+
+/// How a group names `phone`: its LID in a LID-addressed group (with the
+/// phone beside it), else its phone JID.
+fn named(g: &Group, lids: &HashMap<String, String>, phone: &str) -> NodeBuilder {
+    match lids.get(phone).filter(|_| g.lid) {
+        Some(lid) => NodeBuilder::new("participant").attr("jid", format!("{lid}@lid")).attr("phone_number", pn(phone)),
+        None => NodeBuilder::new("participant").attr("jid", pn(phone)),
+    }
 }
 
 /// The groups half of the fake's state.
@@ -86,13 +104,13 @@ fn error(req: &Node, code: &str, text: &str) -> Node {
 }
 
 /// The `<group>` node WhatsApp describes a group with.
-pub fn group_node(g: &Group) -> Node {
+pub fn group_node(g: &Group, lids: &HashMap<String, String>) -> Node {
     let user = g.id.trim_end_matches("@g.us").to_string();
     let mut kids: Vec<Node> = g
         .members
         .iter()
         .map(|(p, r)| {
-            let b = NodeBuilder::new("participant").attr("jid", pn(p));
+            let b = named(g, lids, p);
             match r {
                 Role::Member => b.build(),
                 Role::Admin => b.attr("type", "admin").build(),
@@ -120,14 +138,16 @@ pub fn group_node(g: &Group) -> Node {
                 .build(),
         );
     }
-    NodeBuilder::new("group")
+    let mut b = NodeBuilder::new("group")
         .attr("id", user)
         .attr("subject", g.subject.clone())
-        .attr("creator", pn(&g.creator))
         .attr("creation", g.creation.to_string())
-        .attr("size", g.members.len().to_string())
-        .children(kids)
-        .build()
+        .attr("size", g.members.len().to_string());
+    b = match lids.get(&g.creator).filter(|_| g.lid) {
+        Some(lid) => b.attr("addressing_mode", "lid").attr("creator", format!("{lid}@lid")).attr("creator_pn", pn(&g.creator)),
+        None => b.attr("creator", pn(&g.creator)),
+    };
+    b.children(kids).build()
 }
 
 fn participants_of(n: &Node) -> Vec<String> {
@@ -165,6 +185,7 @@ pub(super) fn answer(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Opti
 
 /// IQs to `g.us`: create, participating, leave, join and preview by code.
 fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node {
+    let (lids, phones) = ids(st);
     let g = &mut st.groups;
     match (ty, child.tag.as_ref()) {
         ("set", "create") => {
@@ -177,6 +198,7 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
             let mut refused = Vec::new();
             for jid in participants_of(child) {
                 let (user, _, _) = split_jid(&jid);
+                let user = phones.get(&user).cloned().unwrap_or(user);
                 if !st.phones.contains_key(&user) {
                     refused.push(NodeBuilder::new("participant").attr("jid", pn(&user)).attr("error", "404").build());
                 } else if g.private.contains(&user) {
@@ -201,8 +223,9 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
                 approval: false,
                 invite: format!("INV{:08}", st.groups.next),
                 requests: Vec::new(),
+                lid: false,
             };
-            let mut node = group_node(&group);
+            let mut node = group_node(&group, &lids);
             if let Some(NodeContent::Nodes(kids)) = &mut node.content {
                 kids.extend(refused);
             } else if !refused.is_empty() {
@@ -212,7 +235,7 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
             result(n).children([node]).build()
         }
         ("get", "participating") => {
-            let mine: Vec<Node> = g.groups.values().filter(|x| x.members.contains_key(me)).map(group_node).collect();
+            let mine: Vec<Node> = g.groups.values().filter(|x| x.members.contains_key(me)).map(|x| group_node(x, &lids)).collect();
             result(n).children([NodeBuilder::new("groups").children(mine).build()]).build()
         }
         ("set", "leave") => {
@@ -227,7 +250,7 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
             let code = attr(child, "code").unwrap_or_default();
             let Some(x) = g.groups.values_mut().find(|x| x.invite == code) else { return error(n, "404", "item-not-found") };
             if ty == "get" {
-                let node = group_node(x);
+                let node = group_node(x, &lids);
                 return result(n).children([node]).build();
             }
             if x.approval {
@@ -249,6 +272,7 @@ fn on_server(st: &mut State, me: &str, n: &Node, ty: &str, child: &Node) -> Node
 /// IQs to one group.
 fn on_group(st: &mut State, me: &str, n: &Node, to: &str, ty: &str, child: &Node) -> Node {
     let known: Vec<String> = st.phones.keys().cloned().collect();
+    let (lids, phones) = ids(st);
     let private = st.groups.private.clone();
     let Some(g) = st.groups.groups.get_mut(to) else { return error(n, "404", "item-not-found") };
     let Some(my_role) = g.members.get(me).copied() else { return error(n, "403", "forbidden") };
@@ -256,7 +280,7 @@ fn on_group(st: &mut State, me: &str, n: &Node, to: &str, ty: &str, child: &Node
     let tag = child.tag.to_string();
     match (ty, tag.as_str()) {
         ("get", "query") => {
-            let node = group_node(g);
+            let node = group_node(g, &lids);
             result(n).children([node]).build()
         }
         ("set", "add" | "remove" | "promote" | "demote") => {
@@ -266,7 +290,8 @@ fn on_group(st: &mut State, me: &str, n: &Node, to: &str, ty: &str, child: &Node
             let mut answers = Vec::new();
             for jid in participants_of(child) {
                 let (user, _, _) = split_jid(&jid);
-                let mut b = NodeBuilder::new("participant").attr("jid", pn(&user));
+                let user = phones.get(&user).cloned().unwrap_or(user);
+                let mut b = named(g, &lids, &user);
                 let in_group = g.members.contains_key(&user);
                 let code = match tag.as_str() {
                     "add" if !known.contains(&user) => Some("404"),
@@ -368,6 +393,7 @@ fn on_group(st: &mut State, me: &str, n: &Node, to: &str, ty: &str, child: &Node
             let mut answers = Vec::new();
             for jid in participants_of(&action) {
                 let (user, _, _) = split_jid(&jid);
+                let user = phones.get(&user).cloned().unwrap_or(user);
                 let before = g.requests.len();
                 g.requests.retain(|(p, _)| *p != user);
                 let mut b = NodeBuilder::new("participant").attr("jid", pn(&user));
@@ -407,6 +433,11 @@ impl FakeWa {
     /// A group made by `creator` (superadmin) with `members`, without any
     /// client asking (the bench's big groups; a group someone else made).
     pub fn make_group(&self, creator: &str, subject: &str, members: &[String]) -> String {
+        self.make_group_addressed(creator, subject, members, false)
+    }
+
+    /// [`FakeWa::make_group`], LID-addressed when `lid` (as WhatsApp's groups are now).
+    pub fn make_group_addressed(&self, creator: &str, subject: &str, members: &[String], lid: bool) -> String {
         let mut st = self.state();
         st.groups.next += 1;
         let id = format!("120363{:012}@g.us", st.groups.next);
@@ -434,6 +465,7 @@ impl FakeWa {
                 approval: false,
                 invite,
                 requests: Vec::new(),
+                lid,
             },
         );
         id
