@@ -28,7 +28,7 @@ use crate::engine::{
 use crate::engine::directory::{ParticipantStatus, PersonIds};
 
 /// The longest one group call may take (one or two IQ round trips).
-pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where WhatsApp's invite links point; the code is what follows.
 const INVITE_PREFIX: &str = "https://chat.whatsapp.com/";

@@ -11,8 +11,10 @@ use whatsapp_rust::{Client, Jid};
 
 /// How long one LID↔phone lookup may take before the person goes without it.
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long reading a group the number joined may hold up the session's
+/// ordered event queue before the notice goes out with the id alone.
+const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-use super::groups::CALL_TIMEOUT;
 use super::groups_convert::{group_info_of, person_of};
 use crate::engine::directory::PersonIds;
 use crate::engine::{EngineEvent, GroupChanges, GroupInfo, GroupNotice, ParticipantAction};
@@ -24,7 +26,7 @@ pub(super) async fn translate(client: Option<&Client>, event: &Event) -> Vec<Eng
     let mut group = None;
     if needs_metadata(update, &own) {
         if let Some(c) = client {
-            match timeout(CALL_TIMEOUT, c.groups().get_metadata(&update.group_jid)).await {
+            match timeout(METADATA_TIMEOUT, c.groups().get_metadata(&update.group_jid)).await {
                 Ok(Ok(meta)) => group = Some(group_info_of(&meta)),
                 Ok(Err(e)) => tracing::warn!(error = %e, "whatsapp: could not read a group the number joined"),
                 Err(_) => tracing::warn!("whatsapp: reading a group the number joined timed out"),
