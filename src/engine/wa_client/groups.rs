@@ -5,6 +5,7 @@
 //! the pure conversions of the crate's answers are in `groups_convert`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use whatsapp_rust::features::{
@@ -17,7 +18,7 @@ use whatsapp_rust::wacore::request::InfoQuery;
 use whatsapp_rust::wacore_binary::NodeRef;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
-use whatsapp_rust::Jid;
+use whatsapp_rust::{Client, Jid};
 
 use super::connection::WaConnection;
 use super::groups_convert::{group_error, group_info_of, outcomes, parse_group, parse_people, status_of};
@@ -161,8 +162,9 @@ pub(super) fn group_participants<'a>(c: &'a WaConnection, group: &str, action: P
             ParticipantAction::Demote => groups.demote_participants(jid.clone(), &people).await,
         }
         .map_err(|e| group_error(what, &e))?;
-        if invite && action == ParticipantAction::Add {
-            send_invites(c, &jid, &answer).await;
+        if invite && action == ParticipantAction::Add && answer.iter().any(|r| r.add_request.is_some()) {
+            // In the background: the adds are done, and their outcomes do not wait on the invites.
+            tokio::spawn(send_invites(c.client.clone(), jid.clone(), answer.clone()));
         }
         Ok(outcomes(action, &asked, &answer))
     }))
@@ -171,12 +173,15 @@ pub(super) fn group_participants<'a>(c: &'a WaConnection, group: &str, action: P
 /// Sends WhatsApp's group invite (a `GroupInviteMessage` with the V4 code
 /// the refusal carried) to each person whose privacy refused the add. Best
 /// effort: a failed invite leaves the outcome `needs_invite`.
-async fn send_invites(c: &WaConnection, group: &Jid, answer: &[whatsapp_rust::features::ParticipantChangeResponse]) {
+async fn send_invites(client: Arc<Client>, group: Jid, answer: Vec<whatsapp_rust::features::ParticipantChangeResponse>) {
     let refused: Vec<_> = answer.iter().filter(|r| r.error.as_deref() == Some("403")).filter_map(|r| r.add_request.as_ref().map(|a| (r, a))).collect();
     if refused.is_empty() {
         return;
     }
-    let name = c.client.groups().get_metadata(group).await.map(|m| m.subject).unwrap_or_default();
+    let name = match tokio::time::timeout(CALL_TIMEOUT, client.groups().get_metadata(&group)).await {
+        Ok(Ok(m)) => m.subject,
+        _ => String::new(),
+    };
     for (r, request) in refused {
         let to = r.phone_number.clone().unwrap_or_else(|| r.jid.clone());
         let message = wa::Message {
@@ -189,8 +194,10 @@ async fn send_invites(c: &WaConnection, group: &Jid, answer: &[whatsapp_rust::fe
             }),
             ..Default::default()
         };
-        if let Err(e) = c.client.send_message(to, message).await {
-            tracing::warn!(error = %e, "whatsapp: could not send a group invite");
+        match tokio::time::timeout(CALL_TIMEOUT, client.send_message(to, message)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "whatsapp: could not send a group invite"),
+            Err(_) => tracing::warn!("whatsapp: sending a group invite timed out"),
         }
     }
 }
