@@ -167,6 +167,14 @@ pub fn snapshot(src: &ReadTransaction, out: &Path) -> StoreResult<BackupReport> 
     copy(src, &txn, DELIVERY_QUEUE)?;
     copy(src, &txn, DELIVERY_LOG)?;
     copy(src, &txn, WEBHOOK_HEALTH)?;
+    // The directory (schema 5).
+    copy(src, &txn, super::tables::CONTACTS)?;
+    copy(src, &txn, super::tables::CONTACT_ADDRESSES)?;
+    copy(src, &txn, super::tables::NUMBER_CHECKS)?;
+    copy(src, &txn, super::tables::LOOKUP_BUDGET)?;
+    copy(src, &txn, super::tables::PROFILES)?;
+    copy(src, &txn, super::tables::PRESENCE_EVENTS)?;
+    copy(src, &txn, super::tables::GROUPS)?;
     crate::store::wa_state::copy_tables(src, &txn)?;
     txn.commit()?;
     db.close()?;

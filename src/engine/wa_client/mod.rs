@@ -24,6 +24,8 @@ mod directory;
 mod directory_events;
 mod events;
 mod groups;
+mod groups_convert;
+mod groups_translate;
 mod http;
 mod inbound;
 mod media_ref;

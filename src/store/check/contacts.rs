@@ -3,7 +3,7 @@
 //! and is indexed by each of its addresses; every address entry names a
 //! contact that has it; number checks, lookup windows and profiles decode
 //! and belong to existing sessions. A file from before schema 5 lacks the
-//! tables: nothing to check.
+//! tables: nothing to check; a schema-5 file without one is a problem.
 
 use std::collections::HashSet;
 
@@ -13,10 +13,20 @@ use ulid::Ulid;
 use super::{each, open_optional, CheckReport};
 use crate::store::contact_records::{Contact, LookupWindow, NumberCheckRecord, Profile};
 use crate::store::records::Record;
-use crate::store::tables::{CONTACTS, CONTACT_ADDRESSES, LOOKUP_BUDGET, NUMBER_CHECKS, PROFILES, SESSIONS};
+use crate::store::tables::{CONTACTS, CONTACT_ADDRESSES, LOOKUP_BUDGET, NUMBER_CHECKS, PRESENCE_EVENTS, PROFILES, SESSIONS};
 
 /// Checks the directory's tables into `r`.
 pub(super) fn check_contacts(txn: &ReadTransaction, r: &mut CheckReport) {
+    if r.schema_version >= 5 {
+        // A schema-5 file has every table of the directory (a backup that
+        // left one out would lose it silently).
+        let have: HashSet<String> = txn.list_tables().map(|t| t.map(|h| h.name().to_string()).collect()).unwrap_or_default();
+        for name in [CONTACTS.name(), CONTACT_ADDRESSES.name(), NUMBER_CHECKS.name(), LOOKUP_BUDGET.name(), PROFILES.name(), PRESENCE_EVENTS.name()] {
+            if !have.contains(name) {
+                r.problem(format!("table {name} is missing"));
+            }
+        }
+    }
     let mut sessions = HashSet::new();
     if let Some(t) = open_optional(txn, SESSIONS, r) {
         each(&t, SESSIONS.name(), r, |_, k, _| {

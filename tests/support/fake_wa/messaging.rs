@@ -67,12 +67,12 @@ pub struct Net {
     /// Device 0 of each phone, by phone user (created on first use).
     parties: HashMap<String, Party>,
     /// The keys each linked device uploaded, by device jid.
-    keys: HashMap<String, DeviceKeys>,
+    pub(super) keys: HashMap<String, DeviceKeys>,
     /// What each phone received, decrypted, by phone user.
-    received: HashMap<String, Vec<Received>>,
+    pub(super) received: HashMap<String, Vec<Received>>,
     /// Receipts linked devices sent.
     receipts: Vec<DeviceReceipt>,
-    next_id: u64,
+    pub(super) next_id: u64,
     /// What each phone saw from linked devices, in order: `composing`,
     /// `recording`, `paused` (chat presence) and `message <id>`.
     timeline: HashMap<String, Vec<String>>,
@@ -80,7 +80,7 @@ pub struct Net {
     refusals: std::collections::VecDeque<String>,
 }
 
-fn attr(n: &Node, k: &str) -> Option<String> {
+pub(super) fn attr(n: &Node, k: &str) -> Option<String> {
     n.attrs().optional_string(k).map(|s| s.to_string())
 }
 
@@ -88,7 +88,7 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn result(req: &Node) -> NodeBuilder {
+pub(super) fn result(req: &Node) -> NodeBuilder {
     NodeBuilder::new("iq").attrs([
         ("from", SERVER.to_string()),
         ("id", attr(req, "id").unwrap_or_default()),
@@ -97,7 +97,7 @@ fn result(req: &Node) -> NodeBuilder {
 }
 
 /// `user[:device]@server` → (user, device, server).
-fn split_jid(jid: &str) -> (String, u32, String) {
+pub(super) fn split_jid(jid: &str) -> (String, u32, String) {
     let (left, server) = jid.split_once('@').unwrap_or((jid, SERVER));
     let (user, device) = match left.split_once(':') {
         Some((u, d)) => (u, d.parse().unwrap_or(0)),
@@ -108,14 +108,14 @@ fn split_jid(jid: &str) -> (String, u32, String) {
 }
 
 /// The phone a user part names: its number, or its LID.
-fn phone_of(st: &State, user: &str) -> Option<String> {
+pub(super) fn phone_of(st: &State, user: &str) -> Option<String> {
     if st.phones.contains_key(user) {
         return Some(user.to_string());
     }
     st.phones.values().find(|p| p.lid == user).map(|p| p.user.clone())
 }
 
-fn party<'a>(st: &'a mut State, phone: &str) -> Option<&'a mut Party> {
+pub(super) fn party<'a>(st: &'a mut State, phone: &str) -> Option<&'a mut Party> {
     let account = st.phones.get(phone)?.account.clone();
     Some(st.net.parties.entry(phone.to_string()).or_insert_with(|| Party::new(Some(&account))))
 }
@@ -128,7 +128,7 @@ fn linked_devices(st: &State, phone: &str) -> Vec<u32> {
 }
 
 /// What kind of content a message carries, and its text or caption.
-fn kind_of(m: &wa::Message) -> (String, Option<String>) {
+pub(super) fn kind_of(m: &wa::Message) -> (String, Option<String>) {
     let m = m.get_base_message();
     let kind = if m.conversation.is_some() || m.extended_text_message.is_set() {
         "text"
@@ -155,14 +155,14 @@ fn kind_of(m: &wa::Message) -> (String, Option<String>) {
     (kind.to_string(), text)
 }
 
-fn bytes_of(n: &Node) -> Option<&[u8]> {
+pub(super) fn bytes_of(n: &Node) -> Option<&[u8]> {
     match &n.content {
         Some(NodeContent::Bytes(b)) => Some(b),
         _ => None,
     }
 }
 
-fn children(n: &Node) -> &[Node] {
+pub(super) fn children(n: &Node) -> &[Node] {
     n.children().unwrap_or(&[])
 }
 
@@ -389,7 +389,7 @@ fn message(st: &mut State, device: Option<[u8; 32]>, n: &Node) -> Node {
     ack(&id, &to)
 }
 
-fn ack(id: &str, to: &str) -> Node {
+pub(super) fn ack(id: &str, to: &str) -> Node {
     NodeBuilder::new("ack")
         .attr("class", "message")
         .attr("id", id.to_string())
@@ -436,7 +436,7 @@ impl FakeWa {
     }
 
     /// Sends `node` on every live connection of `device_jid`.
-    fn send_to_device(&self, device_jid: &str, node: Node) -> Result<(), String> {
+    pub(super) fn send_to_device(&self, device_jid: &str, node: Node) -> Result<(), String> {
         let st = self.state();
         let mut sent = false;
         for l in st.live.values() {

@@ -10,6 +10,8 @@
 //! - [`media`]: the media host (plain HTTP on loopback), its `media_conn`
 //!   IQ, and the phones' side of media (decrypt what they get, upload what
 //!   they send).
+//! - [`groups`], [`group_messages`], [`group_admin`]: groups (`w:g2` IQs,
+//!   sender-key messages both ways, fake admins and their `w:gp2` notifications).
 //! - [`stanzas`]: what the server answers to each stanza a client sends, and
 //!   the log of the ones it had to learn (anything unexpected is recorded,
 //!   never silently dropped: an unanswered IQ stalls the client for 75 s).
@@ -25,6 +27,9 @@
 #![allow(dead_code)]
 
 pub mod directory;
+pub mod group_admin;
+pub mod group_messages;
+pub mod groups;
 pub mod media;
 pub mod messaging;
 pub mod pair;
@@ -112,6 +117,8 @@ struct State {
     media: media::Media,
     /// Contacts, presence, profile and blocking (see [`directory`]).
     dir: directory::Directory,
+    /// Groups and sender keys (see [`groups`]).
+    groups: groups::Groups,
 }
 
 pub(crate) struct Inner {

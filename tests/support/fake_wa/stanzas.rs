@@ -112,6 +112,9 @@ pub fn answer(inner: &Inner, _conn: u64, device: Option<[u8; 32]>, n: &Node) -> 
         Err(_) => return out,
     };
     st.seen.push(s.clone());
+    if let Some(o) = super::groups::answer(&mut st, device, n) {
+        return o;
+    }
     if let Some(o) = super::directory::answer(&mut st, device, n) {
         return o;
     }
