@@ -116,6 +116,18 @@ async fn contacts_pictures_blocking_presence_and_profile_through_the_api() {
     assert_eq!(p["contact"]["jid"], json!(pn(CONTACT)), "{p}");
     assert_eq!(p["contact"]["lid"], json!(lid), "{p}");
 
+    // Bad input is a 4xx envelope and never reaches the network.
+    let (lookups, blocks, subs) = (fake.lookups().len(), fake.block_log().len(), fake.subscriptions().len());
+    let r = gw.http.post(&format!("{base}/contacts/check"), Some(&token), json!({"phoneNumbers": ["62 81"]})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"), "{:?}", r.json);
+    let r = gw.http.send(hyper::Method::PUT, &format!("{base}/contacts/120363000111@g.us/block"), Some(&token), None, &[]).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"), "{:?}", r.json);
+    let r = gw.http.get(&format!("{base}/contacts/{STRANGER}/picture"), Some(&token)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "never seen: {:?}", r.json);
+    let r = gw.http.post(&format!("{base}/presence/subscribe"), Some(&token), json!({"contact": "120363000111@g.us"})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"), "{:?}", r.json);
+    assert_eq!((fake.lookups().len(), fake.block_log().len(), fake.subscriptions().len()), (lookups, blocks, subs));
+
     // The profile: name and about reach the fake.
     let r = gw.http.patch(&format!("{base}/profile"), Some(&token), json!({"name": "Toko Budi", "about": "Buka 24 jam"})).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
@@ -207,6 +219,15 @@ async fn a_group_created_through_the_api_carries_texts_both_ways_and_another_adm
     let carol = r.json["participants"].as_array().expect("participants").iter().find(|p| p["jid"] == json!(pn(CAROL))).cloned();
     assert_eq!(carol.map(|c| (c["lid"].clone(), c["role"].clone())), Some((json!(carol_lid), json!("member"))), "{}", r.json);
     assert_eq!(r.json["size"], json!(4), "{}", r.json);
+    // Bad input: a 4xx envelope, nothing sent, nothing stored.
+    let creates = fake.group_log().iter().filter(|l| l.starts_with("create")).count();
+    let r = gw.http.post(&format!("{base}/groups"), Some(&token), json!({"subject": "Kosong", "participants": []})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"), "{:?}", r.json);
+    let r = gw.http.get(&format!("{base}/groups/{}", pn(ALICE)), Some(&token)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"), "a person is not a group: {:?}", r.json);
+    assert_eq!(fake.group_log().iter().filter(|l| l.starts_with("create")).count(), creates);
+    let r = gw.http.get(&format!("{base}/groups"), Some(&token)).await;
+    assert_eq!(r.json["data"].as_array().map(Vec::len), Some(1), "{}", r.json);
     no_surprises(&fake);
     eprintln!("groups through the API: linked in {linked_in:?}, all in {:?}", t.elapsed());
 }
