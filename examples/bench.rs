@@ -44,7 +44,9 @@
 //!   1M queued messages, event-log first page vs last page.
 //! - **K. The directory** (`bench_parts/directory.rs`): a group read and the
 //!   first and last contacts and groups pages, at 10,000 contacts and 1,000
-//!   groups in one sim session: p50/p99, last/first.
+//!   groups in one sim session: p50/p99, last/first; and (`bench_parts/wa_group.rs`)
+//!   one text to a 256-member group through the real client against the
+//!   fake WhatsApp server: 202 → `sent`, and the RSS it adds.
 //! - **X. Webhook delivery** (`bench_parts/delivery.rs`): events/s to one
 //!   loopback receiver, commit → receiver latency at 1,000 events/s, and
 //!   deliveries/s to 100 webhooks, and one organization's latency while another's
@@ -102,6 +104,9 @@ mod media_memory;
 
 #[path = "bench_parts/directory.rs"]
 mod directory;
+
+#[path = "bench_parts/wa_group.rs"]
+mod wa_group;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -921,6 +926,7 @@ async fn run(args: Args) {
     if want('k') {
         let fresh = tempfile::tempdir().expect("tempdir");
         directory::run(fresh.path(), args.page_samples, &mut summary).await;
+        wa_group::run(&mut summary).await;
     }
 
     // ---- M. Messaging: send queue and event log ---------------------------

@@ -31,7 +31,7 @@ use super::{proc_status_kib, start, wait_working, Conn, Summary};
 /// W3: texts per session.
 const W3_PER: usize = 10;
 
-fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
+pub(super) fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
     let mut c = ServeConfig::new(dir);
     c.engine = wa_gateway::engine::EngineKind::Whatsapp;
     c.whatsapp.ws_url = Some(fake.url.clone());
@@ -42,7 +42,7 @@ fn config(dir: &std::path::Path, fake: &FakeWa) -> ServeConfig {
     c
 }
 
-fn rss_kib() -> f64 {
+pub(super) fn rss_kib() -> f64 {
     proc_status_kib(std::process::id(), "VmRSS:").unwrap_or(0) as f64
 }
 
@@ -57,7 +57,7 @@ fn cpu_secs() -> f64 {
 }
 
 /// Links session `id` with phone `phone`: waits for its QR, reads it, scans it.
-async fn link_one(c: &mut Conn, fake: &FakeWa, token: &str, id: &str, phone: &str) {
+pub(super) async fn link_one(c: &mut Conn, fake: &FakeWa, token: &str, id: &str, phone: &str) {
     let path = format!("/api/v1/sessions/{id}/qr");
     let started = Instant::now();
     loop {

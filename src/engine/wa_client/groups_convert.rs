@@ -206,7 +206,6 @@ mod tests {
 
     #[test]
     fn answers_are_matched_to_what_was_asked() {
-        let jid = |s: &str| -> Jid { s.parse().expect("jid") };
         use whatsapp_rust::wacore::protocol::ProtocolNode as _;
         let answer = |j: &str, pn: Option<&str>, error: Option<&str>| {
             let mut b = whatsapp_rust::NodeBuilder::new("participant").attr("jid", j);
