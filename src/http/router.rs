@@ -184,19 +184,52 @@ pub enum Match {
     NotFound,
 }
 
+#[cfg(test)]
 fn matches(pattern: &str, path: &str) -> Option<Params> {
+    let pattern: Vec<&str> = pattern.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    matches_split(&pattern, &path)
+}
+
+/// [`matches`] on patterns and paths already split at `/`.
+fn matches_split(pattern: &[&str], path: &[&str]) -> Option<Params> {
+    if pattern.len() != path.len() {
+        return None;
+    }
     let (mut id, mut sub) = (None, None);
-    let mut p = pattern.split('/');
-    let mut s = path.split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => return Some((id, sub)),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
-            (Some(p), Some(seg)) if p.starts_with('{') && !seg.is_empty() => sub = Some(seg.to_string()),
-            (Some(a), Some(b)) if a == b => {}
+    for (p, seg) in pattern.iter().zip(path) {
+        match *p {
+            "{id}" if !seg.is_empty() => id = Some(seg.to_string()),
+            p if p.starts_with('{') && !seg.is_empty() => sub = Some(seg.to_string()),
+            p if p == *seg => {}
             _ => return None,
         }
     }
+    Some((id, sub))
+}
+
+/// The route table split once: each route's pattern segments, grouped by
+/// how many segments it has (a request is compared only with routes of its
+/// own length, without splitting any pattern again). Exists so that the
+/// table can grow without every request paying for every route.
+struct Index {
+    by_len: Vec<Vec<(&'static Route, Vec<&'static str>, usize)>>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut by_len: Vec<Vec<(&'static Route, Vec<&'static str>, usize)>> = Vec::new();
+        for r in routes() {
+            let segs: Vec<&'static str> = r.pattern.split('/').collect();
+            let params = r.pattern.matches('{').count();
+            if by_len.len() <= segs.len() {
+                by_len.resize_with(segs.len() + 1, Vec::new);
+            }
+            by_len[segs.len()].push((r, segs, params));
+        }
+        Index { by_len }
+    })
 }
 
 /// Finds the route for a method and path; `HEAD` is served wherever `GET` is.
@@ -204,12 +237,17 @@ fn matches(pattern: &str, path: &str) -> Option<Params> {
 /// route, never message `batch`.
 pub fn find(method: &Method, path: &str) -> Match {
     let wanted = if method == Method::HEAD { &Method::GET } else { method };
-    let params = |r: &Route| r.pattern.matches('{').count();
-    let candidates: Vec<(&'static Route, Params)> =
-        routes().iter().filter_map(|r| matches(r.pattern, path).map(|p| (r, p))).collect();
-    let Some(fewest) = candidates.iter().map(|(r, _)| params(r)).min() else { return Match::NotFound };
+    let segs: Vec<&str> = path.split('/').collect();
+    let Some(same_len) = index().by_len.get(segs.len()) else { return Match::NotFound };
+    let mut candidates: Vec<(&'static Route, Params, usize)> = Vec::new();
+    for (r, pattern, params) in same_len {
+        if let Some(p) = matches_split(pattern, &segs) {
+            candidates.push((r, p, *params));
+        }
+    }
+    let Some(fewest) = candidates.iter().map(|c| c.2).min() else { return Match::NotFound };
     let mut allowed = Vec::new();
-    for (route, found) in candidates.into_iter().filter(|(r, _)| params(r) == fewest) {
+    for (route, found, _) in candidates.into_iter().filter(|c| c.2 == fewest) {
         if route.method == wanted {
             return Match::Found(route, found);
         }
