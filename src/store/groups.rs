@@ -4,7 +4,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::group_records::Group;
 use super::records::Record;
@@ -46,18 +46,18 @@ pub fn drop_session(txn: &WriteTransaction, session: u128) -> StoreResult<()> {
     Ok(())
 }
 
-/// The other form of a JID (`@lid` ↔ phone JID) from a read snapshot.
-pub fn other_form_read(txn: &ReadTransaction, session: u128, jid: &str) -> StoreResult<Option<String>> {
-    Ok(txn.open_table(LID_MAP)?.get((session, jid))?.map(|v| v.value().to_string()))
-}
+/// The session's LID map, opened once per read (a page fills up to
+/// 50 × 256 participants from it).
+type LidMap = redb::ReadOnlyTable<(u128, &'static str), &'static str>;
 
 /// A group read with the missing halves of its participants' addresses
 /// filled from the session's LID map where known.
-fn fill(txn: &ReadTransaction, session: u128, mut g: Group) -> StoreResult<Group> {
+fn fill(lids: &LidMap, session: u128, mut g: Group) -> StoreResult<Group> {
+    let other = |jid: &str| -> StoreResult<Option<String>> { Ok(lids.get((session, jid))?.map(|v| v.value().to_string())) };
     for p in &mut g.participants {
         match (&p.jid, &p.lid) {
-            (Some(j), None) => p.lid = other_form_read(txn, session, j)?,
-            (None, Some(l)) => p.jid = other_form_read(txn, session, l)?,
+            (Some(j), None) => p.lid = other(j)?,
+            (None, Some(l)) => p.jid = other(l)?,
             _ => {}
         }
     }
@@ -71,7 +71,7 @@ impl Store {
         let txn = self.read()?;
         let found = txn.open_table(GROUPS)?.get((session, id))?.map(|v| Group::decode(v.value()));
         match found.transpose()? {
-            Some(g) => fill(&txn, session, g),
+            Some(g) => fill(&txn.open_table(LID_MAP)?, session, g),
             None => Err(StoreError::NotFound("group")),
         }
     }
@@ -80,6 +80,7 @@ impl Store {
     pub fn list_groups(&self, session: u128, after: Option<String>, limit: usize) -> StoreResult<Page<String, Group>> {
         let txn = self.read()?;
         let table = txn.open_table(GROUPS)?;
+        let lids = txn.open_table(LID_MAP)?;
         let start = match &after {
             Some(a) => Bound::Excluded((session, a.as_str())),
             None => Bound::Included((session, "")),
@@ -87,7 +88,7 @@ impl Store {
         let end = Bound::Included((session, LAST));
         let rows = table.range::<(u128, &str)>((start, end))?.map(|row| {
             let (k, v) = row?;
-            let g = fill(&txn, session, Group::decode(v.value())?)?;
+            let g = fill(&lids, session, Group::decode(v.value())?)?;
             Ok((k.value().1.to_string(), g))
         });
         collect_page(rows, limit, limit, |_| true)
