@@ -111,21 +111,7 @@ pub fn engine_error(e: EngineError) -> ApiError {
 /// A path segment, percent-decoded (`%40` for `@`); a segment that does
 /// not decode to UTF-8 is `None`.
 pub fn path_segment(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::messaging::host::percent_decode(raw)
 }
 
 fn digits(s: &str, min: usize, max: usize) -> bool {

@@ -169,8 +169,8 @@ fn parse_ipv4_number(part: &str) -> Option<u64> {
 }
 
 /// Decodes `%XX` escapes; `None` when one is malformed or the result is not
-/// UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+/// UTF-8 (also the directory's path segments, `api::directory`).
+pub fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_owned());
     }
