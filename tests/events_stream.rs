@@ -464,3 +464,40 @@ async fn shutdown_ends_open_streams_promptly() {
     let _dir = stopping.await.expect("stopped");
     assert!(started.elapsed() < Duration::from_secs(3), "shutdown waited on the stream: {:?}", started.elapsed());
 }
+
+/// The directory's events (CONTRACT §12, §13) are on the live stream as
+/// they are committed: a presence update of a subscribed contact, and a
+/// group change by someone else, each once, with `event:` its type.
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_events_are_streamed_live() {
+    let gw = gateway(|_| {}).await;
+    let (h, t) = (&gw.http, gw.owner("org_dir_sse"));
+    let id = sim_working_session(h, &t, json!({"label": "dir"})).await;
+    let mut sse = Sse::open(&gw, &format!("/api/v1/events?sessionId={id}"), &t, None).await;
+    let r = h.post(&format!("/api/v1/sessions/{id}/presence/subscribe"), Some(&t), json!({"contact": "6281233330001"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/presence"), Some(&t), json!({"from": "6281233330001", "status": "available"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let f = sse.event(Duration::from_secs(5)).await;
+    assert_eq!(f.event.as_deref(), Some("presence.update"), "{f:?}");
+    let v = f.json();
+    assert_eq!(v["data"]["status"], "available");
+    assert_eq!(v["data"]["contact"]["phoneNumber"], "6281233330001");
+    assert_eq!(v["data"]["contact"]["jid"], "6281233330001@s.whatsapp.net");
+
+    let r = h.post(&format!("/api/v1/sessions/{id}/groups"), Some(&t), json!({"subject": "Live", "participants": ["6281233330001"]})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let group = r.json["group"]["id"].as_str().expect("group id").to_string();
+    let f = sse.event(Duration::from_secs(5)).await;
+    assert_eq!(f.event.as_deref(), Some("group.joined"), "{f:?}");
+    assert_eq!(f.json()["data"]["id"], json!(group));
+    let r = h.post(&format!("/api/v1/sessions/{id}/sim/group-event"), Some(&t),
+        json!({"groupId": group, "action": "subject", "subject": "Renamed", "by": "6281233330001"})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let f = sse.event(Duration::from_secs(5)).await;
+    assert_eq!(f.event.as_deref(), Some("group.updated"), "{f:?}");
+    let v = f.json();
+    assert_eq!(v["data"]["changes"], json!({"subject": "Renamed"}));
+    assert_eq!(v["data"]["by"]["phoneNumber"], "6281233330001");
+    assert!(sse.events_for(Duration::from_millis(300)).await.is_empty(), "each event once");
+}

@@ -250,3 +250,50 @@ async fn ordering_none_retries_survive_a_restart_with_the_same_id() {
     assert_eq!(rx.got().len(), 4, "nothing else sent again");
     gw.stop().await;
 }
+
+/// The directory's events (CONTRACT §12, §13) reach webhooks like every
+/// other event: signed, in commit order, with the data the event log shows;
+/// and a webhook that asks for one type gets only that type.
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_events_reach_webhooks_signed_and_in_order() {
+    let gw = gateway(&[100], |_| {}).await;
+    let (h, owner) = (&gw.http, gw.owner("org_dir_hooks"));
+    let session = sim_working_session(h, &owner, json!({"label": "dir"})).await;
+    let all = receiver(|_| Reply::Status(200)).await;
+    let (_, secret) = webhook(h, &owner, &all.url(), json!(["*"])).await;
+    let only = receiver(|_| Reply::Status(200)).await;
+    webhook(h, &owner, &only.url(), json!(["group.participants"])).await;
+
+    let r = h.post(&format!("/api/v1/sessions/{session}/sim/contacts"), Some(&owner),
+        json!({"contacts": [{"phoneNumber": "6281211110001", "name": "Ana"}]})).await;
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let r = h.post(&format!("/api/v1/sessions/{session}/groups"), Some(&owner),
+        json!({"subject": "Ops", "participants": ["6281211110001"]})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let group = r.json["group"]["id"].as_str().expect("group id").to_string();
+    let r = h.post(&format!("/api/v1/sessions/{session}/groups/{group}/participants"), Some(&owner),
+        json!({"action": "add", "participants": ["6281211110002"]})).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+
+    let got = all.wait(3, 10).await;
+    let kinds: Vec<String> = got.iter().map(|g| {
+        let v: serde_json::Value = serde_json::from_slice(&g.body).expect("json");
+        v["type"].as_str().unwrap_or("").to_string()
+    }).collect();
+    assert_eq!(kinds, ["contact.updated", "group.joined", "group.participants"], "in commit order");
+    assert!(got.iter().all(|g| verifies(&secret, g)), "every delivery is signed");
+    let events = common::walk(h, &format!("/api/v1/events?sessionId={session}"), &owner, 100).await;
+    let logged: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"].as_str().is_some_and(|t| !t.starts_with("session."))).collect();
+    for (g, e) in got.iter().zip(logged) {
+        let v: serde_json::Value = serde_json::from_slice(&g.body).expect("json");
+        assert_eq!(&v, e, "the delivery is the logged event");
+    }
+    let one = only.wait(1, 10).await;
+    let v: serde_json::Value = serde_json::from_slice(&one[0].body).expect("json");
+    assert_eq!(v["type"], "group.participants");
+    assert_eq!(v["data"]["action"], "add");
+    assert_eq!(v["data"]["participants"][0]["phoneNumber"], "6281211110002");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(only.got().len(), 1, "only the type it asked for");
+    gw.stop().await;
+}
