@@ -49,19 +49,22 @@ fn phone_of(jid: &str) -> Option<String> {
 
 /// The contact known by `address` (a phone JID or a `@lid`).
 pub fn find(txn: &ReadTransaction, session: u128, address: &str) -> StoreResult<Option<Contact>> {
-    let index = txn.open_table(CONTACT_ADDRESSES)?;
-    let Some(k) = index.get((session, address))? else { return Ok(None) };
-    let (jid, lid) = k.value();
-    let rows = txn.open_table(CONTACTS)?;
-    let got = rows.get((session, jid, lid))?;
-    got.map(|v| Contact::decode(v.value())).transpose()
+    find_in(&txn.open_table(CONTACT_ADDRESSES)?, &txn.open_table(CONTACTS)?, session, address)
 }
 
 fn find_w(txn: &WriteTransaction, session: u128, address: &str) -> StoreResult<Option<Contact>> {
-    let index = txn.open_table(CONTACT_ADDRESSES)?;
+    find_in(&txn.open_table(CONTACT_ADDRESSES)?, &txn.open_table(CONTACTS)?, session, address)
+}
+
+/// [`find`] over the two tables, of either kind of transaction.
+fn find_in(
+    index: &impl ReadableTable<(u128, &'static str), (&'static str, &'static str)>,
+    rows: &impl ReadableTable<(u128, &'static str, &'static str), &'static [u8]>,
+    session: u128,
+    address: &str,
+) -> StoreResult<Option<Contact>> {
     let Some(k) = index.get((session, address))? else { return Ok(None) };
     let (jid, lid) = k.value();
-    let rows = txn.open_table(CONTACTS)?;
     let got = rows.get((session, jid, lid))?;
     got.map(|v| Contact::decode(v.value())).transpose()
 }
